@@ -1,0 +1,353 @@
+"""The LRN conventions of the major frameworks, as one table of data.
+
+Frameworks disagree on what ``n`` means, where the extra element of an even
+window goes, whether ``alpha`` is divided by the window size, and whether the
+within-channel form uses ``k``.  Each :class:`Convention` records those facts;
+the kernels in :mod:`normcli.ops.lrn`, the command line's ``--help``, the
+``conventions`` command and the error messages all read this table.
+
+For a window parameter ``n`` the window around index ``i`` is
+``[i - lo, i + hi]`` (clipped at the borders, which equals zero padding), with
+``lo`` and ``hi`` given by the convention's :class:`Window` rule:
+
+======================  ======================  =====================
+rule                    lo                      hi
+======================  ======================  =====================
+``centered``            ``n // 2``              ``n // 2``
+``before``              ``n // 2``              ``(n - 1) // 2``
+``after``               ``(n - 1) // 2``        ``n - 1 - lo``
+``radius``              ``n``                   ``n``
+======================  ======================  =====================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["Convention", "Window", "CONVENTIONS", "get_convention", "LRNParams"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """How a window parameter ``n`` becomes the offsets ``lo`` and ``hi``."""
+
+    rule: str
+    formula: str  # for people: the window in terms of i and n
+
+    def bounds(self, n: int) -> tuple[int, int]:
+        """Return ``(lo, hi)``: the window is ``[i - lo, i + hi]``.
+
+        >>> WINDOWS["before"].bounds(4), WINDOWS["after"].bounds(4)
+        ((2, 1), (1, 2))
+        """
+        if self.rule == "centered":
+            return n // 2, n // 2
+        if self.rule == "before":
+            return n // 2, (n - 1) // 2
+        if self.rule == "after":
+            lo = (n - 1) // 2
+            return lo, n - 1 - lo
+        if self.rule == "radius":
+            return n, n
+        raise AssertionError(f"unknown window rule {self.rule!r}")
+
+
+WINDOWS = {
+    "centered": Window("centered", "i-n//2 .. i+n//2"),
+    "before": Window("before", "i-n//2 .. i+(n-1)//2"),
+    "after": Window("after", "i-(n-1)//2 .. i+n//2"),
+    "radius": Window("radius", "i-n .. i+n"),
+}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """One framework's LRN, as data.
+
+    ``alpha_div_inter`` / ``alpha_div_intra`` say what ``alpha`` is divided by
+    (``"1"``, ``"n"`` or ``"n^2"``); ``alpha_div_intra`` is ``None`` when the
+    framework has no within-channel LRN.  ``k_intra`` is ``None`` when the
+    within-channel form uses ``k`` and a number when it ignores ``k`` and uses
+    that number instead (Caffe's 1).
+    """
+
+    name: str
+    framework: str
+    n_means: str
+    window: Window
+    alpha_div_inter: str
+    alpha_div_intra: str | None
+    k_intra: float | None
+    default_n: int
+    default_k: float
+    default_alpha: float
+    default_beta: float
+    n_min: int = 1
+    n_max: int | None = None
+    n_odd: bool = False
+    k_min: float = 0.0
+    beta_min: float = 0.0
+    note: str = ""
+
+    @property
+    def has_intra(self) -> bool:
+        return self.alpha_div_intra is not None
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return ("inter", "intra") if self.has_intra else ("inter",)
+
+    def alpha_divisor(self, mode: str, n: int) -> int:
+        """The number ``alpha`` is divided by in ``mode`` for window parameter ``n``."""
+        div = self.alpha_div_inter if mode == "inter" else self.alpha_div_intra
+        return {"1": 1, "n": n, "n^2": n * n}[div]
+
+    def restrictions(self) -> str:
+        """The valid ranges, in words, for help and error messages."""
+        n = f"{self.n_min} <= n" + (f" <= {self.n_max}" if self.n_max else "")
+        parts = [n + (", n odd" if self.n_odd else "")]
+        parts.append(f"k >= {self.k_min:g}" if self.k_min else "k >= 0")
+        parts.append("alpha >= 0")
+        parts.append(f"beta >= {self.beta_min:g}" if self.beta_min else "beta >= 0")
+        return ", ".join(parts)
+
+
+CONVENTIONS: dict[str, Convention] = {
+    c.name: c
+    for c in (
+        Convention(
+            name="seed",
+            framework="the AlexNet paper / the seed tutorial",
+            n_means="neighbourhood",
+            window=WINDOWS["centered"],
+            alpha_div_inter="1",
+            alpha_div_intra="1",
+            k_intra=None,
+            default_n=5,
+            default_k=2.0,
+            default_alpha=1e-4,
+            default_beta=0.75,
+            note="n = 2 means channels i-1..i+1 (a 3x3 square within a channel)",
+        ),
+        Convention(
+            name="pytorch",
+            framework="PyTorch nn.LocalResponseNorm",
+            n_means="window size",
+            window=WINDOWS["before"],
+            alpha_div_inter="n",
+            alpha_div_intra=None,
+            k_intra=None,
+            default_n=5,
+            default_k=1.0,
+            default_alpha=1e-4,
+            default_beta=0.75,
+            note="an even window puts the extra channel before i",
+        ),
+        Convention(
+            name="onnx",
+            framework="ONNX operator LRN",
+            n_means="window size",
+            window=WINDOWS["after"],
+            alpha_div_inter="n",
+            alpha_div_intra=None,
+            k_intra=None,
+            default_n=5,
+            default_k=1.0,
+            default_alpha=1e-4,
+            default_beta=0.75,
+            note="an even window puts the extra channel after i",
+        ),
+        Convention(
+            name="cudnn",
+            framework="cuDNN cross-channel LRN / divisive normalization",
+            n_means="window size",
+            window=WINDOWS["after"],
+            alpha_div_inter="n",
+            alpha_div_intra="n^2",
+            k_intra=None,
+            default_n=5,
+            default_k=2.0,
+            default_alpha=1e-4,
+            default_beta=0.75,
+            n_max=16,
+            k_min=1e-5,
+            beta_min=0.01,
+            note="the same window on each spatial axis within a channel",
+        ),
+        Convention(
+            name="caffe",
+            framework="Caffe LRN layer (ACROSS_CHANNELS / WITHIN_CHANNEL)",
+            n_means="local_size",
+            window=WINDOWS["centered"],
+            alpha_div_inter="n",
+            alpha_div_intra="n^2",
+            k_intra=1.0,
+            default_n=5,
+            default_k=1.0,
+            default_alpha=1.0,
+            default_beta=0.75,
+            n_odd=True,
+            note="WITHIN_CHANNEL ignores k and uses 1",
+        ),
+        Convention(
+            name="tensorflow",
+            framework="TensorFlow tf.nn.local_response_normalization",
+            n_means="depth_radius",
+            window=WINDOWS["radius"],
+            alpha_div_inter="1",
+            alpha_div_intra=None,
+            k_intra=None,
+            default_n=5,
+            default_k=1.0,
+            default_alpha=1.0,
+            default_beta=0.5,
+            n_min=0,
+            note="n is the radius r: the window is 2r+1 channels",
+        ),
+    )
+}
+
+
+def get_convention(name: str) -> Convention:
+    """Look up a convention by name, with an error that lists the valid names."""
+    try:
+        return CONVENTIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"convention={name!r} is not known; use one of {', '.join(CONVENTIONS)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class LRNParams:
+    """Fully resolved LRN settings: what the kernel computes, and how to say it.
+
+    ``alpha_eff`` is alpha after the convention's division, ``k_eff`` the k the
+    denominator uses (Caffe's within-channel 1), and ``lo``/``hi`` the window
+    offsets on each axis it slides along.
+    """
+
+    convention: Convention
+    mode: str
+    n: int
+    k: float
+    alpha: float
+    beta: float
+    lo: int
+    hi: int
+    alpha_eff: float
+    k_eff: float
+
+    @property
+    def size(self) -> int:
+        """Number of positions along one axis of the window."""
+        return self.lo + self.hi + 1
+
+    def window_text(self) -> str:
+        """The window in words: ``c-2..c+2`` or ``3x3 square (y-1..y+1, x-1..x+1)``."""
+
+        def span(v: str) -> str:
+            a = f"{v}-{self.lo}" if self.lo else v
+            b = f"{v}+{self.hi}" if self.hi else v
+            return a if a == b else f"{a}..{b}"
+
+        if self.mode == "inter":
+            return span("c")
+        return f"{self.size}x{self.size} square ({span('y')}, {span('x')})"
+
+    def alpha_text(self) -> str:
+        div = self.convention.alpha_divisor(self.mode, self.n)
+        return f"alpha/{div}" if div != 1 else "alpha"
+
+    def describe(self) -> str:
+        """One line naming the normalization and its effective parameters."""
+        mode = "inter-channel" if self.mode == "inter" else "intra-channel"
+        k = f"k={self.k_eff:g}" + (" (k ignored)" if self.k_eff != self.k else "")
+        return (
+            f"LRN {mode}, {self.convention.name} convention: window {self.window_text()}, "
+            f"n={self.n}, {k}, {self.alpha_text()}={self.alpha_eff:g}, beta={self.beta:g}"
+        )
+
+
+def resolve_lrn(
+    *,
+    mode: str = "inter",
+    convention: str = "seed",
+    n: int | None = None,
+    k: float | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
+) -> LRNParams:
+    """Validate LRN settings against the convention and resolve its defaults.
+
+    Raises :class:`ValueError` naming the parameter, the value and what is
+    allowed.
+
+    >>> p = resolve_lrn(convention="pytorch", n=4)
+    >>> (p.lo, p.hi, p.alpha_eff)
+    (2, 1, 2.5e-05)
+    >>> resolve_lrn(mode="intra", convention="onnx")
+    Traceback (most recent call last):
+    ...
+    ValueError: mode='intra' is not available in the onnx convention (ONNX operator LRN has \
+no within-channel LRN); conventions with an intra-channel form: seed, cudnn, caffe
+    """
+    conv = get_convention(convention)
+    if mode not in ("inter", "intra"):
+        raise ValueError(f"mode={mode!r} is not known; use 'inter' or 'intra'")
+    if not conv.has_intra and mode == "intra":
+        with_intra = ", ".join(c.name for c in CONVENTIONS.values() if c.has_intra)
+        raise ValueError(
+            f"mode='intra' is not available in the {conv.name} convention ({conv.framework} "
+            f"has no within-channel LRN); conventions with an intra-channel form: {with_intra}"
+        )
+    n = conv.default_n if n is None else n
+    k = conv.default_k if k is None else k
+    alpha = conv.default_alpha if alpha is None else alpha
+    beta = conv.default_beta if beta is None else beta
+
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not _is_integral(n):
+        raise ValueError(f"n={n!r} must be an integer ({conv.name}: {conv.restrictions()})")
+    n = int(n)
+    allowed = f"{conv.name} allows {conv.restrictions()}"
+    if n < conv.n_min or (conv.n_max is not None and n > conv.n_max):
+        raise ValueError(f"n={n} is out of range; {allowed}")
+    if conv.n_odd and n % 2 == 0:
+        raise ValueError(f"n={n} must be odd in the {conv.name} convention; {allowed}")
+    for name, value, lowest in (("k", k, conv.k_min), ("alpha", alpha, 0.0),
+                                ("beta", beta, conv.beta_min)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r} must be a number; {allowed}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{name}={value} must be finite; {allowed}")
+        if value < lowest:
+            raise ValueError(f"{name}={value:g} is out of range; {allowed}")
+    k, alpha, beta = float(k), float(alpha), float(beta)
+    k_eff = k if mode == "inter" or conv.k_intra is None else conv.k_intra
+    if k_eff == 0 and alpha == 0:
+        raise ValueError(
+            "k=0 with alpha=0 makes every denominator 0; give k > 0 or alpha > 0"
+        )
+    lo, hi = conv.window.bounds(n)
+    return LRNParams(
+        convention=conv,
+        mode=mode,
+        n=n,
+        k=k,
+        alpha=alpha,
+        beta=beta,
+        lo=lo,
+        hi=hi,
+        alpha_eff=alpha / conv.alpha_divisor(mode, n),
+        k_eff=k_eff,
+    )
+
+
+def _is_integral(value: object) -> bool:
+    try:
+        return float(value) == int(value)  # numpy integers, 5.0
+    except (TypeError, ValueError, OverflowError):
+        return False
