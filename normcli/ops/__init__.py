@@ -1,0 +1,1 @@
+"""The numpy core: the normalizations and array statistics (no click, no rich)."""

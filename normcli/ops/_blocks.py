@@ -1,0 +1,131 @@
+"""Shared machinery for the kernels: dtype rules, cache-sized blocks, threads.
+
+The kernels cut an array into independent blocks that fit in the L2 cache,
+do every elementwise step of one block while it is there (``out=`` into
+per-thread scratch buffers), and hand the blocks to a small thread pool:
+numpy releases the GIL inside its loops, so two blocks really run at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = [
+    "compute_dtype",
+    "check_array",
+    "run_blocks",
+    "Scratch",
+    "BLOCK_ELEMENTS",
+    "default_threads",
+]
+
+#: Elements per block: 64 Ki float32 values are 256 KiB, so the two or three
+#: scratch buffers of one block stay in a 1 MiB L2 cache.
+BLOCK_ELEMENTS = 1 << 16
+
+_MIN_PARALLEL = 1 << 18  # below this many elements, threads cost more than they save
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The floating type a normalization computes (and returns) in.
+
+    float16 and float32 compute in float32, float64 in float64; integers and
+    booleans are converted to float64 before any arithmetic (so uint8 cannot
+    wrap when squared).
+
+    >>> [str(compute_dtype(np.dtype(t))) for t in ("float16", "float32", "uint8", "bool")]
+    ['float32', 'float32', 'float64', 'float64']
+    """
+    if dtype == np.float16 or dtype == np.float32:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_array(x: object, *, name: str = "x", min_ndim: int = 2) -> np.ndarray:
+    """Return ``x`` as a C-contiguous numeric array, or raise ``ValueError``."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} has dtype {arr.dtype}; use bool, integer or floating-point data"
+        )
+    if arr.ndim < min_ndim:
+        raise ValueError(
+            f"{name} has shape {arr.shape}; it needs at least {min_ndim} dimensions"
+        )
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        raise ValueError(f"{name} has dtype {arr.dtype}; use float16, float32 or float64")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return np.ascontiguousarray(arr)
+
+
+def default_threads() -> int:
+    """Worker threads: ``NORMCLI_THREADS`` if set, else the usable cores (at most 8)."""
+    env = os.environ.get("NORMCLI_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+class Scratch:
+    """Per-thread reusable buffers, so blocks allocate nothing in the hot loop."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
+
+    def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self._buffers.get((key, dtype))
+        if buf is None or buf.size < size:
+            buf = np.empty(size, dtype)
+            self._buffers[(key, dtype)] = buf
+        return buf[:size].reshape(shape)
+
+
+def run_blocks(
+    work: Callable[[int, Scratch], None],
+    count: int,
+    *,
+    elements: int,
+    threads: int | None = None,
+) -> None:
+    """Call ``work(i, scratch)`` for every block ``i < count``.
+
+    Blocks are dealt to ``threads`` workers (default :func:`default_threads`),
+    each with its own :class:`Scratch`.  Small jobs run in the calling thread.
+    The first exception raised by a block is re-raised here.
+    """
+    threads = default_threads() if threads is None else max(1, int(threads))
+    threads = min(threads, count)
+    if threads <= 1 or elements < _MIN_PARALLEL:
+        scratch = Scratch()
+        with np.errstate(all="ignore"):
+            for i in range(count):
+                work(i, scratch)
+        return
+
+    def worker(indices: Sequence[int]) -> None:
+        scratch = Scratch()
+        with np.errstate(all="ignore"):  # errstate is thread-local
+            for i in indices:
+                work(i, scratch)
+
+    # Contiguous runs of blocks per worker keep each worker's memory traffic local.
+    bounds = np.linspace(0, count, threads + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="normcli") as pool:
+        futures = [
+            pool.submit(worker, range(bounds[t], bounds[t + 1])) for t in range(threads)
+        ]
+        for future in futures:
+            future.result()
