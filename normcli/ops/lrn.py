@@ -34,7 +34,8 @@ def lrn(
 
     .. math::
 
-        b_i = \frac{a_i}{\bigl(k + \alpha' \sum_{j=\max(0,\,i-lo)}^{\min(C-1,\,i+hi)} a_j^2\bigr)^{\beta}}
+        b_i = a_i \Big/ \Bigl(k + \alpha' \sum_{j=\max(0,\,i-lo)}^{\min(C-1,\,i+hi)}
+              a_j^2\Bigr)^{\beta}
 
     where the window ``[i - lo, i + hi]`` and the divided ``alpha'`` (``alpha``,
     ``alpha/n`` or ``alpha/n**2``) follow the chosen ``convention`` (see

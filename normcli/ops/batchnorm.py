@@ -1,0 +1,431 @@
+"""Batch normalization, per activation (the seed's form) or per channel."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from normcli.ops._blocks import BLOCK_ELEMENTS, Scratch, check_array, compute_dtype, run_blocks
+
+__all__ = ["BatchStats", "batch_stats", "batch_norm", "stats_shape"]
+
+PER = ("activation", "channel")
+_ROWS = 32  # rows summed in float32 before a float64 accumulation
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Statistics of a batch, to normalize it or to save and apply later.
+
+    Attributes
+    ----------
+    mean : ndarray
+        The batch mean, float64, of shape ``x.shape[1:]`` (``per="activation"``)
+        or ``(C,)`` (``per="channel"``).
+    var : ndarray
+        The biased variance (divided by ``count``): what normalization uses.
+    var_unbiased : ndarray
+        ``var * count / (count - 1)``: what PyTorch's ``running_var`` tracks
+        (NaN when ``count`` is 1).
+    count : int
+        Values behind each statistic (``N``, or ``N * H * W``).
+    per : str
+        ``"activation"`` or ``"channel"``.
+    """
+
+    mean: np.ndarray
+    var: np.ndarray
+    var_unbiased: np.ndarray
+    count: int
+    per: str
+
+    @classmethod
+    def from_moments(cls, mean: np.ndarray, m2: np.ndarray, count: int, per: str) -> BatchStats:
+        """Build from the mean and the sum of squared deviations ``m2``."""
+        mean = np.asarray(mean, np.float64)
+        m2 = np.maximum(np.asarray(m2, np.float64), 0.0)
+        var = m2 / count
+        with np.errstate(divide="ignore", invalid="ignore"):
+            unbiased = m2 / (count - 1) if count > 1 else np.full_like(var, np.nan)
+        return cls(mean, var, unbiased, int(count), per)
+
+    def merge(self, other: BatchStats) -> BatchStats:
+        """Statistics of the union of two batches (Chan, Golub and LeVeque's update).
+
+        >>> a, b = np.arange(6.0).reshape(3, 2), np.arange(6.0, 14.0).reshape(4, 2)
+        >>> m = batch_stats(a).merge(batch_stats(b))
+        >>> bool(np.allclose(m.var, np.vstack([a, b]).var(axis=0)))
+        True
+        """
+        if other.per != self.per or other.mean.shape != self.mean.shape:
+            raise ValueError(
+                f"cannot merge statistics per {self.per} of shape {self.mean.shape} with "
+                f"statistics per {other.per} of shape {other.mean.shape}"
+            )
+        na, nb = self.count, other.count
+        n = na + nb
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (nb / n)
+        m2 = self.var * na + other.var * nb + delta**2 * (na * nb / n)
+        return BatchStats.from_moments(mean, m2, n, self.per)
+
+    def to_dict(self) -> dict[str, object]:
+        """The arrays to save in an ``.npz``: mean, var, var_unbiased, count, per."""
+        return {
+            "mean": self.mean,
+            "var": self.var,
+            "var_unbiased": self.var_unbiased,
+            "count": np.asarray(self.count, np.int64),
+            "per": np.asarray(self.per),
+        }
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, np.ndarray]) -> BatchStats:
+        """Rebuild saved statistics; raises ``ValueError`` naming what is wrong."""
+        missing = [key for key in ("mean", "var", "count", "per") if key not in data]
+        if missing:
+            raise ValueError(f"statistics lack {', '.join(missing)}")
+        per = str(np.asarray(data["per"]))
+        if per not in PER:
+            raise ValueError(f"statistics have per={per!r}; expected 'activation' or 'channel'")
+        mean = np.asarray(data["mean"], np.float64)
+        var = np.asarray(data["var"], np.float64)
+        count = int(np.asarray(data["count"]))
+        if mean.shape != var.shape:
+            raise ValueError(f"statistics mean {mean.shape} and var {var.shape} differ in shape")
+        if count < 1:
+            raise ValueError(f"statistics have count={count}; it must be at least 1")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
+            raise ValueError("statistics hold non-finite means or negative/non-finite variances")
+        return cls.from_moments(mean, var * count, count, per)
+
+
+def stats_shape(shape: tuple[int, ...], per: str, channels_last: bool = False) -> tuple[int, ...]:
+    """Shape of the statistics of a batch of ``shape``.
+
+    >>> stats_shape((8, 3, 4, 4), "activation"), stats_shape((8, 3, 4, 4), "channel")
+    ((3, 4, 4), (3,))
+    """
+    if per == "activation":
+        return tuple(shape[1:])
+    return (shape[-1],) if channels_last else (shape[1],)
+
+
+def _check_per(per: str) -> None:
+    if per not in PER:
+        raise ValueError(f"per={per!r} is not known; use 'activation' or 'channel'")
+
+
+def _layout(shape: tuple[int, ...], per: str, channels_last: bool) -> tuple[int, int, int]:
+    """View a batch as ``(outer, C, inner)``: statistics for each of C over outer and inner.
+
+    Per activation the batch is ``(N, F, 1)``; per channel ``(N, C, H*W)``, or
+    ``(N*H*W, C, 1)`` with the channels last.
+    """
+    if per == "activation":
+        return shape[0], int(np.prod(shape[1:], dtype=np.int64)), 1
+    if channels_last:
+        return int(np.prod(shape[:-1], dtype=np.int64)), shape[-1], 1
+    return shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))
+
+
+class _Moments:
+    """Mean and M2 of each statistic of a batch viewed as ``(outer, C, inner)``.
+
+    Two strategies, both two-pass with float64 accumulators:
+
+    * *column blocks* (the usual case): all the values of a few statistics make
+      one cache-sized block, so their mean, their deviations and, in training
+      mode, their normalized output are computed while the block is in cache:
+      one read and one write of memory;
+    * *row blocks*, when a statistic's values are scattered across the whole
+      array (channels last, or very many tiny samples): per-block partial sums,
+      merged, in separate passes.
+    """
+
+    def __init__(self, v: np.ndarray, ct: np.dtype, threads: int | None) -> None:
+        self.v, self.ct, self.threads = v, ct, threads
+        outer, c, inner = v.shape
+        self.count = outer * inner
+        self.by_rows = inner == 1 and outer * 16 > BLOCK_ELEMENTS
+        if self.by_rows:
+            step = max(1, BLOCK_ELEMENTS // c)
+            self.blocks = [slice(i, min(outer, i + step)) for i in range(0, outer, step)]
+        else:
+            step = max(1, BLOCK_ELEMENTS // self.count)
+            self.blocks = [slice(i, min(c, i + step)) for i in range(0, c, step)]
+        self.first = np.empty(c, ct)  # first-pass mean, rounded to the compute type
+        self.mean = np.empty(c)
+        self.m2 = np.empty(c)
+
+    def block(self, i: int) -> tuple[np.ndarray, slice]:
+        """Block ``i`` of the data and the slice of statistics it covers."""
+        sl = self.blocks[i]
+        if self.by_rows:
+            return self.v[sl], slice(None)
+        return self.v[:, sl, :], sl
+
+    def out_block(self, o: np.ndarray, i: int) -> np.ndarray:
+        sl = self.blocks[i]
+        return o[sl] if self.by_rows else o[:, sl, :]
+
+    def run(self, work) -> None:
+        run_blocks(work, len(self.blocks), elements=self.v.size, threads=self.threads)
+
+    def deviations(self, xb: np.ndarray, sl: slice, scratch: Scratch) -> np.ndarray:
+        """``xb - first`` in the compute type, in a scratch buffer."""
+        dev = scratch.get("dev", xb.shape, self.ct)
+        np.subtract(xb, self.first[sl][None, :, None], out=dev, dtype=self.ct)
+        return dev
+
+    def _reduce(self, a: np.ndarray) -> np.ndarray:
+        """Sums over axes 0 and 2 of a block, as float64.
+
+        In float64 directly for float64 work.  For float32 work, float32 partial
+        sums (pairwise along the contiguous axis, or of at most 32 rows) are
+        added in float64: as accurate for these sizes, and several times faster
+        than converting every value.
+        """
+        if self.ct != np.float32:
+            return np.add.reduce(a, axis=(0, 2), dtype=np.float64)
+        if a.shape[2] > 1:
+            return np.add.reduce(a, axis=2, dtype=np.float32).sum(axis=0, dtype=np.float64)
+        total = np.zeros(a.shape[1])
+        for start in range(0, a.shape[0], _ROWS):
+            total += np.add.reduce(a[start:start + _ROWS, :, 0], axis=0, dtype=np.float32)
+        return total
+
+    def _sums(self, dev: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
+        sq = scratch.get("sq", dev.shape, self.ct)
+        np.multiply(dev, dev, out=sq)
+        return self._reduce(dev), self._reduce(sq)
+
+    def _finish(self, sl: slice, sum_dev: np.ndarray, sum_sq: np.ndarray) -> None:
+        # corrected two-pass: the first mean's rounding is taken out of M2
+        self.mean[sl] = self.first[sl] + sum_dev / self.count
+        self.m2[sl] = np.maximum(sum_sq - sum_dev**2 / self.count, 0.0)
+
+    def compute(self, normalize=None) -> None:
+        """Fill ``mean`` and ``m2``; then ``normalize(i, sl, dev)`` for each block,
+        with column blocks while the block's deviations are still in cache."""
+        if not self.by_rows:
+
+            def column_block(i: int, scratch: Scratch) -> None:
+                xb, sl = self.block(i)
+                self.first[sl] = self._reduce(xb) / self.count
+                dev = self.deviations(xb, sl, scratch)
+                self._finish(sl, *self._sums(dev, scratch))
+                if normalize is not None:
+                    normalize(i, sl, dev)
+
+            self.run(column_block)
+            return
+
+        parts: list = [None] * len(self.blocks)
+
+        def partial_sums(i: int, scratch: Scratch) -> None:
+            parts[i] = self._reduce(self.v[self.blocks[i]])
+
+        def partial_moments(i: int, scratch: Scratch) -> None:
+            parts[i] = self._sums(self.deviations(*self.block(i), scratch), scratch)
+
+        self.run(partial_sums)
+        self.first[:] = np.sum(parts, axis=0) / self.count
+        self.run(partial_moments)
+        self._finish(slice(None), sum(p[0] for p in parts), sum(p[1] for p in parts))
+        if normalize is not None:
+            self.run(lambda i, scratch: normalize(i, slice(None), self.deviations(
+                *self.block(i), scratch)))
+
+
+def batch_stats(
+    x: object, *, per: str = "activation", channels_last: bool = False, threads: int | None = None
+) -> BatchStats:
+    r"""Mean and variances of a batch (axis 0), in float64, by two passes.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, ...)``: a batch of N samples, at least 2-D.
+    per : {"activation", "channel"}
+        One statistic per activation (shape ``x.shape[1:]``, over the batch
+        axis) or per channel (shape ``(C,)``, over the batch and spatial axes;
+        C is axis 1, or the last axis with ``channels_last``).
+
+    Returns
+    -------
+    BatchStats
+        ``mean``, biased ``var``, ``var_unbiased`` and ``count``.
+
+    Notes
+    -----
+    Each statistic is computed from the deviations from a first-pass mean,
+    with the corrected two-pass formula
+    :math:`\sigma^2 = (\sum d^2 - (\sum d)^2 / m) / m`, never as
+    :math:`E[x^2] - E[x]^2`.  Sums accumulate in float64 (for float32 data,
+    from float32 partial sums of one contiguous row or of at most 32 rows).
+
+    Examples
+    --------
+    >>> s = batch_stats(np.array([[1.0, 10.0], [3.0, 10.0]]))
+    >>> s.mean.tolist(), s.var.tolist(), s.var_unbiased.tolist(), s.count
+    ([2.0, 10.0], [1.0, 0.0], [2.0, 0.0], 2)
+    """
+    _check_per(per)
+    arr = check_array(x)
+    if arr.size == 0:
+        raise ValueError(f"x has shape {arr.shape}: an empty batch has no statistics")
+    layout = _layout(arr.shape, per, channels_last)
+    moments = _Moments(arr.reshape(layout), compute_dtype(arr.dtype), threads)
+    moments.compute()
+    shape = stats_shape(arr.shape, per, channels_last)
+    return BatchStats.from_moments(
+        moments.mean.reshape(shape), moments.m2.reshape(shape), moments.count, per
+    )
+
+
+def _check_param(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64) if not isinstance(value, np.ndarray) else value
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} has dtype {arr.dtype}; give a number or a numeric array")
+    arr = arr.astype(np.float64)
+    try:
+        out = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise ValueError(
+            f"{name} has shape {arr.shape}, which does not broadcast to the statistics' "
+            f"shape {shape}"
+        ) from None
+    if arr.ndim > len(shape):
+        raise ValueError(f"{name} has shape {arr.shape}; the statistics' shape is {shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds non-finite values")
+    return out
+
+
+def batch_norm(
+    x: object,
+    *,
+    per: str = "activation",
+    eps: float = 1e-5,
+    gamma: float | np.ndarray = 1.0,
+    beta: float | np.ndarray = 0.0,
+    mean: np.ndarray | None = None,
+    var: np.ndarray | None = None,
+    channels_last: bool = False,
+    threads: int | None = None,
+) -> np.ndarray:
+    r"""Batch normalization of a batch along axis 0.
+
+    .. math::
+
+        y = \gamma \, \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta
+
+    with the batch mean :math:`\mu` and biased variance :math:`\sigma^2`
+    (Ioffe and Szegedy 2015, Algorithm 1), or the given ``mean`` and ``var``
+    (inference with stored statistics).
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, ...)``, at least 2-D.
+    per : {"activation", "channel"}
+        ``"activation"`` (the seed's form): one mean and variance for each of
+        the ``x.shape[1:]`` positions, over the batch; equals PyTorch's
+        ``BatchNorm1d`` on ``x.reshape(N, -1)``.  ``"channel"``: one per
+        channel over the batch and spatial axes; equals ``BatchNorm2d`` in
+        training mode.
+    eps : float
+        Added to the variance; must be > 0.
+    gamma, beta : float or array_like
+        Scale and shift, broadcastable to the statistics' shape.
+    mean, var : array_like, optional
+        Stored statistics (give both): normalize with them instead of the
+        batch's.  ``var`` is the variance to divide by (biased, for PyTorch's
+        running_var it is whatever was stored).
+    channels_last : bool
+        With ``per="channel"``, the channel axis is the last one.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``x``; float32 for float16/float32 input, else float64.
+
+    Examples
+    --------
+    The seed's example: a batch of three (4, 4, 4) activations; every one of
+    the 64 positions ends with mean 0 and variance 1 over the batch.
+
+    >>> x = np.random.default_rng(0).normal(5, 2, size=(3, 4, 4, 4))
+    >>> y = batch_norm(x, eps=1e-12)
+    >>> bool(np.allclose(y.mean(axis=0), 0) and np.allclose(y.var(axis=0), 1))
+    True
+
+    With ``gamma = sqrt(var + eps)`` and ``beta = mean`` training can undo it:
+
+    >>> s = batch_stats(x)
+    >>> back = batch_norm(x, gamma=np.sqrt(s.var + 1e-5), beta=s.mean)
+    >>> bool(np.allclose(back, x))
+    True
+    """
+    _check_per(per)
+    try:
+        eps = float(eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"eps={eps!r} must be a number > 0") from None
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps={eps} must be finite and > 0")
+    arr = check_array(x)
+    if arr.size == 0:
+        raise ValueError(f"x has shape {arr.shape}: an empty batch cannot be normalized")
+    shape = stats_shape(arr.shape, per, channels_last)
+    gamma_b = _check_param(gamma, "gamma", shape).reshape(-1)
+    beta_b = _check_param(beta, "beta", shape).reshape(-1)
+    if (mean is None) != (var is None):
+        raise ValueError("give both mean and var (stored statistics), or neither")
+    outer, c, inner = _layout(arr.shape, per, channels_last)
+    if mean is None and outer * inner < 2:
+        what = "batch of one" if per == "activation" else "single value per channel"
+        raise ValueError(
+            f"x has shape {arr.shape}: a {what} has zero variance everywhere; "
+            "give a larger batch, or stored statistics (mean and var)"
+        )
+    if mean is not None:
+        mean_b = _check_param(mean, "mean", shape).reshape(-1)
+        var_b = _check_param(var, "var", shape).reshape(-1)
+        if np.any(var_b < 0):
+            raise ValueError("var holds negative values")
+    ct = compute_dtype(arr.dtype)
+    out = np.empty(arr.shape, ct)
+    layout = _layout(arr.shape, per, channels_last)
+    moments = _Moments(arr.reshape(layout), ct, threads)
+    o = out.reshape(layout)
+
+    def normalize(i: int, sl: slice, dev: np.ndarray) -> None:
+        # y = (x - first) * scale + (beta - (mean - first) * scale), where ``first``
+        # is the mean rounded to the compute type: x - first is exact where it matters.
+        if mean is None:
+            mu, variance = moments.mean[sl], moments.m2[sl] / moments.count
+        else:
+            mu, variance = mean_b[sl], var_b[sl]
+        scale = gamma_b[sl] / np.sqrt(variance + eps)
+        shift = beta_b[sl] - (mu - moments.first[sl]) * scale
+        ob = moments.out_block(o, i)
+        np.multiply(dev, scale.astype(ct)[None, :, None], out=ob)
+        if np.any(shift != 0):
+            np.add(ob, shift.astype(ct)[None, :, None], out=ob)
+
+    if mean is None:
+        moments.compute(normalize)
+    else:
+        moments.first[:] = mean_b
+
+        def infer(i: int, scratch: Scratch) -> None:
+            xb, sl = moments.block(i)
+            normalize(i, sl, moments.deviations(xb, sl, scratch))
+
+        moments.run(infer)
+    return out
