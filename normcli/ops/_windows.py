@@ -10,10 +10,13 @@ methods compute it; :func:`choose_method` picks the cheapest for the shape:
 ``band``
     A product with a 0/1 band matrix (BLAS).  Cost depends on the axis length,
     not on the window: ideal for CNN-sized maps and channel counts.
-``cumsum``
-    A float64 running sum, differenced and clamped at 0.  Constant cost for any
-    window on long axes; its rounding error is relative to the running total,
-    so it is only used where the others are slow.
+``segment``
+    Prefix and suffix sums inside segments as long as the window (the sum
+    analogue of van Herk and Gil-Werman's running maximum): every window is
+    one segment's suffix plus the next one's prefix, so the cost is constant
+    in the window and, unlike a differenced running total, nothing is
+    subtracted: a small window after huge values stays exact.  Accumulates in
+    float64 (in the compute type when that is wider).
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ _SHIFT_COST = 1.0  # per window element, when the window axis is not the last
 _SHIFT_COST_LAST = 4.0  # per window element along the last axis (short inner loops)
 _BAND_COST_PER_ROW = 0.18  # a band product costs about 0.18 passes per axis element
 _BAND_MAX_LENGTH = 256
-_CUMSUM_COST = 150.0  # float64 conversion, running sum, two gathers
+_SEGMENT_COST = 40.0  # padding copy, two float64 running sums, one add
 
 
 def choose_method(length: int, lo: int, hi: int, dtype: np.dtype, inner: int = 1) -> str:
-    """Pick ``shift``, ``band`` or ``cumsum`` for a window along an axis of ``length``.
+    """Pick ``shift``, ``band`` or ``segment`` for a window along an axis of ``length``.
 
     ``inner`` is the number of elements after the window axis (1 when the
     window runs along the last axis).
@@ -50,9 +53,8 @@ def choose_method(length: int, lo: int, hi: int, dtype: np.dtype, inner: int = 1
     lo, hi = min(lo, length - 1), min(hi, length - 1)
     shift = (1.0 + lo + hi) * (_SHIFT_COST_LAST if inner < 8 else _SHIFT_COST)
     band = length * _BAND_COST_PER_ROW if length <= _BAND_MAX_LENGTH else float("inf")
-    # float64 callers expect float64-grade sums: running totals are a last resort.
-    cumsum = _CUMSUM_COST * (1 if dtype == np.float32 else 4)
-    costs = {"shift": shift, "band": band, "cumsum": cumsum}
+    segment = _SEGMENT_COST * (_SHIFT_COST_LAST if inner < 8 else 1.0)
+    costs = {"shift": shift, "band": band, "segment": segment}
     return min(costs, key=costs.__getitem__)
 
 
@@ -84,7 +86,7 @@ def box_sum(
     ``out`` must not share memory with ``s``.
 
     >>> s = np.arange(1.0, 6.0)
-    >>> [box_sum(s, 0, 1, 1, np.empty(5), m).tolist() for m in ("shift", "band", "cumsum")]
+    >>> [box_sum(s, 0, 1, 1, np.empty(5), m).tolist() for m in ("shift", "band", "segment")]
     [[3.0, 6.0, 9.0, 12.0, 9.0], [3.0, 6.0, 9.0, 12.0, 9.0], [3.0, 6.0, 9.0, 12.0, 9.0]]
     """
     s3, o3 = _as3d(s, axis), _as3d(out, axis)
@@ -104,16 +106,32 @@ def box_sum(
             np.matmul(s3[:, :, 0], band.T, out=o3[:, :, 0])
         else:
             np.matmul(band, s3, out=o3)
-    elif method == "cumsum":
-        total = np.zeros((s3.shape[0], length + 1, s3.shape[2]), np.float64)
-        np.cumsum(s3, axis=1, dtype=np.float64, out=total[:, 1:])
-        idx = np.arange(length)
-        upper = np.minimum(idx + hi + 1, length)
-        lower = np.maximum(idx - lo, 0)
-        diff = np.take(total, upper, axis=1)
-        diff -= np.take(total, lower, axis=1)
-        np.maximum(diff, 0.0, out=diff)  # rounding must not make a sum of squares negative
-        np.copyto(o3, diff, casting="same_kind")
+    elif method == "segment":
+        _segment_sum(s3, lo, hi, o3)
     else:
-        raise ValueError(f"method={method!r}; use 'shift', 'band' or 'cumsum'")
+        raise ValueError(f"method={method!r}; use 'shift', 'band' or 'segment'")
     return out
+
+
+def _segment_sum(s3: np.ndarray, lo: int, hi: int, o3: np.ndarray) -> None:
+    """Window sums along axis 1 of ``(P, L, Q)`` from in-segment prefix and suffix sums.
+
+    The axis is padded with ``lo`` zeros before and ``hi`` after, so that the
+    window of output ``i`` is exactly ``z[i : i + w]``.  With segments of ``w``
+    elements, that window is the suffix of one segment from ``i`` plus the
+    prefix of the next up to ``i + w - 1`` (or one whole segment when ``i`` is
+    a multiple of ``w``).
+    """
+    p, length, q = s3.shape
+    w = lo + hi + 1
+    acc = np.result_type(s3.dtype, np.float64)
+    nseg = -(-(length + w - 1) // w)
+    z = np.zeros((p, nseg * w, q), acc)
+    z[:, lo:lo + length] = s3
+    seg = z.reshape(p, nseg, w, q)
+    prefix = np.cumsum(seg, axis=2).reshape(p, nseg * w, q)
+    suffix = np.cumsum(seg[:, :, ::-1], axis=2)[:, :, ::-1].reshape(p, nseg * w, q)
+    res = suffix[:, :length]  # suffix is a fresh array (reshape copied it): add into it
+    starts = np.arange(length) % w != 0  # windows that reach into the next segment
+    res[:, starts] += prefix[:, w - 1:w - 1 + length][:, starts]
+    np.copyto(o3, res, casting="same_kind")

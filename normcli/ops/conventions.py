@@ -23,6 +23,7 @@ rule                    lo                      hi
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 __all__ = ["Convention", "Window", "CONVENTIONS", "get_convention", "LRNParams"]
@@ -307,7 +308,7 @@ no within-channel LRN); conventions with an intra-channel form: seed, cudnn, caf
     alpha = conv.default_alpha if alpha is None else alpha
     beta = conv.default_beta if beta is None else beta
 
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not _is_integral(n):
+    if not _is_integral(n):
         raise ValueError(f"n={n!r} must be an integer ({conv.name}: {conv.restrictions()})")
     n = int(n)
     allowed = f"{conv.name} allows {conv.restrictions()}"
@@ -347,7 +348,7 @@ no within-channel LRN); conventions with an intra-channel form: seed, cudnn, caf
 
 
 def _is_integral(value: object) -> bool:
-    try:
-        return float(value) == int(value)  # numpy integers, 5.0
-    except (TypeError, ValueError, OverflowError):
+    """An int, a numpy integer, or an integral float such as 5.0 (not bool, not str)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
+    return math.isfinite(value) and float(value) == int(value)

@@ -186,6 +186,8 @@ def _lrn_block(
             break
         ct = wider  # rare: huge, tiny or k=0 data; recompute this block wider
     methods = _methods(xb.shape, plan.axes, p, ct)
+    if not np.isfinite(s.max()):
+        methods = ["shift"] * len(methods)  # a band product would spread NaN (0 * NaN)
     d = scratch.get("d", xb.shape, ct)
     if len(plan.axes) == 1:
         box_sum(s, plan.axes[0], p.lo, p.hi, d, methods[0])
@@ -205,23 +207,38 @@ def _lrn_block(
 
 
 def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNParams) -> bool:
-    """True when every denominator of the block is computed accurately in ``ct``.
+    """True when every result of the block is computed accurately in ``ct``.
 
-    Overflow: the largest possible ``k + alpha' * sum`` must stay far below the
-    type's maximum.  Underflow matters only when ``k`` does not dominate: then
-    no nonzero square may be lost or subnormal.  NaN passes (and propagates).
+    With ``d = k + alpha' * sum`` between ``dmin`` and ``dmax``: neither ``dmax``
+    nor ``dmax ** beta`` may overflow, and ``dmin ** beta`` must stay a normal
+    number with full precision (else 0/0 or a lost result).  Small squares
+    only matter where ``k`` does not dominate them: then no nonzero value may
+    square to 0 or to a subnormal.  Bounds are compared as base-2 logarithms.
     """
     fi = np.finfo(ct)
-    small = float(fi.tiny) / float(fi.eps)  # squares below this lose relative precision
+    small = float(fi.tiny) / float(fi.eps)  # below this, squares lose relative precision
+    log_small, log_big = math.log2(small), math.log2(float(fi.max)) - 8
     smax = float(s.max())
-    if smax * window * max(p.alpha_eff, 1.0) + p.k_eff > float(fi.max) * 2.0**-8:
-        return False  # (NaN compares False: it passes, and propagates)
-    if p.k_eff >= max(p.alpha_eff * window, 1.0) * small:
-        return True  # k dominates whatever underflows
+    if smax != smax:  # NaN: it propagates; judge the rest of the block
+        smax = float(np.nanmax(s)) if not np.all(np.isnan(s)) else 0.0
+    dmax = p.k_eff + p.alpha_eff * window * smax
+    if not dmax < 2.0**log_big or (dmax > 0 and p.beta * math.log2(dmax) > log_big):
+        return False
+    k = p.k_eff
+    if k > 0 and p.beta * math.log2(k) < log_small:
+        return False  # k ** beta itself would underflow
+    if k >= max(p.alpha_eff * window, 1.0) * small:
+        return True  # k dominates whatever squares underflow
     if np.count_nonzero(s) != np.count_nonzero(xb):
         return False  # a nonzero value squared to 0
     smin = float(np.min(s, where=s > 0, initial=math.inf))
-    return smin == math.inf or smin * min(p.alpha_eff, 1.0) >= small
+    if smin == math.inf:
+        return True  # all zero: every result is 0
+    return (
+        smin >= small
+        and p.alpha_eff * smin >= small
+        and p.beta * math.log2(k + p.alpha_eff * smin) >= log_small
+    )
 
 
 def _power(d: np.ndarray, beta: float, tmp: np.ndarray) -> None:

@@ -1,0 +1,359 @@
+"""normcli.batch_norm and normcli.batch_stats: reference, properties, errors.
+
+Tolerances.  float64: 1e-12 relative to the output's scale (a two-pass mean
+and variance of <= a few hundred values carry ~1e-15 relative error; the
+affine step can cancel, so errors are measured against max|y|).  float32
+inputs: 1e-5 of the scale (~100 float32 roundings).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference import batch_norm_ref, batch_stats_ref  # noqa: E402
+
+import normcli  # noqa: E402
+
+RTOL = {np.float64: 1e-12, np.float32: 1e-5}
+SETTINGS = settings(max_examples=60, deadline=None)
+
+
+def _close(actual, expected, rtol):
+    expected = np.asarray(expected, np.float64)
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-300)
+    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol,
+                               atol=rtol * scale)
+
+
+def _c_axis(ndim: int, channels_last: bool) -> int:
+    return ndim - 1 if channels_last else 1
+
+
+def _stat_shape(shape, per, channels_last):
+    if per == "activation":
+        return tuple(shape[1:])
+    return (shape[_c_axis(len(shape), channels_last)],)
+
+
+# ------------------------------------------------------------------ vs the reference
+
+SHAPES = [(5, 3), (4, 3, 6), (3, 4, 4, 4), (2, 3, 4, 3, 2), (1, 3, 5, 4)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("per", ["activation", "channel"])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
+@pytest.mark.parametrize("affine", ["scalar", "array", "default"])
+def test_batch_norm_matches_reference(shape, per, channels_last, dtype, affine):
+    if per == "activation" and shape[0] == 1:
+        pytest.skip("a batch of one has no per-activation statistics")
+    if per == "channel" and channels_last and len(shape) == 2:
+        pytest.skip("(N, C) has the same channel axis either way")
+    rng = np.random.default_rng(zlib.crc32(repr((shape, per, channels_last, affine)).encode()))
+    sshape = _stat_shape(shape, per, channels_last)
+    loc = rng.uniform(-5, 5, size=sshape)
+    scale = rng.uniform(0.5, 3, size=sshape)
+    if per == "channel" and not channels_last:
+        loc, scale = (v.reshape(v.shape + (1,) * (len(shape) - 2)) for v in (loc, scale))
+    x = (rng.normal(size=shape) * scale + loc).astype(dtype)
+    kw: dict = dict(per=per, channels_last=channels_last, eps=1e-3)
+    if affine == "scalar":
+        kw.update(gamma=1.7, beta=-0.3)
+    elif affine == "array":
+        kw.update(gamma=rng.uniform(0.5, 2, size=sshape), beta=rng.normal(size=sshape))
+    out = normcli.batch_norm(x, **kw)
+    assert out.shape == x.shape
+    assert out.dtype == dtype
+    _close(out, batch_norm_ref(x, **kw), RTOL[dtype])
+
+    st_ = normcli.batch_stats(x, per=per, channels_last=channels_last)
+    ref = batch_stats_ref(x, per=per, channels_last=channels_last)
+    assert st_.per == per
+    assert st_.count == ref.count
+    for name in ("mean", "var", "var_unbiased"):
+        got = np.asarray(getattr(st_, name))
+        assert got.shape == sshape, name
+        _close(got, getattr(ref, name), RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("per, shape", [("activation", (300, 8, 16, 16)),
+                                        ("channel", (64, 8, 32, 32))])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_large_batches_blocked_and_threaded(dtype, per, shape, channels_last):
+    """> 2**18 elements: blocks, partial sums and threads must not change the result."""
+    rng = np.random.default_rng(zlib.crc32(repr((dtype.__name__, per, channels_last)).encode()))
+    x = (rng.normal(size=shape) * 3 + 50).astype(dtype)
+    kw = dict(per=per, channels_last=channels_last, gamma=1.3, beta=0.2)
+    out = normcli.batch_norm(x, **kw)
+    _close(out, batch_norm_ref(x, **kw), RTOL[dtype])
+    s = normcli.batch_stats(x, per=per, channels_last=channels_last)
+    ref = batch_stats_ref(x, per=per, channels_last=channels_last)
+    _close(s.var, ref.var, RTOL[dtype])
+    _close(s.mean, ref.mean, RTOL[dtype])
+    if "threads" in inspect.signature(normcli.batch_norm).parameters:
+        np.testing.assert_array_equal(normcli.batch_norm(x, threads=1, **kw), out)
+        np.testing.assert_array_equal(normcli.batch_norm(x, threads=3, **kw), out)
+
+
+def test_seed_example_per_activation():
+    """A (3, 4, 4, 4) batch: each of the 64 positions gets mean 0 and variance 1."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 4, 4, 4)) * rng.uniform(1, 5, size=(4, 4, 4)) + 7
+    y = normcli.batch_norm(x)  # per="activation" is the default
+    np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-12)
+    var = x.var(axis=0)
+    # normalizing by sqrt(var + eps) gives variance var / (var + eps), not exactly 1
+    np.testing.assert_allclose(y.var(axis=0), var / (var + 1e-5), rtol=1e-12)
+    assert var.min() > 0.02  # variance >> eps at every position, so y.var ~ 1
+    np.testing.assert_allclose(y.var(axis=0), 1.0, atol=1e-5 / 0.02)
+    st_ = normcli.batch_stats(x)
+    assert st_.count == 3 and np.shape(st_.mean) == (4, 4, 4) and st_.per == "activation"
+
+
+def test_per_channel_example():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3, 4, 5, 5)) * 3 + 2
+    y = normcli.batch_norm(x, per="channel")
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1.0, atol=1e-5)
+    assert normcli.batch_stats(x, per="channel").count == 3 * 25
+
+
+def test_hand_computed_values():
+    x = np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 16.0]])  # (N=3, F=2)
+    st_ = normcli.batch_stats(x)
+    np.testing.assert_allclose(st_.mean, [3.0, 12.0])
+    np.testing.assert_allclose(st_.var, [8 / 3, 8.0])
+    np.testing.assert_allclose(st_.var_unbiased, [4.0, 12.0])
+    y = normcli.batch_norm(x, eps=1e-5)
+    np.testing.assert_allclose(y[:, 0], np.array([-2, 0, 2]) / np.sqrt(8 / 3 + 1e-5))
+
+
+# ------------------------------------------------------------------ variance accuracy
+
+
+def test_variance_is_two_pass_accurate_float64():
+    """1e8 + noise: E[x^2] - E[x]^2 loses every digit (1e16 has ulp 2), two-pass keeps ~8."""
+    rng = np.random.default_rng(5)
+    x = 1e8 + rng.normal(size=(1000, 3))
+    ref = batch_stats_ref(x)
+    got = normcli.batch_stats(x)
+    np.testing.assert_allclose(got.var, ref.var, rtol=1e-9)
+    np.testing.assert_allclose(got.var_unbiased, ref.var_unbiased, rtol=1e-9)
+    y = normcli.batch_norm(x)
+    np.testing.assert_allclose(y.var(axis=0), 1.0, rtol=1e-4)
+    xc = 1e8 + rng.normal(size=(50, 2, 4, 4))
+    np.testing.assert_allclose(normcli.batch_stats(xc, per="channel").var,
+                               batch_stats_ref(xc, per="channel").var, rtol=1e-9)
+
+
+def test_variance_is_accurate_float32():
+    """float32 1e4 + noise: the one-pass formula would give garbage (1e8 has ulp 8)."""
+    rng = np.random.default_rng(6)
+    x = (1e4 + rng.normal(size=(2000, 2, 3))).astype(np.float32)
+    ref = batch_stats_ref(x)
+    np.testing.assert_allclose(np.asarray(normcli.batch_stats(x).var, np.float64), ref.var,
+                               rtol=1e-4)
+    xc = (1e4 + rng.normal(size=(40, 3, 8, 8))).astype(np.float32)
+    np.testing.assert_allclose(
+        np.asarray(normcli.batch_stats(xc, per="channel").var, np.float64),
+        batch_stats_ref(xc, per="channel").var, rtol=1e-4)
+
+
+def test_constant_activation_gives_beta():
+    x = np.full((4, 3), 0.1)
+    x[:, 1] = [1.0, 2.0, 3.0, 4.0]
+    y = normcli.batch_norm(x, beta=0.25)
+    np.testing.assert_allclose(y[:, 0], 0.25, atol=1e-9)
+    assert np.all(np.isfinite(y))
+
+
+# ------------------------------------------------------------------ properties
+
+_floats = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=64)
+
+
+@st.composite
+def batches(draw, min_batch=2):
+    ndim = draw(st.integers(2, 4))
+    shape = (draw(st.integers(min_batch, 6)),) + tuple(
+        draw(st.integers(1, 4)) for _ in range(ndim - 1))
+    x = draw(hnp.arrays(np.float64, shape, elements=_floats))
+    per = draw(st.sampled_from(["activation", "channel"]))
+    channels_last = draw(st.booleans())
+    return x, per, channels_last
+
+
+def _reduce_axes(ndim, per, channels_last):
+    if per == "activation":
+        return (0,)
+    c = _c_axis(ndim, channels_last)
+    return tuple(a for a in range(ndim) if a != c)
+
+
+@SETTINGS
+@given(batches())
+def test_property_mean_zero_variance_one(data):
+    x, per, cl = data
+    axes = _reduce_axes(x.ndim, per, cl)
+    var = x.var(axis=axes, keepdims=True)
+    y = normcli.batch_norm(x, per=per, channels_last=cl, eps=1e-5)
+    # rounding in x - mean is ~1e-16 |x|, amplified by 1 / sqrt(var + eps)
+    bound = 1e-12 * (np.abs(x).max(axis=axes, keepdims=True) + 1.0) / np.sqrt(var + 1e-5)
+    assert np.all(np.abs(y.mean(axis=axes, keepdims=True)) <= bound)
+    big = var > 1e3 * 1e-5  # variance >> eps: output variance ~ 1
+    yv = y.var(axis=axes, keepdims=True)
+    np.testing.assert_allclose(yv[big], 1.0, atol=2e-3)
+    np.testing.assert_allclose(yv, var / (var + 1e-5), rtol=1e-6, atol=1e-9)
+
+
+@SETTINGS
+@given(batches())
+def test_property_gamma_sqrt_var_beta_mean_gives_input_back(data):
+    """The seed's point: training can undo the normalization."""
+    x, per, cl = data
+    s = normcli.batch_stats(x, per=per, channels_last=cl)
+    eps = 1e-3
+    y = normcli.batch_norm(x, per=per, channels_last=cl, eps=eps,
+                           gamma=np.sqrt(np.asarray(s.var) + eps), beta=s.mean)
+    np.testing.assert_allclose(y, x, rtol=1e-9, atol=1e-9 * (np.abs(x).max() + 1))
+
+
+@SETTINGS
+@given(batches(), st.floats(1e-8, 1.0))
+def test_property_stored_stats_equal_training_mode(data, eps):
+    x, per, cl = data
+    s = normcli.batch_stats(x, per=per, channels_last=cl)
+    g = 1.5
+    train = normcli.batch_norm(x, per=per, channels_last=cl, eps=eps, gamma=g, beta=0.5)
+    infer = normcli.batch_norm(x, per=per, channels_last=cl, eps=eps, gamma=g, beta=0.5,
+                               mean=s.mean, var=s.var)
+    np.testing.assert_allclose(infer, train, rtol=1e-12, atol=1e-12 * (np.abs(train).max() + 1))
+
+
+@SETTINGS
+@given(batches())
+def test_property_stats_fields(data):
+    x, per, cl = data
+    s = normcli.batch_stats(x, per=per, channels_last=cl)
+    axes = _reduce_axes(x.ndim, per, cl)
+    m = int(np.prod([x.shape[a] for a in axes]))
+    assert s.count == m and s.per == per
+    np.testing.assert_array_less(-1e-300, np.asarray(s.var) + 1e-300)  # never negative
+    if m > 1:
+        np.testing.assert_allclose(s.var_unbiased, np.asarray(s.var) * m / (m - 1),
+                                   rtol=1e-12, atol=1e-300)
+
+
+@SETTINGS
+@given(batches(), st.floats(1e-3, 1e3), st.floats(-1e3, 1e3))
+def test_property_shift_and_scale_invariance(data, c, shift):
+    """Normalizing c*x + shift equals normalizing x (eps scaled by c^2)."""
+    x, per, cl = data
+    axes = _reduce_axes(x.ndim, per, cl)
+    if np.any(x.var(axis=axes) < 1e-3):
+        return  # near-constant groups: eps dominates, nothing to compare
+    a = normcli.batch_norm(x, per=per, channels_last=cl, eps=1e-6)
+    b = normcli.batch_norm(c * x + shift, per=per, channels_last=cl, eps=1e-6 * c * c)
+    np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, expected", [
+    (np.float16, np.float32), (np.float32, np.float32), (np.float64, np.float64),
+    (np.uint8, np.float64), (np.int16, np.float64), (np.int32, np.float64),
+    (np.int64, np.float64), (np.bool_, np.float64),
+])
+@pytest.mark.parametrize("per", ["activation", "channel"])
+def test_output_dtype(dtype, expected, per):
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 2, size=(4, 3, 2, 2)).astype(dtype)
+    x[0] = 1  # every activation varies (a bool batch needs a 1 and a 0)
+    x[1] = 0
+    out = normcli.batch_norm(x, per=per)
+    assert out.dtype == expected
+    _close(out, batch_norm_ref(x, per=per), RTOL[expected])
+    s = normcli.batch_stats(x, per=per)
+    assert np.asarray(s.mean).dtype in (np.float32, np.float64)
+
+
+def test_uint8_does_not_wrap():
+    x = np.array([[0, 255], [255, 0], [128, 3]], dtype=np.uint8)
+    _close(normcli.batch_norm(x), batch_norm_ref(x), 1e-12)
+    _close(normcli.batch_stats(x).var, batch_stats_ref(x).var, 1e-12)
+
+
+def test_inference_with_batch_of_one():
+    """Stored statistics make a single sample fine, per activation too."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(1, 3, 2, 2))
+    mean, var = rng.normal(size=(3, 2, 2)), rng.uniform(0.5, 2, size=(3, 2, 2))
+    _close(normcli.batch_norm(x, mean=mean, var=var),
+           batch_norm_ref(x, mean=mean, var=var), 1e-12)
+    cm, cv = rng.normal(size=3), rng.uniform(0.5, 2, size=3)
+    _close(normcli.batch_norm(x, per="channel", mean=cm, var=cv),
+           batch_norm_ref(x, per="channel", mean=cm, var=cv), 1e-12)
+    _close(normcli.batch_norm(x, per="channel"), batch_norm_ref(x, per="channel"), 1e-12)
+
+
+def test_input_not_modified():
+    x = np.random.default_rng(9).normal(size=(4, 3, 2, 2))
+    before = x.copy()
+    normcli.batch_norm(x, per="channel", gamma=2.0)
+    normcli.batch_stats(x)
+    np.testing.assert_array_equal(x, before)
+
+
+# ------------------------------------------------------------------ errors
+
+X = np.random.default_rng(10).normal(size=(4, 3, 4, 4))
+
+BN_ERRORS = [
+    (dict(eps=0.0), "eps"),
+    (dict(eps=-1e-5), "eps"),
+    (dict(eps=float("nan")), "eps"),
+    (dict(per="pixel"), "per"),
+    (dict(per=None), "per"),
+    (dict(per="channel", gamma=np.ones(4)), "gamma"),  # C is 3
+    (dict(per="channel", beta=np.ones(4)), "beta"),
+    (dict(per="activation", gamma=np.ones(5)), "gamma"),  # needs (3, 4, 4)
+    (dict(per="activation", gamma=np.ones((2, 4, 4))), "gamma"),
+    (dict(per="channel", mean=np.zeros(4), var=np.ones(3)), "mean"),
+    (dict(per="channel", mean=np.zeros(3), var=np.ones(4)), "var"),
+    (dict(per="channel", mean=np.zeros(3), var=-np.ones(3)), "var"),
+]
+
+
+@pytest.mark.parametrize("kwargs, match", BN_ERRORS, ids=[repr(e[0])[:60] for e in BN_ERRORS])
+def test_invalid_settings_raise_value_error_naming_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        normcli.batch_norm(X, **kwargs)
+
+
+def test_batch_of_one_per_activation_without_stats_raises():
+    with pytest.raises(ValueError, match=r"(?i)batch|\bx\b|mean|per"):
+        normcli.batch_norm(X[:1])
+    with pytest.raises(ValueError, match=r"(?i)batch|\bx\b|mean|per"):
+        normcli.batch_norm(X[:1], per="activation", gamma=2.0)
+
+
+def test_batch_stats_unknown_per_raises():
+    with pytest.raises(ValueError, match="per"):
+        normcli.batch_stats(X, per="sample")
+
+
+@pytest.mark.parametrize("shape", [(), (5,)])
+def test_too_few_dimensions_raise(shape):
+    with pytest.raises(ValueError):
+        normcli.batch_norm(np.ones(shape), per="channel")
