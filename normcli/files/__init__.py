@@ -1,0 +1,87 @@
+"""File handling for normcli: safe readers, atomic writers, input expansion.
+
+Inputs::
+
+    sources = expand_inputs(["features/", "x.npz", "-"])   # cheap, checks existence
+    for s in sources:
+        arr = s.load(max_bytes=...)                          # InputError on bad data
+        print(s.label, arr.shape, count_nonfinite(arr))
+
+Outputs::
+
+    out = output_path_for(s, "out/", ".png", mkdir=True)
+    check_not_input(out, sources)
+    write_array(out, result, force=False, png_bits=8)
+
+Every problem with a file raises :class:`normcli.errors.InputError` or
+:class:`normcli.errors.OutputError` with a one-line message.  The size limit
+(``max_bytes``) defaults to ``NORMCLI_MAX_BYTES`` or 2 GiB
+(:mod:`normcli.files.limits`).  This package does not import click or rich.
+"""
+
+from __future__ import annotations
+
+from normcli.files.atomic import atomic_write, cleanup_stale_temps, same_file
+from normcli.files.limits import DEFAULT_MAX_BYTES, MAX_BYTES_ENV, resolve_max_bytes
+from normcli.files.npy import (
+    npz_members,
+    read_npy,
+    read_npy_header,
+    read_npy_stream,
+    read_npz_member,
+    write_npy_stream,
+)
+from normcli.files.output import (
+    OUTPUT_SUFFIXES,
+    check_not_input,
+    output_path_for,
+    plan_outputs,
+    write_array,
+)
+from normcli.files.png import (
+    encode_png_bytes,
+    read_png,
+    rescale_channels,
+    to_png_array,
+    to_png_image,
+)
+from normcli.files.pngcodec import decode_png, encode_png
+from normcli.files.sources import (
+    SUPPORTED_SUFFIXES,
+    Source,
+    count_nonfinite,
+    expand_inputs,
+    load_inputs,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_BYTES_ENV",
+    "OUTPUT_SUFFIXES",
+    "SUPPORTED_SUFFIXES",
+    "Source",
+    "atomic_write",
+    "check_not_input",
+    "cleanup_stale_temps",
+    "count_nonfinite",
+    "decode_png",
+    "encode_png",
+    "encode_png_bytes",
+    "expand_inputs",
+    "load_inputs",
+    "npz_members",
+    "output_path_for",
+    "plan_outputs",
+    "read_npy",
+    "read_npy_header",
+    "read_npy_stream",
+    "read_npz_member",
+    "read_png",
+    "rescale_channels",
+    "resolve_max_bytes",
+    "same_file",
+    "to_png_array",
+    "to_png_image",
+    "write_array",
+    "write_npy_stream",
+]

@@ -1,0 +1,226 @@
+"""Atomic, no-clobber-by-default file writing.
+
+:func:`atomic_write` writes into a temporary file next to the target
+(``.{name}.normcli-{random}.tmp`` in the same directory, so the final rename
+never crosses file systems), flushes and fsyncs it, then moves it onto the
+target and fsyncs the directory.  Readers therefore see either the old file
+or the complete new one, never a partial file.  If anything goes wrong -
+including :class:`KeyboardInterrupt` - the temporary file is removed and the
+target is left untouched.
+
+Only a ``SIGKILL`` (or a power cut) can leave a temporary file behind;
+:func:`cleanup_stale_temps` removes such leftovers once they are old enough
+that no running normcli can still be writing them.
+
+The new file gets the permissions of the file it replaces, or the usual
+``0o666`` minus the umask for a new file (not the ``0o600`` of
+:func:`tempfile.mkstemp`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from normcli.errors import OutputError
+
+__all__ = ["atomic_write", "cleanup_stale_temps", "same_file", "TEMP_MARKER"]
+
+#: Part of every temporary file name; used by :func:`cleanup_stale_temps`.
+TEMP_MARKER = ".normcli-"
+_MAX_NAME_IN_TEMP = 100
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it
+    os.umask(mask)
+    return mask
+
+
+def _os_error(path: Path, error: OSError) -> OutputError:
+    if isinstance(error, FileNotFoundError):
+        return OutputError(path, "directory does not exist")
+    if isinstance(error, PermissionError):
+        return OutputError(path, "permission denied")
+    if isinstance(error, IsADirectoryError):
+        return OutputError(path, "is a directory")
+    return OutputError(path, (error.strerror or str(error)).strip() or type(error).__name__)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[BinaryIO]:
+    """Open a temporary file that atomically becomes `path` on success.
+
+    Parameters
+    ----------
+    path : path-like
+        The target file; its directory must exist.
+    force : bool, optional
+        Replace an existing target.  Without it an existing target is an
+        error, checked before writing and again, atomically where the file
+        system supports hard links, when the file is put in place.
+
+    Yields
+    ------
+    binary file object
+        Write the contents to it; do not close it.
+
+    Raises
+    ------
+    OutputError
+        ``"exists (use --force to replace it)"``, ``"is a directory"``,
+        ``"directory does not exist"``, ``"permission denied"``, disk full...
+        Exceptions raised inside the ``with`` block propagate unchanged
+        (after the temporary file is removed).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.bin"
+    >>> with atomic_write(target) as f:
+    ...     _ = f.write(b"data")
+    >>> target.read_bytes()
+    b'data'
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(target, "is a directory")
+    existing = None
+    try:
+        existing = target.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise _os_error(target, e) from None
+    if existing is not None and not force:
+        raise OutputError(target, "exists (use --force to replace it)")
+    directory = target.parent
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}", suffix=".tmp", dir=directory
+        )
+    except OSError as e:
+        raise _os_error(target, e) from None
+    tmp = Path(tmp_name)
+    try:
+        mode = stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~_umask()
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, mode)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as e:
+                raise _os_error(target, e) from None
+        _put_in_place(tmp, target, force)
+        _fsync_dir(directory)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _put_in_place(tmp: Path, target: Path, force: bool) -> None:
+    try:
+        if force:
+            os.replace(tmp, target)
+            return
+        try:
+            # link() fails if the target appeared meanwhile: no clobbering.
+            os.link(tmp, target)
+        except FileExistsError:
+            raise OutputError(target, "exists (use --force to replace it)") from None
+        except OSError:
+            # No hard links on this file system: best effort.
+            if target.exists():
+                raise OutputError(target, "exists (use --force to replace it)") from None
+            os.replace(tmp, target)
+        else:
+            tmp.unlink()
+    except OSError as e:
+        raise _os_error(target, e) from None
+
+
+def cleanup_stale_temps(
+    directory: str | os.PathLike[str], *, older_than: float = 3600.0
+) -> list[Path]:
+    """Remove temporary files left in `directory` by a killed normcli run.
+
+    Only regular files named ``.*.normcli-*.tmp`` whose modification time is
+    more than `older_than` seconds ago are removed; a run still writing its
+    file keeps touching it and is not affected (use a value comfortably
+    above the longest expected write).  Errors (file already gone, no
+    permission) are ignored.
+
+    Parameters
+    ----------
+    directory : path-like
+    older_than : float, optional
+        Minimum age in seconds (default one hour).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    now = time.time()
+    removed = []
+    try:
+        candidates = list(Path(directory).glob(f".*{TEMP_MARKER}*.tmp"))
+    except OSError:
+        return removed
+    for p in sorted(candidates):
+        try:
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime > older_than:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue
+    return removed
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same file.
+
+    Uses :func:`os.path.samefile` (same device and inode, so hard links and
+    symlinks are detected) when both exist, and compares the resolved
+    absolute paths otherwise.
+
+    >>> same_file("a/../b.npy", "b.npy")
+    True
+    """
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        pass
+    ra = os.path.normcase(os.path.realpath(a))
+    rb = os.path.normcase(os.path.realpath(b))
+    return ra == rb

@@ -1,0 +1,597 @@
+"""Safe reading and writing of ``.npy`` and ``.npz`` files.
+
+Reading never unpickles and never allocates memory for the data before the
+header has been parsed and checked:
+
+* the header (format version 1.0, 2.0 or 3.0) is read and parsed with
+  :func:`numpy.lib.format.read_magic` / ``read_array_header_1_0`` /
+  ``read_array_header_2_0``; any failure becomes an
+  :class:`~normcli.errors.InputError`;
+* the dtype must be bool, a signed or unsigned integer or a float
+  (:data:`ALLOWED_KINDS`); object (pickled), structured, complex, string,
+  datetime and void arrays are refused;
+* the array must have at least one dimension and at least one element;
+* the claimed data size must not exceed the limit (see
+  :mod:`normcli.files.limits`) and must match the rest of the file exactly:
+  a short file is ``"truncated"``, extra bytes are ``"trailing data"``.
+
+Big-endian and Fortran-ordered files are accepted; the returned array is
+always native-endian and C-contiguous (except with ``mmap=True``, see
+:func:`read_npy`).
+
+>>> import io
+>>> import numpy as np
+>>> buf = io.BytesIO()
+>>> write_npy_stream(buf, np.arange(3, dtype=">i2"))
+>>> _ = buf.seek(0)
+>>> read_npy_stream(buf, source="example")
+array([0, 1, 2], dtype=int16)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from normcli.errors import InputError
+from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
+
+__all__ = [
+    "ALLOWED_KINDS",
+    "MAX_HEADER_BYTES",
+    "NpyHeader",
+    "read_npy_header",
+    "read_npy",
+    "read_npy_stream",
+    "npz_members",
+    "read_npz_member",
+    "write_npy_stream",
+    "write_npy",
+    "write_npz",
+    "describe_dtype",
+    "open_error",
+]
+
+#: dtype kinds accepted on input: bool, signed int, unsigned int, float.
+ALLOWED_KINDS = "biuf"
+_ALLOWED_TEXT = "bool, signed or unsigned integers, floats"
+#: Largest ``.npy`` header accepted (bytes); numpy writes at most a few hundred.
+MAX_HEADER_BYTES = 65536
+_MAGIC_PREFIX = b"\x93NUMPY"
+_KIND_NAMES = {
+    "c": "complex",
+    "O": "pickled Python objects",
+    "U": "unicode strings",
+    "S": "byte strings",
+    "M": "datetimes",
+    "m": "timedeltas",
+    "V": "void/structured",
+    "T": "strings",
+}
+
+
+def describe_dtype(dtype: np.dtype) -> str:
+    """Name a dtype for an error message, e.g. ``"complex128 (complex)"``.
+
+    >>> describe_dtype(np.dtype([("a", "<i4")]))
+    "structured dtype [('a', '<i4')]"
+    """
+    if dtype.names is not None:
+        text = f"structured dtype {dtype.descr}"
+        return text if len(text) <= 120 else text[:117] + "..."
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return f"subarray dtype {(base.str, shape)}"
+    kind = _KIND_NAMES.get(dtype.kind, dtype.kind)
+    name = "object" if dtype.kind == "O" else dtype.name
+    return f"{name} ({kind})"
+
+
+def open_error(source: object, error: OSError) -> InputError:
+    """Turn an :class:`OSError` from opening/reading an input into an InputError."""
+    if isinstance(error, FileNotFoundError):
+        return InputError(source, "no such file")
+    if isinstance(error, IsADirectoryError):
+        return InputError(source, "is a directory")
+    if isinstance(error, PermissionError):
+        return InputError(source, "permission denied")
+    return InputError(source, (error.strerror or str(error)).strip() or type(error).__name__)
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    """A checked ``.npy`` header.
+
+    Attributes
+    ----------
+    version : tuple of int
+        Format version, ``(1, 0)``, ``(2, 0)`` or ``(3, 0)``.
+    shape : tuple of int
+    dtype : numpy.dtype
+        As stored (may be big-endian).
+    fortran_order : bool
+    offset : int
+        Bytes before the data (magic + header).
+    """
+
+    version: tuple[int, int]
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the data that follows the header."""
+        n = self.dtype.itemsize
+        for s in self.shape:
+            n *= s
+        return n
+
+
+def _read_up_to(fp: BinaryIO, n: int) -> bytes:
+    """Read `n` bytes, fewer only at end of file (handles short reads)."""
+    chunks = []
+    left = n
+    while left > 0:
+        chunk = fp.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_npy_header(fp: BinaryIO, *, source: object, max_bytes: int | None = None) -> NpyHeader:
+    """Read and check a ``.npy`` header from the current position of `fp`.
+
+    Reads exactly the magic string and the header, nothing more, so `fp`
+    may be a pipe; no memory proportional to the data is allocated.
+
+    Parameters
+    ----------
+    fp : binary file object
+        Positioned at the start of the ``.npy`` data.
+    source : object
+        Names the input in error messages.
+    max_bytes : int, optional
+        Size limit for the data (default: ``NORMCLI_MAX_BYTES`` or 2 GiB).
+
+    Returns
+    -------
+    NpyHeader
+
+    Raises
+    ------
+    InputError
+        Bad magic, unsupported version, unparsable header, refused dtype,
+        0-d or empty array, or data over the size limit.
+    """
+    limit = resolve_max_bytes(max_bytes)
+    magic = _read_up_to(fp, npformat.MAGIC_LEN)
+    if not magic:
+        raise InputError(source, "not a .npy file (empty)")
+    if len(magic) < npformat.MAGIC_LEN or not magic.startswith(_MAGIC_PREFIX):
+        raise InputError(source, "not a .npy file (bad magic)")
+    version = npformat.read_magic(io.BytesIO(magic))
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise InputError(
+            source,
+            f"unsupported .npy format version {version[0]}.{version[1]} (supported: 1.0, 2.0, 3.0)",
+        )
+    fmt = "<H" if version == (1, 0) else "<I"
+    size_bytes = _read_up_to(fp, struct.calcsize(fmt))
+    if len(size_bytes) < struct.calcsize(fmt):
+        raise InputError(source, "truncated: file ends inside the .npy header")
+    (header_len,) = struct.unpack(fmt, size_bytes)
+    if header_len > MAX_HEADER_BYTES:
+        raise InputError(
+            source, f"invalid .npy header: length {header_len} is over {MAX_HEADER_BYTES} bytes"
+        )
+    header = _read_up_to(fp, header_len)
+    if len(header) < header_len:
+        raise InputError(
+            source,
+            f"truncated: file ends inside the .npy header "
+            f"({len(header)} of {header_len} header bytes)",
+        )
+    if version == (3, 0):
+        # Version 3 only differs from 2 by allowing UTF-8 (for structured
+        # field names, which are refused anyway): parse ASCII headers as 2.0.
+        try:
+            header.decode("ascii")
+        except UnicodeDecodeError:
+            raise InputError(
+                source,
+                "invalid .npy header: non-ASCII text (only structured dtypes need it, "
+                f"and only {_ALLOWED_TEXT} are supported)",
+            ) from None
+        version = (2, 0)
+    reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+    try:
+        with warnings.catch_warnings():
+            # Python 2 era headers need extra filtering; numpy warns about it.
+            warnings.simplefilter("ignore", UserWarning)
+            shape, fortran_order, dtype = reader(
+                io.BytesIO(size_bytes + header), max_header_size=MAX_HEADER_BYTES
+            )
+    except Exception as e:  # the parser can raise anything (ValueError, MemoryError, ...)
+        text = str(e)
+        if not isinstance(e, ValueError) or text.startswith("malformed node"):
+            text = "cannot parse the header text (expected a Python dict literal)"
+        raise InputError(source, f"invalid .npy header: {_short(text)}") from None
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape):
+        raise InputError(
+            source,
+            f"invalid .npy header: shape {_short(repr(shape), 80)} must be non-negative ints",
+        )
+    if dtype.kind not in ALLOWED_KINDS or dtype.names is not None or dtype.subdtype is not None:
+        raise InputError(
+            source, f"unsupported dtype {describe_dtype(dtype)}; allowed: {_ALLOWED_TEXT}"
+        )
+    hdr = NpyHeader(
+        version=version,
+        shape=tuple(shape),
+        dtype=dtype,
+        fortran_order=fortran_order,
+        offset=npformat.MAGIC_LEN + len(size_bytes) + header_len,
+    )
+    if len(shape) == 0:
+        raise InputError(source, "0-d array (a single scalar); need at least 1 dimension")
+    if 0 in shape:
+        raise InputError(source, f"empty array (shape {hdr.shape}); need at least one element")
+    if hdr.nbytes > limit:
+        raise InputError(
+            source,
+            f"array of shape {_short(repr(hdr.shape), 80)} {dtype.name} needs {hdr.nbytes} bytes, "
+            f"over the limit of {limit} (set {MAX_BYTES_ENV} to raise it)",
+        )
+    return hdr
+
+
+def _readinto_exact(fp: BinaryIO, buf: memoryview) -> int:
+    """Fill `buf` from `fp`; return the number of bytes read (short at EOF)."""
+    got = 0
+    total = len(buf)
+    readinto = getattr(fp, "readinto", None)
+    while got < total:
+        if readinto is not None:
+            n = readinto(buf[got:])
+        else:
+            chunk = fp.read(min(total - got, 1 << 24))
+            n = len(chunk)
+            buf[got : got + n] = chunk
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _finish(raw: np.ndarray, hdr: NpyHeader) -> np.ndarray:
+    """Turn the raw bytes into a native-endian C-contiguous array."""
+    if hdr.dtype.kind == "b":
+        # Bytes other than 0/1 would make an invalid numpy bool: normalise.
+        flat = raw != 0
+    else:
+        flat = raw.view(hdr.dtype)
+        if not hdr.dtype.isnative:
+            flat.byteswap(inplace=True)
+            flat = flat.view(hdr.dtype.newbyteorder("="))
+    arr = flat.reshape(hdr.shape, order="F" if hdr.fortran_order else "C")
+    return np.ascontiguousarray(arr)
+
+
+def read_npy_stream(
+    stream: BinaryIO, *, source: object = "<stdin>", max_bytes: int | None = None
+) -> np.ndarray:
+    """Read one ``.npy`` array from a (possibly non-seekable) binary stream.
+
+    The header is read and checked first; then exactly the claimed number of
+    bytes is read.  The stream must end right after them.
+
+    Parameters
+    ----------
+    stream : binary file object
+        E.g. ``sys.stdin.buffer`` or a member opened from a zip file.
+    source : object, optional
+        Names the input in error messages.
+    max_bytes : int, optional
+        Size limit for the data (default: ``NORMCLI_MAX_BYTES`` or 2 GiB).
+
+    Returns
+    -------
+    numpy.ndarray
+        Native-endian, C-contiguous.
+
+    Raises
+    ------
+    InputError
+        See :func:`read_npy_header`; also ``"truncated: ..."`` when the
+        stream ends early and ``"trailing data ..."`` when it has extra bytes.
+    """
+    try:
+        hdr = read_npy_header(stream, source=source, max_bytes=max_bytes)
+        raw = np.empty(hdr.nbytes, dtype=np.uint8)
+        got = _readinto_exact(stream, memoryview(raw))
+        if got < hdr.nbytes:
+            raise InputError(
+                source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {got}"
+            )
+        if stream.read(1):
+            raise InputError(
+                source,
+                f"trailing data: header claims {hdr.nbytes} bytes of data, the input has more",
+            )
+    except OSError as e:
+        raise open_error(source, e) from None
+    return _finish(raw, hdr)
+
+
+def read_npy(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+    mmap: bool = False,
+    source: object = None,
+) -> np.ndarray:
+    """Read a ``.npy`` file, refusing pickles, odd dtypes and bad sizes.
+
+    Parameters
+    ----------
+    path : path-like
+    max_bytes : int, optional
+        Size limit for the data (default: ``NORMCLI_MAX_BYTES`` or 2 GiB).
+    mmap : bool, optional
+        Map the file read-only instead of reading it (after the same
+        checks).  The array is then returned **as stored**: it may be
+        big-endian or Fortran-ordered, it is read-only, and a bool array is
+        not normalised to 0/1.
+    source : object, optional
+        Names the input in error messages (default: `path`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Native-endian and C-contiguous (unless `mmap`).
+
+    Raises
+    ------
+    InputError
+        See :func:`read_npy_header`; also ``"no such file"``,
+        ``"truncated: header claims N bytes of data, file has M"`` and
+        ``"trailing data: ..."``.
+    """
+    source = path if source is None else source
+    try:
+        with open(path, "rb") as fp:
+            hdr = read_npy_header(fp, source=source, max_bytes=max_bytes)
+            size = os.fstat(fp.fileno()).st_size
+            have = size - hdr.offset
+            if have < hdr.nbytes:
+                raise InputError(
+                    source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {have}"
+                )
+            if have > hdr.nbytes:
+                raise InputError(
+                    source,
+                    f"trailing data: header claims {hdr.nbytes} bytes of data, file has {have}",
+                )
+            if mmap:
+                return np.memmap(
+                    path,
+                    dtype=hdr.dtype,
+                    mode="r",
+                    offset=hdr.offset,
+                    shape=hdr.shape,
+                    order="F" if hdr.fortran_order else "C",
+                )
+            raw = np.empty(hdr.nbytes, dtype=np.uint8)
+            got = _readinto_exact(fp, memoryview(raw))
+            if got < hdr.nbytes:  # the file shrank while we read it
+                raise InputError(
+                    source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {got}"
+                )
+    except OSError as e:
+        raise open_error(source, e) from None
+    return _finish(raw, hdr)
+
+
+# --------------------------------------------------------------------- npz
+
+
+def _open_zip(path: str | os.PathLike[str], source: object) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except OSError as e:
+        raise open_error(source, e) from None
+    except Exception as e:  # BadZipFile, LargeZipFile, ValueError, EOFError, ...
+        raise InputError(
+            source, f"not a valid .npz file ({_short(str(e) or type(e).__name__)})"
+        ) from None
+
+
+def npz_members(path: str | os.PathLike[str], *, source: object = None) -> list[str]:
+    """List the arrays of a ``.npz`` file without decompressing anything.
+
+    Parameters
+    ----------
+    path : path-like
+    source : object, optional
+        Names the file in error messages (default: `path`).
+
+    Returns
+    -------
+    list of str
+        Array names in archive order (zip member names without ``.npy``).
+
+    Raises
+    ------
+    InputError
+        If the file is not a zip, is empty, has a member that is not a
+        ``.npy`` file, or has duplicate members.
+    """
+    source = path if source is None else source
+    with _open_zip(path, source) as zf:
+        infos = zf.infolist()
+    names: list[str] = []
+    for info in infos:
+        if info.is_dir():
+            continue
+        if not info.filename.endswith(".npy"):
+            raise InputError(
+                f"{source}:{info.filename}",
+                "member is not a .npy array (only .npy members allowed)",
+            )
+        name = info.filename[: -len(".npy")]
+        if name in names:
+            raise InputError(f"{source}:{name}", "duplicate member in .npz file")
+        names.append(name)
+    if not names:
+        raise InputError(source, "the .npz file contains no arrays")
+    return names
+
+
+def read_npz_member(
+    path: str | os.PathLike[str],
+    name: str,
+    *,
+    max_bytes: int | None = None,
+    source: object = None,
+) -> np.ndarray:
+    """Read one array of a ``.npz`` file with all the ``.npy`` checks.
+
+    The member's uncompressed size recorded in the zip directory is checked
+    against the limit before anything is decompressed, and decompression
+    never produces more than that size, so a zip bomb is refused cheaply.
+
+    Parameters
+    ----------
+    path : path-like
+    name : str
+        Array name as returned by :func:`npz_members`.
+    max_bytes : int, optional
+        Size limit for the data (default: ``NORMCLI_MAX_BYTES`` or 2 GiB).
+    source : object, optional
+        Names the member in error messages (default: ``"path:name"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Native-endian, C-contiguous.
+
+    Raises
+    ------
+    InputError
+    """
+    source = f"{path}:{name}" if source is None else source
+    limit = resolve_max_bytes(max_bytes)
+    with _open_zip(path, source) as zf:
+        try:
+            info = zf.getinfo(name + ".npy")
+        except KeyError:
+            raise InputError(source, "no such array in the .npz file") from None
+        if info.flag_bits & 0x1:
+            raise InputError(source, "encrypted .npz members are not supported")
+        if info.file_size > limit + MAX_HEADER_BYTES + 16:
+            raise InputError(
+                source,
+                f"uncompressed size {info.file_size} bytes is over the limit of {limit} "
+                f"(set {MAX_BYTES_ENV} to raise it)",
+            )
+        try:
+            with zf.open(info) as fp:
+                return read_npy_stream(fp, source=source, max_bytes=limit)
+        except InputError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+            raise InputError(source, f"corrupted .npz member ({_short(str(e))})") from None
+        except OSError as e:
+            raise open_error(source, e) from None
+
+
+# ----------------------------------------------------------------- writing
+
+
+def _check_writable(arr: object, what: str) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.dtype.hasobject:
+        raise ValueError(f"{what}: cannot write an array of dtype object")
+    return a
+
+
+def write_npy_stream(stream: BinaryIO, arr: np.ndarray) -> None:
+    """Write `arr` as ``.npy`` to a binary stream such as ``sys.stdout.buffer``.
+
+    Works on pipes (no seeking, no ``tofile``).  Errors from the stream
+    propagate unchanged (so a caller can treat :class:`BrokenPipeError`
+    specially).
+
+    Parameters
+    ----------
+    stream : binary file object
+    arr : numpy.ndarray
+        Any non-object array; written with ``allow_pickle=False``.
+    """
+    a = _check_writable(arr, "write_npy_stream")
+    # numpy uses ndarray.tofile for real files, which needs a seekable file
+    # descriptor; a wrapper that only has .write makes it write in chunks.
+    npformat.write_array(_WriteOnly(stream), a, allow_pickle=False)
+    stream.flush()
+
+
+class _WriteOnly:
+    """Expose only ``write`` so numpy never calls ``tofile`` on a pipe."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data)
+
+
+def write_npy(fp: BinaryIO, arr: np.ndarray) -> None:
+    """Write `arr` in ``.npy`` format to an open binary file (no pickles)."""
+    npformat.write_array(fp, _check_writable(arr, "write_npy"), allow_pickle=False)
+
+
+def write_npz(fp: BinaryIO, arrays: np.ndarray | Mapping[str, np.ndarray]) -> None:
+    """Write one array (as ``arr_0``) or a mapping of name to array as ``.npz``.
+
+    Members are stored uncompressed, like :func:`numpy.savez`.
+
+    Raises
+    ------
+    ValueError
+        If a name is not a non-empty string or an array has dtype object.
+    """
+    if isinstance(arrays, Mapping):
+        items = dict(arrays)
+        if not items:
+            raise ValueError("write_npz: the mapping of arrays is empty")
+        for key in items:
+            if not isinstance(key, str) or not key or key.startswith("/"):
+                raise ValueError(
+                    f"write_npz: array names must be relative non-empty str, got {key!r}"
+                )
+    else:
+        items = {"arr_0": arrays}
+    with zipfile.ZipFile(fp, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, value in items.items():
+            a = _check_writable(value, f"write_npz[{key!r}]")
+            with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                npformat.write_array(member, a, allow_pickle=False)
