@@ -21,7 +21,7 @@ Every problem with a file raises :class:`normcli.errors.InputError` or
 
 from __future__ import annotations
 
-from normcli.files.atomic import atomic_write, cleanup_stale_temps, same_file
+from normcli.files.atomic import StagedWrites, atomic_write, cleanup_stale_temps, same_file
 from normcli.files.limits import DEFAULT_MAX_BYTES, MAX_BYTES_ENV, resolve_max_bytes
 from normcli.files.npy import (
     npz_members,
@@ -36,6 +36,7 @@ from normcli.files.output import (
     check_not_input,
     output_path_for,
     plan_outputs,
+    stage_array,
     write_array,
 )
 from normcli.files.png import (
@@ -60,6 +61,8 @@ __all__ = [
     "OUTPUT_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "Source",
+    "StagedWrites",
+    "stage_array",
     "atomic_write",
     "check_not_input",
     "cleanup_stale_temps",

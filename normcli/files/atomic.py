@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from normcli.errors import OutputError
 
-__all__ = ["atomic_write", "cleanup_stale_temps", "same_file", "TEMP_MARKER"]
+__all__ = ["atomic_write", "StagedWrites", "cleanup_stale_temps", "same_file", "TEMP_MARKER"]
 
 #: Part of every temporary file name; used by :func:`cleanup_stale_temps`.
 TEMP_MARKER = ".normcli-"
@@ -108,6 +108,21 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
     >>> target.read_bytes()
     b'data'
     """
+    target, tmp, f = _stage(path, force)
+    try:
+        with f:
+            yield f
+            _sync(f, target)
+        _put_in_place(tmp, target, force)
+        _fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _stage(path: str | os.PathLike[str], force: bool) -> tuple[Path, Path, BinaryIO]:
+    """Check the target and open a temporary file beside it: ``(target, tmp, file)``."""
     target = Path(path)
     if target.is_dir():
         raise OutputError(target, "is a directory")
@@ -120,31 +135,90 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
         raise _os_error(target, e) from None
     if existing is not None and not force:
         raise OutputError(target, "exists (use --force to replace it)")
-    directory = target.parent
     try:
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}", suffix=".tmp", dir=directory
+            prefix=f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}", suffix=".tmp",
+            dir=target.parent,
         )
     except OSError as e:
         raise _os_error(target, e) from None
     tmp = Path(tmp_name)
+    mode = stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~_umask()
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, mode)
+    return target, tmp, os.fdopen(fd, "wb")
+
+
+def _sync(f: BinaryIO, target: Path) -> None:
     try:
-        mode = stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~_umask()
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, mode)
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            try:
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as e:
-                raise _os_error(target, e) from None
-        _put_in_place(tmp, target, force)
-        _fsync_dir(directory)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:
+        raise _os_error(target, e) from None
+
+
+class StagedWrites:
+    """Several outputs that appear together, or not at all.
+
+    Each :meth:`open` writes a temporary file beside its target (as
+    :func:`atomic_write` does) but leaves it there; :meth:`commit` moves them
+    all into place.  Leaving the ``with`` block by an exception, including
+    ``KeyboardInterrupt`` or ``SystemExit`` from a signal, removes every
+    temporary file and touches no target.  A crash during :meth:`commit`
+    itself can leave some targets new and some old, each one whole.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with StagedWrites() as staged:
+    ...     with staged.open(d / "a.bin") as f:
+    ...         _ = f.write(b"a")
+    ...     sorted(p.name for p in d.iterdir() if not p.name.startswith("."))
+    ...     staged.commit()
+    []
+    >>> sorted(p.name for p in d.iterdir())
+    ['a.bin']
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path, bool]] = []
+
+    def __enter__(self) -> StagedWrites:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        self.discard()
+
+    @contextlib.contextmanager
+    def open(self, path: str | os.PathLike[str], *, force: bool = False) -> Iterator[BinaryIO]:
+        """A file to write ``path``'s contents to; it is put in place by :meth:`commit`."""
+        target, tmp, f = _stage(path, force)
+        try:
+            with f:
+                yield f
+                _sync(f, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self._staged.append((tmp, target, force))
+
+    def commit(self) -> None:
+        """Move every staged file onto its target."""
+        directories = set()
+        while self._staged:
+            tmp, target, force = self._staged[0]
+            _put_in_place(tmp, target, force)
+            self._staged.pop(0)
+            directories.add(target.parent)
+        for directory in directories:
+            _fsync_dir(directory)
+
+    def discard(self) -> None:
+        """Remove the temporary files not yet committed."""
+        for tmp, _, _ in self._staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self._staged.clear()
 
 
 def _put_in_place(tmp: Path, target: Path, force: bool) -> None:

@@ -157,7 +157,9 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read_npy_header(fp: BinaryIO, *, source: object, max_bytes: int | None = None) -> NpyHeader:
+def read_npy_header(
+    fp: BinaryIO, *, source: object, max_bytes: int | None = None, metadata: bool = False
+) -> NpyHeader:
     """Read and check a ``.npy`` header from the current position of `fp`.
 
     Reads exactly the magic string and the header, nothing more, so `fp`
@@ -171,6 +173,9 @@ def read_npy_header(fp: BinaryIO, *, source: object, max_bytes: int | None = Non
         Names the input in error messages.
     max_bytes : int, optional
         Size limit for the data (default: ``NORMCLI_MAX_BYTES`` or 2 GiB).
+    metadata : bool, optional
+        Also accept 0-d arrays and unicode strings (``dtype.kind == "U"``):
+        the small fields of a saved-statistics file, never feature maps.
 
     Returns
     -------
@@ -240,7 +245,8 @@ def read_npy_header(fp: BinaryIO, *, source: object, max_bytes: int | None = Non
             source,
             f"invalid .npy header: shape {_short(repr(shape), 80)} must be non-negative ints",
         )
-    if dtype.kind not in ALLOWED_KINDS or dtype.names is not None or dtype.subdtype is not None:
+    kinds = ALLOWED_KINDS + ("U" if metadata else "")
+    if dtype.kind not in kinds or dtype.names is not None or dtype.subdtype is not None:
         raise InputError(
             source, f"unsupported dtype {describe_dtype(dtype)}; allowed: {_ALLOWED_TEXT}"
         )
@@ -251,7 +257,7 @@ def read_npy_header(fp: BinaryIO, *, source: object, max_bytes: int | None = Non
         fortran_order=fortran_order,
         offset=npformat.MAGIC_LEN + len(size_bytes) + header_len,
     )
-    if len(shape) == 0:
+    if len(shape) == 0 and not metadata:
         raise InputError(source, "0-d array (a single scalar); need at least 1 dimension")
     if 0 in shape:
         raise InputError(source, f"empty array (shape {hdr.shape}); need at least one element")
@@ -297,7 +303,11 @@ def _finish(raw: np.ndarray, hdr: NpyHeader) -> np.ndarray:
 
 
 def read_npy_stream(
-    stream: BinaryIO, *, source: object = "<stdin>", max_bytes: int | None = None
+    stream: BinaryIO,
+    *,
+    source: object = "<stdin>",
+    max_bytes: int | None = None,
+    metadata: bool = False,
 ) -> np.ndarray:
     """Read one ``.npy`` array from a (possibly non-seekable) binary stream.
 
@@ -325,7 +335,7 @@ def read_npy_stream(
         stream ends early and ``"trailing data ..."`` when it has extra bytes.
     """
     try:
-        hdr = read_npy_header(stream, source=source, max_bytes=max_bytes)
+        hdr = read_npy_header(stream, source=source, max_bytes=max_bytes, metadata=metadata)
         raw = np.empty(hdr.nbytes, dtype=np.uint8)
         got = _readinto_exact(stream, memoryview(raw))
         if got < hdr.nbytes:
@@ -472,6 +482,7 @@ def read_npz_member(
     *,
     max_bytes: int | None = None,
     source: object = None,
+    metadata: bool = False,
 ) -> np.ndarray:
     """Read one array of a ``.npz`` file with all the ``.npy`` checks.
 
@@ -515,7 +526,7 @@ def read_npz_member(
             )
         try:
             with zf.open(info) as fp:
-                return read_npy_stream(fp, source=source, max_bytes=limit)
+                return read_npy_stream(fp, source=source, max_bytes=limit, metadata=metadata)
         except InputError:
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:

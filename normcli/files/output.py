@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from normcli.errors import OutputError
-from normcli.files.atomic import atomic_write
+from normcli.files.atomic import StagedWrites, atomic_write
 from normcli.files.npy import write_npy, write_npz
 from normcli.files.png import encode_png_bytes
 from normcli.files.sources import Source
@@ -23,6 +24,8 @@ from normcli.files.sources import Source
 __all__ = [
     "OUTPUT_SUFFIXES",
     "write_array",
+    "encode_to",
+    "stage_array",
     "output_path_for",
     "plan_outputs",
     "check_not_input",
@@ -75,24 +78,49 @@ def write_array(
         Bad `png_bits`, mapping for a non-``.npz`` output, array that cannot
         be written (object dtype; wrong shape for PNG).
     """
+    _output_suffix(Path(path))
+    with atomic_write(path, force=force) as f:
+        encode_to(f, path, arr, png_bits=png_bits)
+
+
+def encode_to(
+    f: BinaryIO,
+    path: str | os.PathLike[str],
+    arr: np.ndarray | Mapping[str, np.ndarray],
+    *,
+    png_bits: int = 8,
+) -> None:
+    """Write ``arr`` to the open file ``f`` in the format of ``path``'s suffix."""
     target = Path(path)
     suffix = _output_suffix(target)
     if png_bits not in (8, 16):
         raise ValueError(f"png_bits must be 8 or 16, got {png_bits!r}")
     if isinstance(arr, Mapping) and suffix != ".npz":
         raise ValueError(f"several arrays can only be written to .npz, not {suffix}")
-    payload = encode_png_bytes(arr, png_bits) if suffix == ".png" else None
-    with atomic_write(target, force=force) as f:
-        try:
-            if payload is not None:
-                f.write(payload)
-            elif suffix == ".npy":
-                write_npy(f, arr)
-            else:
-                write_npz(f, arr)
-        except OSError as e:
-            text = (e.strerror or str(e)).strip() or type(e).__name__
-            raise OutputError(target, text) from None
+    try:
+        if suffix == ".png":
+            f.write(encode_png_bytes(arr, png_bits))
+        elif suffix == ".npy":
+            write_npy(f, arr)
+        else:
+            write_npz(f, arr)
+    except OSError as e:
+        text = (e.strerror or str(e)).strip() or type(e).__name__
+        raise OutputError(target, text) from None
+
+
+def stage_array(
+    staged: StagedWrites,
+    path: str | os.PathLike[str],
+    arr: np.ndarray | Mapping[str, np.ndarray],
+    *,
+    force: bool = False,
+    png_bits: int = 8,
+) -> None:
+    """Like :func:`write_array`, but put in place only by ``staged.commit()``."""
+    _output_suffix(Path(path))
+    with staged.open(path, force=force) as f:
+        encode_to(f, path, arr, png_bits=png_bits)
 
 
 def output_path_for(

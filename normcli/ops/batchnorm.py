@@ -88,12 +88,12 @@ class BatchStats:
         missing = [key for key in ("mean", "var", "count", "per") if key not in data]
         if missing:
             raise ValueError(f"statistics lack {', '.join(missing)}")
-        per = str(np.asarray(data["per"]))
+        per = _scalar(data["per"], "per", str)
         if per not in PER:
             raise ValueError(f"statistics have per={per!r}; expected 'activation' or 'channel'")
         mean = np.asarray(data["mean"], np.float64)
         var = np.asarray(data["var"], np.float64)
-        count = int(np.asarray(data["count"]))
+        count = _scalar(data["count"], "count", int)
         if mean.shape != var.shape:
             raise ValueError(f"statistics mean {mean.shape} and var {var.shape} differ in shape")
         if count < 1:
@@ -101,6 +101,19 @@ class BatchStats:
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
             raise ValueError("statistics hold non-finite means or negative/non-finite variances")
         return cls.from_moments(mean, var * count, count, per)
+
+
+def _scalar(value: object, name: str, kind: type):
+    """The single value of a saved field (0-d or one-element array)."""
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise ValueError(f"statistics field {name} has shape {arr.shape}; expected one value")
+    item = arr.reshape(-1)[0]
+    if kind is int and (arr.dtype.kind not in "iu"):
+        raise ValueError(f"statistics field count has dtype {arr.dtype}; expected an integer")
+    if kind is str and arr.dtype.kind != "U":
+        raise ValueError(f"statistics field per has dtype {arr.dtype}; expected a string")
+    return kind(item)
 
 
 def stats_shape(shape: tuple[int, ...], per: str, channels_last: bool = False) -> tuple[int, ...]:

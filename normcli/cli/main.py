@@ -1,0 +1,102 @@
+"""The ``normcli`` group: exit codes by cause, signals, and the subcommands.
+
+Exit codes: 0 success; 1 bad data or failed I/O (one line on stderr naming the
+file); 2 bad usage (click's own); 130 interrupted (Ctrl-C), 143 terminated.
+A closed pipe ends quietly.  Set ``NORMCLI_DEBUG=1`` to see tracebacks of
+unexpected errors.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+
+import click
+
+from normcli import __version__
+from normcli.errors import NormcliError
+
+
+class DataError(click.ClickException):
+    """Bad data or failed I/O: ``normcli: error: FILE: problem``, exit 1."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:
+        click.echo(f"normcli: error: {self.format_message()}", err=True)
+
+
+class NormcliGroup(click.Group):
+    """Turns the library's exceptions into exit codes, whoever calls ``main``."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NormcliError as e:
+            raise DataError(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("normcli: interrupted", err=True)
+            ctx.exit(130)
+        except MemoryError:
+            raise DataError("out of memory; see NORMCLI_MAX_BYTES in the README") from None
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise  # click ends quietly on a closed pipe
+            if os.environ.get("NORMCLI_DEBUG"):
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            raise DataError(f"{where}{e.strerror or e}") from None
+
+
+EPILOG = """\b
+Examples:
+  normcli lrn --mode inter x.npy -o y.npy
+  normcli batchnorm features/ -o normed/
+  normcli lrn a.npy -o - | normcli batchnorm - -o b.npy
+  normcli stats features/ --json
+
+Run 'normcli COMMAND --help' for a command's options and examples."""
+
+
+@click.group(
+    cls=NormcliGroup,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "-V", "--version", prog_name="normcli")
+def cli() -> None:
+    """Apply and understand local response normalization (LRN) and batch
+    normalization (BN) on feature maps and images (.npy, .npz, PNG).
+
+    Results go to -o (a file, a directory, or - for stdout); a table of
+    before/after statistics goes to stderr.
+    """
+
+
+def _register() -> None:
+    from normcli.cli.batchnorm import batchnorm
+    from normcli.cli.lrn import lrn
+    from normcli.cli.stats import stats
+
+    for command in (lrn, batchnorm, stats):
+        cli.add_command(command)
+
+
+_register()
+
+
+def _terminate(signum, frame) -> None:
+    # Unwind like Ctrl-C so that temporary files are removed, then exit 143.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
+    cli.main(args=argv, prog_name="normcli")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

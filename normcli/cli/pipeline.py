@@ -1,0 +1,399 @@
+"""The loop the commands share: inputs in, checked; results out, all or nothing.
+
+1. :func:`open_sources` expands the arguments (directories, ``.npz`` members,
+   ``-``) and :class:`OutputPlan` decides and checks every output path before
+   any work is done (existing files without ``--force``, outputs that are
+   inputs, several inputs into one PNG).
+2. Each input is loaded and checked (:func:`load_checked`), normalized, and
+   its result staged in a temporary file next to its target.
+3. Only when every input succeeded are the staged files renamed into place
+   (and stdout written); any error or interrupt removes them all.
+4. :func:`report` prints the before/after table on stderr, or JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+import numpy as np
+
+from normcli.cli.options import IOOptions
+from normcli.errors import InputError, OutputError
+from normcli.files import (
+    OUTPUT_SUFFIXES,
+    Source,
+    StagedWrites,
+    check_not_input,
+    count_nonfinite,
+    expand_inputs,
+    npz_members,
+    plan_outputs,
+    read_npy,
+    read_npz_member,
+    stage_array,
+    write_npy_stream,
+)
+from normcli.ops.batchnorm import BatchStats, batch_norm, batch_stats, stats_shape
+from normcli.ops.summary import Summary, merge, summarize
+from normcli.render import make_consoles, progress, stats_json, stats_table
+
+Row = tuple[str, Summary, "Summary | None"]
+
+
+def open_sources(io: IOOptions) -> list[Source]:
+    """The inputs named on the command line, expanded; nothing is read yet."""
+    return expand_inputs(list(io.inputs), stdin=click.get_binary_stream("stdin"))
+
+
+def load_checked(source: Source, io: IOOptions, *, mmap: bool = False) -> np.ndarray:
+    """Load one input and refuse NaN/Inf unless ``--allow-nonfinite``."""
+    arr = source.load(raw_png=io.raw_png, mmap=mmap)
+    if not io.allow_nonfinite:
+        bad = count_nonfinite(arr)
+        if bad:
+            raise InputError(
+                source.label,
+                f"holds {bad:,} NaN/Inf value{'s' if bad > 1 else ''} "
+                "(pass --allow-nonfinite to process it anyway)",
+            )
+    return arr
+
+
+def library_error(source: Source | str, error: ValueError) -> InputError:
+    """A library ``ValueError`` about one input's data, as a one-line file error."""
+    label = source.label if isinstance(source, Source) else source
+    return InputError(label, str(error))
+
+
+class OutputPlan:
+    """Where results go, decided and checked before any input is processed.
+
+    ``kind`` is ``"none"`` (no ``-o``), ``"stdout"`` (``-o -``), ``"file"``
+    (one ``.npy``/``.png``; several inputs are stacked into one ``.npy``),
+    ``"npz"`` (one member per input) or ``"dir"`` (one file per input, with
+    the input's relative name).
+    """
+
+    def __init__(self, io: IOOptions, sources: Sequence[Source]) -> None:
+        self.io = io
+        self.count = len(sources)
+        self.targets: list[Path] = []
+        self.path: Path | None = None
+        out = io.output
+        if out is None:
+            self.kind = "none"
+            return
+        if out == "-":
+            if io.as_json:
+                raise click.UsageError("--json and -o - both write to stdout; choose one")
+            if click.get_binary_stream("stdout").isatty():
+                raise click.UsageError(
+                    "refusing to write .npy data to a terminal: redirect stdout "
+                    "(-o - | ...) or give -o FILE"
+                )
+            self.kind = "stdout"
+            return
+        path = Path(out)
+        if out.endswith(("/", os.sep)) or path.is_dir():
+            self.kind = "dir"
+            self.path = path
+            self.targets = plan_outputs(sources, path)
+            for target in self.targets:
+                self._check_new(target)
+            return
+        suffix = path.suffix.lower()
+        if suffix not in OUTPUT_SUFFIXES:
+            raise click.BadParameter(
+                f"{out!r} needs a suffix {', '.join(OUTPUT_SUFFIXES)}, or a trailing / "
+                "for a directory",
+                param_hint="'-o'",
+            )
+        if suffix == ".png" and self.count > 1:
+            raise click.BadParameter(
+                f"{self.count} inputs cannot share one PNG; use -o DIR/ or a .npy/.npz",
+                param_hint="'-o'",
+            )
+        check_not_input(path, sources)
+        self._check_new(path)
+        self.kind = "npz" if suffix == ".npz" else "file"
+        self.path = path
+
+    def _check_new(self, target: Path) -> None:
+        if not self.io.force and (target.exists() or target.is_symlink()):
+            raise OutputError(target, "exists (use --force to replace it)")
+
+    def collects(self) -> bool:
+        """Whether results are gathered and written together at the end."""
+        return self.kind in ("stdout", "npz") or (self.kind == "file" and self.count > 1)
+
+    def describe(self) -> str:
+        """The table's caption: what was (or was not) written."""
+        if self.kind == "none":
+            return "nothing written: add -o FILE, -o DIR/ or -o - to save the results"
+        if self.kind == "stdout":
+            return "wrote .npy to stdout"
+        if self.kind == "dir":
+            count = len(self.targets)
+            return f"wrote {count} file{'s' if count != 1 else ''} to {self.path}"
+        return f"wrote {self.path}"
+
+
+class ResultWriter:
+    """Stages each result as it comes; :meth:`commit` puts them all in place."""
+
+    def __init__(self, plan: OutputPlan, staged: StagedWrites) -> None:
+        self.plan, self.staged = plan, staged
+        self.collected: list[tuple[Source, np.ndarray]] = []
+
+    def add(self, i: int, source: Source, result: np.ndarray) -> None:
+        plan = self.plan
+        if plan.kind == "none":
+            return
+        if plan.collects():
+            self.collected.append((source, result))
+        elif plan.kind == "dir":
+            plan.targets[i].parent.mkdir(parents=True, exist_ok=True)
+            self._stage(plan.targets[i], result)
+        else:
+            self._stage(plan.path, result)
+
+    def _stage(self, path: Path, result) -> None:
+        stage_array(self.staged, path, result, force=self.plan.io.force,
+                    png_bits=self.plan.io.png_bits)
+
+    def commit(self) -> None:
+        plan = self.plan
+        if self.collected and plan.kind == "npz":
+            members = {_member_name(s): r for s, r in self.collected}
+            self._stage(plan.path, members)
+        elif self.collected:
+            stacked = stack_results(self.collected)
+            if plan.kind == "file":
+                self._stage(plan.path, stacked)
+            else:
+                self.staged.commit()
+                write_npy_stream(click.get_binary_stream("stdout"), stacked)
+                return
+        self.staged.commit()
+
+
+def _member_name(source: Source) -> str:
+    name = source.relname
+    return name[: -len(Path(name).suffix)] if Path(name).suffix else name
+
+
+def stack_results(results: Sequence[tuple[Source, np.ndarray]]) -> np.ndarray:
+    """One result as is; several stacked along a new first axis (same shapes)."""
+    if len(results) == 1:
+        return results[0][1]
+    first_source, first = results[0]
+    for source, r in results[1:]:
+        if r.shape != first.shape:
+            raise InputError(
+                source.label,
+                f"has shape {r.shape} but {first_source.label} has {first.shape}; "
+                "results stacked into one array need one shape",
+            )
+    return np.stack([r for _, r in results])
+
+
+def process_each(
+    io: IOOptions,
+    transform: Callable[[np.ndarray], np.ndarray] | None,
+    *,
+    title: str,
+    params: dict,
+    description: str,
+) -> None:
+    """Run ``transform`` on every input independently; write and report.
+
+    ``transform`` ``None`` only summarizes the inputs (the ``stats`` command).
+    """
+    sources = open_sources(io)
+    plan = OutputPlan(io, sources) if transform is not None else None
+    err, _ = make_consoles(quiet=io.quiet or io.as_json)
+    rows: list[Row] = []
+    with StagedWrites() as staged, progress(err, len(sources), description) as bar:
+        writer = ResultWriter(plan, staged) if plan is not None else None
+        for i, source in enumerate(sources):
+            x = load_checked(source, io)
+            before = summarize(x)
+            after = None
+            if transform is not None:
+                try:
+                    y = transform(x)
+                except ValueError as e:
+                    raise library_error(source, e) from None
+                after = summarize(y)
+                writer.add(i, source, y)
+            rows.append((source.label, before, after))
+            bar.advance(nbytes=x.nbytes)
+        if writer is not None:
+            writer.commit()
+    total = _totals(rows) if len(rows) > 1 else None
+    report(io, rows, title=title, params=params, total=total,
+           caption=plan.describe() if plan is not None else None)
+
+
+def _totals(rows: Sequence[Row]) -> tuple[Summary, Summary | None]:
+    before = merge([r[1] for r in rows])
+    afters = [r[2] for r in rows]
+    after = merge(afters) if all(a is not None for a in afters) else None
+    return before, after
+
+
+def report(
+    io: IOOptions,
+    rows: Sequence[Row],
+    *,
+    title: str,
+    params: dict,
+    total: tuple[Summary, Summary | None] | None = None,
+    caption: str | None = None,
+) -> None:
+    """The statistics: a table on stderr, or JSON on stdout with ``--json``."""
+    if io.as_json:
+        click.echo(stats_json(rows, params=params, normalization=title, total=total))
+        return
+    err, _ = make_consoles(quiet=io.quiet)
+    show_after = any(r[2] is not None for r in rows)
+    err.print(stats_table(rows, title=title, caption=caption, show_after=show_after,
+                          total=total))
+
+
+
+def _parameter(value: float | str, name: str) -> float | np.ndarray:
+    """``--gamma``/``--beta``: a number, or an array read from a .npy file."""
+    if isinstance(value, float):
+        return value
+    return read_npy(value, source=value)
+
+
+def read_stats_file(path: str) -> BatchStats:
+    """Saved statistics (``--stats``), checked like any input."""
+    wanted = ("mean", "var", "var_unbiased", "count", "per")
+    data = {
+        name: read_npz_member(path, name, source=f"{path}:{name}", metadata=True)
+        for name in npz_members(path)
+        if name in wanted
+    }
+    try:
+        return BatchStats.from_mapping(data)
+    except ValueError as e:
+        raise InputError(path, f"not usable statistics: {e}") from None
+
+
+def process_batch(
+    io: IOOptions,
+    *,
+    per: str,
+    per_given: bool,
+    eps: float,
+    gamma: float | str,
+    beta: float | str,
+    save_stats: str | None,
+    stats_file: str | None,
+) -> None:
+    """Batch-normalize the inputs as one batch; write, save statistics, report.
+
+    A single input is its own batch (its first axis), normalized in memory.
+    Several inputs are the samples of one batch and are streamed: pass 1
+    merges each sample's moments (Chan et al.), pass 2 normalizes each sample
+    with the merged statistics, so one sample is in memory at a time.
+    """
+    sources = open_sources(io)
+    plan = OutputPlan(io, sources)
+    if save_stats is not None:
+        check_not_input(save_stats, sources)
+        if not io.force and Path(save_stats).exists():
+            raise OutputError(save_stats, "exists (use --force to replace it)")
+    stats = read_stats_file(stats_file) if stats_file else None
+    if stats is not None:
+        if per_given and per != stats.per:
+            raise InputError(stats_file, f"holds statistics per {stats.per}, but --per {per} "
+                             "was given")
+        per = stats.per
+    gamma_v, beta_v = _parameter(gamma, "--gamma"), _parameter(beta, "--beta")
+    fit = "saved statistics " + stats_file if stats else "batch statistics"
+    title = (f"batch norm per {per} ({fit}): eps={eps:g}, gamma={_text(gamma)}, "
+             f"beta={_text(beta)}")
+    params = {"normalization": "batchnorm", "per": per, "eps": eps, "gamma": _text(gamma),
+              "beta": _text(beta), "stats": stats_file, "channels_last": io.channels_last}
+    err, _ = make_consoles(quiet=io.quiet or io.as_json)
+    rows: list[Row] = []
+
+    def normalize(source: Source, x: np.ndarray, mean=None, var=None) -> np.ndarray:
+        try:
+            return batch_norm(x, per=per, eps=eps, gamma=gamma_v, beta=beta_v, mean=mean,
+                              var=var, channels_last=io.channels_last, threads=io.jobs)
+        except ValueError as e:
+            raise library_error(source, e) from None
+
+    def check_stats_shape(source: Source, shape: tuple[int, ...]) -> None:
+        want = stats_shape(shape, per, io.channels_last)
+        if stats.mean.shape != want:
+            raise InputError(source.label, f"needs statistics of shape {want} per {per}, but "
+                             f"{stats_file} holds shape {stats.mean.shape}")
+
+    with StagedWrites() as staged:
+        writer = ResultWriter(plan, staged)
+        if len(sources) == 1:
+            source = sources[0]
+            x = load_checked(source, io)
+            if stats is not None:
+                check_stats_shape(source, x.shape)
+                y = normalize(source, x, stats.mean, stats.var)
+            else:
+                y = normalize(source, x)
+                if save_stats is not None:
+                    stats = batch_stats(x, per=per, channels_last=io.channels_last,
+                                        threads=io.jobs)
+            rows.append((source.label, summarize(x), summarize(y)))
+            writer.add(0, source, y)
+        else:
+            first_shape = None
+            befores = []
+            if stats is None:
+                with progress(err, len(sources), "batch statistics") as bar:
+                    for source in sources:
+                        x = load_checked(source, io, mmap=True)
+                        first_shape = _same_shape(source, x, first_shape, sources[0])
+                        sample = batch_stats(x[None], per=per, channels_last=io.channels_last,
+                                             threads=io.jobs)
+                        stats = sample if stats is None else stats.merge(sample)
+                        befores.append(summarize(x))
+                        bar.advance(nbytes=x.nbytes)
+                if per == "activation" and stats.count < 2:
+                    raise InputError(sources[0].label, "a batch of one sample has no variance "
+                                     "per activation; give more inputs or --stats")
+            with progress(err, len(sources), "normalizing") as bar:
+                for i, source in enumerate(sources):
+                    x = load_checked(source, io, mmap=True)
+                    first_shape = _same_shape(source, x, first_shape, sources[0])
+                    if i == 0 and stats_file:
+                        check_stats_shape(source, (1, *x.shape))
+                    y = normalize(source, x[None], stats.mean, stats.var)[0]
+                    before = befores[i] if befores else summarize(x)
+                    rows.append((source.label, before, summarize(y)))
+                    writer.add(i, source, y)
+                    bar.advance(nbytes=x.nbytes)
+        if save_stats is not None:
+            stage_array(staged, save_stats, stats.to_dict(), force=io.force)
+        writer.commit()
+    caption = plan.describe() + (f"; statistics saved to {save_stats}" if save_stats else "")
+    report(io, rows, title=title, params=params,
+           total=_totals(rows) if len(rows) > 1 else None, caption=caption)
+
+
+def _same_shape(source: Source, x: np.ndarray, shape, first: Source) -> tuple[int, ...]:
+    if shape is not None and x.shape != shape:
+        raise InputError(source.label, f"has shape {x.shape} but {first.label} has {shape}; "
+                         "the samples of a batch need one shape")
+    return x.shape
+
+
+def _text(value: float | str) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
