@@ -21,7 +21,10 @@ The batch is the stack of all inputs (a directory's arrays in name order,
 all of one shape) or, for a single input, its first axis."""
 
 
-@click.command(epilog=EXAMPLES, short_help="Batch normalization over the inputs as one batch.")
+@click.command(
+    epilog=EXAMPLES,
+    short_help="Batch normalization over the inputs as one batch.",
+)
 @io_options()
 @click.option(
     "--per", type=click.Choice(["activation", "channel"]), default="activation",

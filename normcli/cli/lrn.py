@@ -26,7 +26,10 @@ element goes and how alpha is divided follow --convention:
 """
 
 
-@click.command(epilog=EXAMPLES, help=HELP, short_help="Local response normalization (inter- or intra-channel, six conventions).")
+@click.command(
+    epilog=EXAMPLES, help=HELP,
+    short_help="Local response normalization (inter- or intra-channel, six conventions).",
+)
 @lrn_options
 @io_options()
 def lrn(mode, convention, n, k, alpha, beta, **kwargs) -> None:

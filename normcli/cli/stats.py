@@ -12,7 +12,10 @@ Examples:
   normcli stats sample_data/features/ --json"""
 
 
-@click.command(epilog=EXAMPLES, short_help="Statistics of the inputs alone.")
+@click.command(
+    epilog=EXAMPLES,
+    short_help="Statistics of the inputs alone.",
+)
 @io_options(writes=False)
 def stats(**kwargs) -> None:
     """Shape, dtype, min, max, mean, std, zeros, NaN/Inf and a histogram of
