@@ -41,6 +41,8 @@ from normcli.ops.summary import Summary, merge, summarize
 from normcli.render import make_consoles, progress, stats_json, stats_table
 
 Row = tuple[str, Summary, "Summary | None"]
+#: Called with each input and its result (for previews); see ``process_each``.
+Observer = Callable[[Source, np.ndarray, np.ndarray], None]
 
 
 def open_sources(io: IOOptions) -> list[Source]:
@@ -207,10 +209,12 @@ def process_each(
     title: str,
     params: dict,
     description: str,
+    observe: Observer | None = None,
 ) -> None:
     """Run ``transform`` on every input independently; write and report.
 
     ``transform`` ``None`` only summarizes the inputs (the ``stats`` command).
+    ``observe(source, x, y)`` sees every input and result (for ``--preview``).
     """
     sources = open_sources(io)
     plan = OutputPlan(io, sources) if transform is not None else None
@@ -229,6 +233,8 @@ def process_each(
                     raise library_error(source, e) from None
                 after = summarize(y)
                 writer.add(i, source, y)
+                if observe is not None:
+                    observe(source, x, y)
             rows.append((source.label, before, after))
             bar.advance(nbytes=x.nbytes)
         if writer is not None:
@@ -296,6 +302,7 @@ def process_batch(
     beta: float | str,
     save_stats: str | None,
     stats_file: str | None,
+    observe: Observer | None = None,
 ) -> None:
     """Batch-normalize the inputs as one batch; write, save statistics, report.
 
@@ -353,6 +360,8 @@ def process_batch(
                                         threads=io.jobs)
             rows.append((source.label, summarize(x), summarize(y)))
             writer.add(0, source, y)
+            if observe is not None:
+                observe(source, x, y)
         else:
             first_shape = None
             befores = []
@@ -379,6 +388,8 @@ def process_batch(
                     before = befores[i] if befores else summarize(x)
                     rows.append((source.label, before, summarize(y)))
                     writer.add(i, source, y)
+                    if observe is not None:
+                        observe(source, x, y)
                     bar.advance(nbytes=x.nbytes)
         if save_stats is not None:
             stage_array(staged, save_stats, stats.to_dict(), force=io.force)
