@@ -41,10 +41,10 @@ def lrn(mode, convention, n, k, alpha, beta, **kwargs) -> None:
     from normcli.cli.pipeline import process_each
     from normcli.ops.lrn import lrn as lrn_op
 
-    def transform(x):
+    def transform(x, threads):
         return lrn_op(x, mode=params.mode, convention=convention, n=params.n, k=params.k,
                       alpha=params.alpha, beta=params.beta, channels_last=io.channels_last,
-                      threads=io.jobs)
+                      threads=threads)
 
     process_each(
         io,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -36,6 +37,7 @@ from normcli.files import (
     stage_array,
     write_npy_stream,
 )
+from normcli.ops._blocks import default_threads
 from normcli.ops.batchnorm import BatchStats, batch_norm, batch_stats, stats_shape
 from normcli.ops.summary import Summary, merge, summarize
 from normcli.render import make_consoles, progress, stats_json, stats_table
@@ -148,14 +150,18 @@ class ResultWriter:
 
     def __init__(self, plan: OutputPlan, staged: StagedWrites) -> None:
         self.plan, self.staged = plan, staged
-        self.collected: list[tuple[Source, np.ndarray]] = []
+        self.collected: dict[int, tuple[Source, np.ndarray]] = {}  # by input index
 
     def add(self, i: int, source: Source, result: np.ndarray) -> None:
+        """Stage (or keep, for outputs written together) the result of input ``i``.
+
+        Safe to call from worker threads, in any order.
+        """
         plan = self.plan
         if plan.kind == "none":
             return
         if plan.collects():
-            self.collected.append((source, result))
+            self.collected[i] = (source, result)
         elif plan.kind == "dir":
             plan.targets[i].parent.mkdir(parents=True, exist_ok=True)
             self._stage(plan.targets[i], result)
@@ -168,11 +174,12 @@ class ResultWriter:
 
     def commit(self) -> None:
         plan = self.plan
-        if self.collected and plan.kind == "npz":
-            members = {_member_name(s): r for s, r in self.collected}
+        collected = [self.collected[i] for i in sorted(self.collected)]
+        if collected and plan.kind == "npz":
+            members = {_member_name(s): r for s, r in collected}
             self._stage(plan.path, members)
-        elif self.collected:
-            stacked = stack_results(self.collected)
+        elif collected:
+            stacked = stack_results(collected)
             if plan.kind == "file":
                 self._stage(plan.path, stacked)
             else:
@@ -202,46 +209,79 @@ def stack_results(results: Sequence[tuple[Source, np.ndarray]]) -> np.ndarray:
     return np.stack([r for _, r in results])
 
 
+def map_inputs(io: IOOptions, fn: Callable[[int], object], count: int) -> list:
+    """``[fn(0), ..., fn(count - 1)]``, on ``--jobs`` worker threads when that helps.
+
+    Each call handles one input from reading to staging its output, so inputs
+    overlap their I/O and computation; the results come back in input order.
+    The kernels inside then run on one thread each, so the outputs do not
+    depend on the number of jobs.
+    """
+    jobs = min(io.jobs or default_threads(), count)
+    if jobs <= 1:
+        return [fn(i) for i in range(count)]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="normcli-file") as pool:
+        futures = [pool.submit(fn, i) for i in range(count)]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def kernel_threads(io: IOOptions, count: int) -> int | None:
+    """Threads for one kernel call: all of them for one input, one each for many."""
+    return io.jobs if count == 1 else 1
+
+
 def process_each(
     io: IOOptions,
-    transform: Callable[[np.ndarray], np.ndarray] | None,
+    transform: Callable[[np.ndarray, int | None], np.ndarray] | None,
     *,
     title: str,
     params: dict,
     description: str,
     observe: Observer | None = None,
 ) -> None:
-    """Run ``transform`` on every input independently; write and report.
+    """Run ``transform(x, threads)`` on every input independently; write and report.
 
     ``transform`` ``None`` only summarizes the inputs (the ``stats`` command).
     ``observe(source, x, y)`` sees every input and result (for ``--preview``).
+    Statistics are only computed when they are shown (not with ``-q``).
     """
     sources = open_sources(io)
     plan = OutputPlan(io, sources) if transform is not None else None
     err, _ = make_consoles(quiet=io.quiet or io.as_json)
-    rows: list[Row] = []
+    shown = not io.quiet or io.as_json
+    threads = kernel_threads(io, len(sources))
     with StagedWrites() as staged, progress(err, len(sources), description) as bar:
         writer = ResultWriter(plan, staged) if plan is not None else None
-        for i, source in enumerate(sources):
+
+        def one(i: int) -> Row:
+            source = sources[i]
             x = load_checked(source, io)
-            before = summarize(x)
             after = None
             if transform is not None:
                 try:
-                    y = transform(x)
+                    y = transform(x, threads)
                 except ValueError as e:
                     raise library_error(source, e) from None
-                after = summarize(y)
                 writer.add(i, source, y)
                 if observe is not None:
                     observe(source, x, y)
-            rows.append((source.label, before, after))
+                after = summarize(y) if shown else None
+            row = (source.label, summarize(x) if shown else None, after)
             bar.advance(nbytes=x.nbytes)
+            return row
+
+        rows = map_inputs(io, one, len(sources))
         if writer is not None:
             writer.commit()
-    total = _totals(rows) if len(rows) > 1 else None
-    report(io, rows, title=title, params=params, total=total,
-           caption=plan.describe() if plan is not None else None)
+    if shown:
+        report(io, rows, title=title, params=params,
+               total=_totals(rows) if len(rows) > 1 else None,
+               caption=plan.describe() if plan is not None else None)
 
 
 def _totals(rows: Sequence[Row]) -> tuple[Summary, Summary | None]:
@@ -330,12 +370,14 @@ def process_batch(
     params = {"normalization": "batchnorm", "per": per, "eps": eps, "gamma": _text(gamma),
               "beta": _text(beta), "stats": stats_file, "channels_last": io.channels_last}
     err, _ = make_consoles(quiet=io.quiet or io.as_json)
+    shown = not io.quiet or io.as_json
     rows: list[Row] = []
 
-    def normalize(source: Source, x: np.ndarray, mean=None, var=None) -> np.ndarray:
+    def normalize(source: Source, x: np.ndarray, mean=None, var=None, threads=None):
         try:
             return batch_norm(x, per=per, eps=eps, gamma=gamma_v, beta=beta_v, mean=mean,
-                              var=var, channels_last=io.channels_last, threads=io.jobs)
+                              var=var, channels_last=io.channels_last,
+                              threads=io.jobs if threads is None else threads)
         except ValueError as e:
             raise library_error(source, e) from None
 
@@ -358,52 +400,92 @@ def process_batch(
                 if save_stats is not None:
                     stats = batch_stats(x, per=per, channels_last=io.channels_last,
                                         threads=io.jobs)
-            rows.append((source.label, summarize(x), summarize(y)))
+            rows.append((source.label, summarize(x) if shown else None,
+                         summarize(y) if shown else None))
             writer.add(0, source, y)
             if observe is not None:
                 observe(source, x, y)
         else:
-            first_shape = None
-            befores = []
             if stats is None:
-                with progress(err, len(sources), "batch statistics") as bar:
-                    for source in sources:
-                        x = load_checked(source, io, mmap=True)
-                        first_shape = _same_shape(source, x, first_shape, sources[0])
-                        sample = batch_stats(x[None], per=per, channels_last=io.channels_last,
-                                             threads=io.jobs)
-                        stats = sample if stats is None else stats.merge(sample)
-                        befores.append(summarize(x))
-                        bar.advance(nbytes=x.nbytes)
-                if per == "activation" and stats.count < 2:
-                    raise InputError(sources[0].label, "a batch of one sample has no variance "
-                                     "per activation; give more inputs or --stats")
+                stats, befores, sample_shape = _stream_stats(io, sources, per, shown, err)
+            else:
+                befores = sample_shape = None
+
+            def one(i: int) -> Row:
+                source = sources[i]
+                x = load_checked(source, io, mmap=True)
+                if befores is None:  # saved statistics: each sample must fit them
+                    check_stats_shape(source, (1, *x.shape))
+                else:  # the shapes were checked in pass 1; the files may have changed
+                    _same_shape(source, x, sample_shape, sources[0])
+                y = normalize(source, x[None], stats.mean, stats.var, threads=1)[0]
+                writer.add(i, source, y)
+                if observe is not None:
+                    observe(source, x, y)
+                before = befores[i] if befores else (summarize(x) if shown else None)
+                bar.advance(nbytes=x.nbytes)
+                return (source.label, before, summarize(y) if shown else None)
+
             with progress(err, len(sources), "normalizing") as bar:
-                for i, source in enumerate(sources):
-                    x = load_checked(source, io, mmap=True)
-                    first_shape = _same_shape(source, x, first_shape, sources[0])
-                    if i == 0 and stats_file:
-                        check_stats_shape(source, (1, *x.shape))
-                    y = normalize(source, x[None], stats.mean, stats.var)[0]
-                    before = befores[i] if befores else summarize(x)
-                    rows.append((source.label, before, summarize(y)))
-                    writer.add(i, source, y)
-                    if observe is not None:
-                        observe(source, x, y)
-                    bar.advance(nbytes=x.nbytes)
+                rows = map_inputs(io, one, len(sources))
         if save_stats is not None:
             stage_array(staged, save_stats, stats.to_dict(), force=io.force)
         writer.commit()
-    caption = plan.describe() + (f"; statistics saved to {save_stats}" if save_stats else "")
-    report(io, rows, title=title, params=params,
-           total=_totals(rows) if len(rows) > 1 else None, caption=caption)
+    if shown:
+        caption = plan.describe() + (f"; statistics saved to {save_stats}" if save_stats else "")
+        report(io, rows, title=title, params=params,
+               total=_totals(rows) if len(rows) > 1 else None, caption=caption)
 
 
-def _same_shape(source: Source, x: np.ndarray, shape, first: Source) -> tuple[int, ...]:
-    if shape is not None and x.shape != shape:
+#: Samples are gathered into groups of about this many bytes for the statistics pass.
+GROUP_BYTES = 16 << 20
+
+
+def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: bool, err):
+    """Pass 1 over many inputs: their merged batch statistics and their summaries.
+
+    Samples are read (memory-mapped where possible, on ``--jobs`` threads) in
+    groups of about :data:`GROUP_BYTES`; each group's moments come from the
+    in-memory kernel and are merged in order with Chan et al.'s update, so the
+    result does not depend on the number of jobs and memory stays bounded.
+    """
+    stats = None
+    befores: list[Summary | None] = []
+    first = load_checked(sources[0], io, mmap=True)
+    shape, group = first.shape, max(1, GROUP_BYTES // max(1, first.nbytes))
+    del first
+    with progress(err, len(sources), "batch statistics") as bar:
+        for start in range(0, len(sources), group):
+            part = sources[start:start + group]
+
+            def read(i: int, part=part) -> tuple[np.ndarray, Summary | None]:
+                x = load_checked(part[i], io, mmap=True)
+                bar.advance(nbytes=x.nbytes)
+                return x, (summarize(x) if shown else None)
+
+            loaded = map_inputs(io, read, len(part))
+            for source, (x, _) in zip(part, loaded, strict=True):
+                _same_shape(source, x, shape, sources[0])
+            batch = np.stack([x for x, _ in loaded])
+            befores.extend(s for _, s in loaded)
+            del loaded
+            try:
+                part_stats = batch_stats(batch, per=per, channels_last=io.channels_last,
+                                         threads=io.jobs)
+            except ValueError as e:
+                raise library_error(part[0], e) from None
+            del batch
+            stats = part_stats if stats is None else stats.merge(part_stats)
+    if per == "activation" and stats.count < 2:
+        raise InputError(sources[0].label, "a batch of one sample has no variance "
+                         "per activation; give more inputs or --stats")
+    return stats, befores, shape
+
+
+def _same_shape(source: Source, x: np.ndarray, shape: tuple[int, ...], first: Source) -> None:
+    if x.shape != shape:
         raise InputError(source.label, f"has shape {x.shape} but {first.label} has {shape}; "
                          "the samples of a batch need one shape")
-    return x.shape
 
 
 def _text(value: float | str) -> str:

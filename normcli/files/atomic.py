@@ -23,6 +23,7 @@ import contextlib
 import os
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,6 +182,7 @@ class StagedWrites:
 
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path, bool]] = []
+        self._lock = threading.Lock()  # open() may be called from worker threads
 
     def __enter__(self) -> StagedWrites:
         return self
@@ -200,7 +202,8 @@ class StagedWrites:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        self._staged.append((tmp, target, force))
+        with self._lock:
+            self._staged.append((tmp, target, force))
 
     def commit(self) -> None:
         """Move every staged file onto its target."""

@@ -9,6 +9,7 @@ numpy releases the GIL inside its loops, so two blocks really run at once.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -122,10 +123,28 @@ def run_blocks(
                 work(i, scratch)
 
     # Contiguous runs of blocks per worker keep each worker's memory traffic local.
+    # The calling thread takes the first run itself.
     bounds = np.linspace(0, count, threads + 1).astype(int)
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="normcli") as pool:
-        futures = [
-            pool.submit(worker, range(bounds[t], bounds[t + 1])) for t in range(threads)
-        ]
+    pool = _pool(threads - 1)
+    futures = [pool.submit(worker, range(bounds[t], bounds[t + 1])) for t in range(1, threads)]
+    try:
+        worker(range(bounds[0], bounds[1]))
+    finally:
         for future in futures:
             future.result()
+
+
+_pool_lock = threading.Lock()
+_shared_pool: ThreadPoolExecutor | None = None
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool for the kernels: starting threads per call costs ~1 ms."""
+    global _shared_pool
+    with _pool_lock:
+        if _shared_pool is None or _shared_pool._max_workers < workers:
+            old = _shared_pool
+            _shared_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="normcli")
+            if old is not None:
+                old.shutdown(wait=False)
+        return _shared_pool

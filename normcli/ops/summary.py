@@ -175,7 +175,9 @@ def _histogram(
     # Halve everything when hi - lo overflows (e.g. -1e308 .. 1e308).
     scale = 1.0 if math.isfinite(hi - lo) else 0.5
     width = hi * scale - lo * scale
-    norm = bins / width if width > 0 else 0.0
+    # Divide by the width, then multiply by bins: bins / width overflows for
+    # subnormal widths (a range of 1e-313).
+    inv_width = 1.0 / width if width > 0 and math.isfinite(1.0 / width) else None
     ibuf = np.empty(buf.size, dtype=np.intp)
     for block in blocks:
         t = buf[: block.size]
@@ -185,7 +187,13 @@ def _histogram(
         else:
             np.multiply(block, scale, out=t, dtype=np.float64)
             t -= lo * scale
-        t *= norm
+        if inv_width is not None:
+            t *= inv_width
+        elif width > 0:
+            t /= width
+        else:
+            t *= 0.0
+        t *= bins
         np.copyto(idx, t, casting="unsafe")  # truncation == floor as t >= 0
         np.minimum(idx, bins - 1, out=idx)  # x == hi goes in the last bin
         counts += np.bincount(idx, minlength=bins)

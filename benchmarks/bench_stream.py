@@ -1,0 +1,116 @@
+"""Batch norm over a directory: normcli against the I/O floor, and its peak memory.
+
+Builds a synthetic dataset of float32 feature maps, then measures in the same
+run, at two dataset sizes:
+
+* the floor: a plain numpy loop that loads every file twice and saves it once
+  (the least any two-pass batch norm that writes its results must do);
+* ``normcli batchnorm DIR -o OUT -q`` in a subprocess, with ``--jobs 1`` and
+  the default (all cores), and its peak resident memory (``ru_maxrss`` of the
+  child, as ``/usr/bin/time -v`` reports it).
+
+Medians of ``--repeat`` runs.  Nothing is asserted: read the ratios.
+
+    python benchmarks/bench_stream.py                 # 400 and 800 files of (96, 55, 55)
+    python benchmarks/bench_stream.py --files 50 --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_dataset(folder: Path, files: int, shape: tuple[int, ...]) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(files):
+        x = np.maximum(rng.standard_normal(shape, dtype=np.float32) + 0.3, 0)
+        np.save(folder / f"f{i:05d}.npy", x)
+    return files * int(np.prod(shape)) * 4
+
+
+def floor_loop(src: Path, dst: Path) -> None:
+    """Load every file twice (statistics, then normalization) and save it once."""
+    names = sorted(src.glob("*.npy"))
+    for name in names:
+        np.load(name)
+    dst.mkdir(exist_ok=True)
+    for name in names:
+        np.save(dst / name.name, np.load(name))
+
+
+def run_normcli(src: Path, dst: Path, jobs: int | None) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one ``normcli batchnorm`` run."""
+    shutil.rmtree(dst, ignore_errors=True)
+    cmd = [sys.executable, "-m", "normcli", "batchnorm", str(src), "-o", f"{dst}/", "-q"]
+    if jobs is not None:
+        cmd += ["--jobs", str(jobs)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the max over all children so far: run the
+    # smallest dataset first, and report it only when it grew.
+    return elapsed, max(peak, before) * 1024
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=400, help="files in the first dataset")
+    ap.add_argument("--shape", default="96,55,55")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dir", default=None, help="where to build the datasets (default: a temp dir)")
+    ap.add_argument("--quick", action="store_true", help="one dataset size, one repeat")
+    args = ap.parse_args()
+    shape = tuple(int(s) for s in args.shape.split(","))
+    root = Path(args.dir or tempfile.mkdtemp(prefix="normcli-bench-"))
+    sizes = [args.files] if args.quick else [args.files, 2 * args.files]
+    repeat = 1 if args.quick else args.repeat
+    print(f"normcli batchnorm over a directory; sample shape {shape} float32; "
+          f"{os.cpu_count()} cores; medians of {repeat}")
+    print(f"{'files':>6} {'MB':>7} {'floor s':>8} {'jobs=1 s':>9} {'ratio':>6} "
+          f"{'jobs=all s':>10} {'ratio':>6} {'peak RSS MB':>11}")
+    try:
+        for files in sizes:
+            src, dst, fdst = root / f"data{files}", root / f"out{files}", root / f"floor{files}"
+            nbytes = make_dataset(src, files, shape)
+            floor = median_time(lambda: floor_loop(src, fdst), repeat)  # noqa: B023
+            one = statistics.median(run_normcli(src, dst, 1)[0] for _ in range(repeat))
+            runs = [run_normcli(src, dst, None) for _ in range(repeat)]
+            many = statistics.median(r[0] for r in runs)
+            peak = max(r[1] for r in runs)
+            print(f"{files:>6} {nbytes / 1e6:>7.0f} {floor:>8.2f} {one:>9.2f} {one / floor:>6.2f} "
+                  f"{many:>10.2f} {many / floor:>6.2f} {peak / 1e6:>11.0f}")
+            shutil.rmtree(src)
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.rmtree(fdst, ignore_errors=True)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print("targets: ratio <= 1.3 with all cores, jobs=all faster than jobs=1; "
+          "peak RSS <= 150 MB and not growing with the dataset")
+
+
+if __name__ == "__main__":
+    main()
