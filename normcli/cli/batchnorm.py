@@ -6,6 +6,7 @@ import math
 
 import click
 
+from normcli.cli.compare import preview_option
 from normcli.cli.options import FloatOrFile, IOOptions, io_options
 
 EXAMPLES = """\b
@@ -43,7 +44,8 @@ all of one shape) or, for a single input, its first axis."""
               help="Save the batch's mean, var, var_unbiased, count and per.")
 @click.option("--stats", "stats_file", metavar="FILE.npz",
               help="Normalize with saved statistics instead of the batch's (inference).")
-def batchnorm(per, eps, gamma, beta, save_stats, stats_file, **kwargs) -> None:
+@preview_option
+def batchnorm(per, eps, gamma, beta, save_stats, stats_file, preview, **kwargs) -> None:
     """Batch normalization of the INPUTs (.npy, .npz, PNG, DIR, -) taken as one batch:
     y = gamma * (x - mean) / sqrt(var + eps) + beta, with the batch's mean and
     biased variance, or saved ones (--stats)."""
@@ -57,7 +59,17 @@ def batchnorm(per, eps, gamma, beta, save_stats, stats_file, **kwargs) -> None:
         if value is not None and not value.lower().endswith(".npz"):
             raise click.BadParameter(f"{value!r} must be a .npz file", param_hint=f"'{name}'")
     source = click.get_current_context().get_parameter_source("per")
+    from normcli.cli.compare import finish_preview, start_preview
     from normcli.cli.pipeline import process_batch
 
+    fit = f"saved statistics {stats_file}" if stats_file else "batch statistics"
+    shown = {name: f"{v:g}" if isinstance(v, float) else v for name, v in
+             (("gamma", gamma), ("beta", beta))}
+    recorder = start_preview(
+        preview, io, title="batch norm" + ("" if stats_file else f" per {per}"),
+        subtitle=f"{fit}: eps={eps:g}, gamma={shown['gamma']}, beta={shown['beta']}",
+        others=(io.output, save_stats))
     process_batch(io, per=per, per_given=source == click.core.ParameterSource.COMMANDLINE,
-                  eps=eps, gamma=gamma, beta=beta, save_stats=save_stats, stats_file=stats_file)
+                  eps=eps, gamma=gamma, beta=beta, save_stats=save_stats, stats_file=stats_file,
+                  observe=recorder.observe if recorder else None)
+    finish_preview(recorder, quiet=io.quiet or io.as_json)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from normcli.cli.compare import preview_option
 from normcli.cli.options import IOOptions, conventions_text, io_options, lrn_options
 from normcli.ops.conventions import resolve_lrn
 
@@ -32,14 +33,19 @@ element goes and how alpha is divided follow --convention:
 )
 @lrn_options
 @io_options()
-def lrn(mode, convention, n, k, alpha, beta, **kwargs) -> None:
+@preview_option
+def lrn(mode, convention, n, k, alpha, beta, preview, **kwargs) -> None:
     io = IOOptions.pop(kwargs)
     try:
         params = resolve_lrn(mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    from normcli.cli.compare import finish_preview, start_preview
     from normcli.cli.pipeline import process_each
     from normcli.ops.lrn import lrn as lrn_op
+
+    title, _, subtitle = params.describe().partition(": ")
+    recorder = start_preview(preview, io, title=title, subtitle=subtitle, others=(io.output,))
 
     def transform(x, threads):
         return lrn_op(x, mode=params.mode, convention=convention, n=params.n, k=params.k,
@@ -55,5 +61,7 @@ def lrn(mode, convention, n, k, alpha, beta, **kwargs) -> None:
                 "window": params.window_text(), "alpha_effective": params.alpha_eff,
                 "k_effective": params.k_eff, "channels_last": io.channels_last},
         description="lrn",
+        observe=recorder.observe if recorder else None,
     )
+    finish_preview(recorder, quiet=io.quiet or io.as_json)
 

@@ -77,10 +77,13 @@ def cli() -> None:
 
 def _register() -> None:
     from normcli.cli.batchnorm import batchnorm
+    from normcli.cli.compare import compare
+    from normcli.cli.conventions import conventions
+    from normcli.cli.explain import explain
     from normcli.cli.lrn import lrn
     from normcli.cli.stats import stats
 
-    for command in (lrn, batchnorm, stats):
+    for command in (lrn, batchnorm, stats, explain, compare, conventions):
         cli.add_command(command)
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,7 @@ from normcli.files import (
     plan_outputs,
     read_npy,
     read_npz_member,
+    same_file,
     stage_array,
     write_npy_stream,
 )
@@ -49,7 +51,7 @@ Observer = Callable[[Source, np.ndarray, np.ndarray], None]
 
 def open_sources(io: IOOptions) -> list[Source]:
     """The inputs named on the command line, expanded; nothing is read yet."""
-    return expand_inputs(list(io.inputs), stdin=click.get_binary_stream("stdin"))
+    return expand_inputs(list(io.inputs), stdin=sys.stdin.buffer)
 
 
 def load_checked(source: Source, io: IOOptions, *, mmap: bool = False) -> np.ndarray:
@@ -93,7 +95,7 @@ class OutputPlan:
         if out == "-":
             if io.as_json:
                 raise click.UsageError("--json and -o - both write to stdout; choose one")
-            if click.get_binary_stream("stdout").isatty():
+            if sys.stdout.isatty():
                 raise click.UsageError(
                     "refusing to write .npy data to a terminal: redirect stdout "
                     "(-o - | ...) or give -o FILE"
@@ -124,6 +126,14 @@ class OutputPlan:
         self._check_new(path)
         self.kind = "npz" if suffix == ".npz" else "file"
         self.path = path
+        if self.kind == "npz":
+            seen: dict[str, Source] = {}
+            for s in sources:
+                name = _member_name(s)
+                if name in seen:
+                    raise OutputError(path, f"both {seen[name].label} and {s.label} would be "
+                                      f"stored as member {name!r}; use -o DIR/")
+                seen[name] = s
 
     def _check_new(self, target: Path) -> None:
         if not self.io.force and (target.exists() or target.is_symlink()):
@@ -163,7 +173,7 @@ class ResultWriter:
         if plan.collects():
             self.collected[i] = (source, result)
         elif plan.kind == "dir":
-            plan.targets[i].parent.mkdir(parents=True, exist_ok=True)
+            self.staged.makedirs(plan.targets[i].parent)
             self._stage(plan.targets[i], result)
         else:
             self._stage(plan.path, result)
@@ -184,7 +194,7 @@ class ResultWriter:
                 self._stage(plan.path, stacked)
             else:
                 self.staged.commit()
-                write_npy_stream(click.get_binary_stream("stdout"), stacked)
+                write_npy_stream(sys.stdout.buffer, stacked)
                 return
         self.staged.commit()
 
@@ -355,6 +365,8 @@ def process_batch(
     plan = OutputPlan(io, sources)
     if save_stats is not None:
         check_not_input(save_stats, sources)
+        if plan.path is not None and same_file(save_stats, plan.path):
+            raise click.UsageError(f"--save-stats {save_stats} is also the -o output")
         if not io.force and Path(save_stats).exists():
             raise OutputError(save_stats, "exists (use --force to replace it)")
     stats = read_stats_file(stats_file) if stats_file else None
@@ -453,6 +465,7 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
     befores: list[Summary | None] = []
     first = load_checked(sources[0], io, mmap=True)
     shape, group = first.shape, max(1, GROUP_BYTES // max(1, first.nbytes))
+    buffer = np.empty((min(group, len(sources)), *shape), first.dtype)
     del first
     with progress(err, len(sources), "batch statistics") as bar:
         for start in range(0, len(sources), group):
@@ -466,7 +479,10 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
             loaded = map_inputs(io, read, len(part))
             for source, (x, _) in zip(part, loaded, strict=True):
                 _same_shape(source, x, shape, sources[0])
-            batch = np.stack([x for x, _ in loaded])
+            arrays = [x for x, _ in loaded]
+            same = all(x.dtype == buffer.dtype for x in arrays)  # else promote, as stacking does
+            batch = np.stack(arrays, out=buffer[:len(part)] if same else None)
+            del arrays
             befores.extend(s for _, s in loaded)
             del loaded
             try:

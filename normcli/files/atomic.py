@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -136,6 +137,7 @@ def _stage(path: str | os.PathLike[str], force: bool) -> tuple[Path, Path, Binar
         raise _os_error(target, e) from None
     if existing is not None and not force:
         raise OutputError(target, "exists (use --force to replace it)")
+    mode = stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~_umask()
     try:
         fd, tmp_name = tempfile.mkstemp(
             prefix=f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}", suffix=".tmp",
@@ -144,10 +146,30 @@ def _stage(path: str | os.PathLike[str], force: bool) -> tuple[Path, Path, Binar
     except OSError as e:
         raise _os_error(target, e) from None
     tmp = Path(tmp_name)
-    mode = stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~_umask()
-    with contextlib.suppress(OSError):
-        os.chmod(tmp, mode)
-    return target, tmp, os.fdopen(fd, "wb")
+    try:  # from here on, an interrupt must not leave the temporary file behind
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, mode)
+        return target, tmp, os.fdopen(fd, "wb")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _sync_path(staged: tuple[Path, Path, bool]) -> OutputError | None:
+    """fsync a closed temporary file (its dirty pages, whoever wrote them)."""
+    tmp, target, _ = staged
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return _os_error(target, e)
+    return None
 
 
 def _sync(f: BinaryIO, target: Path) -> None:
@@ -182,7 +204,24 @@ class StagedWrites:
 
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path, bool]] = []
+        self._made_dirs: list[Path] = []
         self._lock = threading.Lock()  # open() may be called from worker threads
+        self._closed = False  # set by discard(): later files are removed, not staged
+
+    def makedirs(self, directory: str | os.PathLike[str]) -> None:
+        """Create ``directory`` and its parents; :meth:`discard` removes the new ones."""
+        directory = Path(directory)
+        missing = []
+        for d in (directory, *directory.parents):
+            if d.exists():
+                break
+            missing.append(d)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _os_error(directory, e) from None
+        with self._lock:
+            self._made_dirs.extend(reversed(missing))
 
     def __enter__(self) -> StagedWrites:
         return self
@@ -197,16 +236,31 @@ class StagedWrites:
         try:
             with f:
                 yield f
-                _sync(f, target)
+                try:
+                    f.flush()  # synced in commit(), while later outputs are computed
+                except OSError as e:
+                    raise _os_error(target, e) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
         with self._lock:
-            self._staged.append((tmp, target, force))
+            if not self._closed:
+                self._staged.append((tmp, target, force))
+                return
+        # discard() already ran: a worker thread outlived an interrupt of the
+        # main thread (e.g. a thread started while Ctrl-C arrived, which the
+        # executor never joined).  Remove the file instead of leaking it.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutputError(target, "not written: the run was stopped")
 
     def commit(self) -> None:
-        """Move every staged file onto its target."""
+        """Sync every staged file to disk, then move each onto its target."""
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="normcli-sync") as pool:
+            for error in pool.map(_sync_path, self._staged):
+                if error is not None:
+                    raise error
         directories = set()
         while self._staged:
             tmp, target, force = self._staged[0]
@@ -215,13 +269,20 @@ class StagedWrites:
             directories.add(target.parent)
         for directory in directories:
             _fsync_dir(directory)
+        self._made_dirs.clear()
 
     def discard(self) -> None:
-        """Remove the temporary files not yet committed."""
-        for tmp, _, _ in self._staged:
+        """Remove the temporary files not yet committed; files staged later are removed too."""
+        with self._lock:
+            self._closed = True
+            staged, self._staged = self._staged, []
+        for tmp, _, _ in staged:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-        self._staged.clear()
+        for directory in reversed(self._made_dirs):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if still empty
+        self._made_dirs.clear()
 
 
 def _put_in_place(tmp: Path, target: Path, force: bool) -> None:

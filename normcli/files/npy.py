@@ -577,7 +577,11 @@ class _WriteOnly:
 
 def write_npy(fp: BinaryIO, arr: np.ndarray) -> None:
     """Write `arr` in ``.npy`` format to an open binary file (no pickles)."""
-    npformat.write_array(fp, _check_writable(arr, "write_npy"), allow_pickle=False)
+    # Through .write only: numpy would otherwise use ndarray.tofile, whose
+    # short-write error ("N requested and M written") has no errno, so a
+    # full disk could not be reported as "No space left on device".
+    a = _check_writable(arr, "write_npy")
+    npformat.write_array(_WriteOnly(fp), a, allow_pickle=False)
 
 
 def write_npz(fp: BinaryIO, arrays: np.ndarray | Mapping[str, np.ndarray]) -> None:

@@ -304,7 +304,7 @@ def _check_param(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray
     arr = np.asarray(value, dtype=np.float64) if not isinstance(value, np.ndarray) else value
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} has dtype {arr.dtype}; give a number or a numeric array")
-    arr = arr.astype(np.float64)
+    arr = arr.astype(np.float64, copy=False)
     try:
         out = np.broadcast_to(arr, shape)
     except ValueError:

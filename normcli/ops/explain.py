@@ -150,6 +150,8 @@ class LRNExplanation:
     ----------
     params : LRNParams
         The resolved settings (window offsets, alpha', k').
+    shape : tuple of int
+        The input's shape.
     position : tuple of int
         The index into the array as stored.
     axes : tuple of str
@@ -184,6 +186,7 @@ class LRNExplanation:
     """
 
     params: LRNParams
+    shape: tuple[int, ...]
     position: tuple[int, ...]
     axes: tuple[str, ...]
     channel: int
@@ -218,6 +221,7 @@ class LRNExplanation:
             "n": p.n, "k": p.k, "alpha": p.alpha, "beta": p.beta,
             "window": p.window_text(),
             "alpha_effective": p.alpha_eff, "k_effective": p.k_eff,
+            "shape": list(self.shape),
             "position": list(self.position),
             "axes": list(self.axes),
             "channel": self.channel, "row": self.row, "col": self.col,
@@ -313,10 +317,10 @@ def explain_lrn(
     else:
         result = float(np.float64(value) / np.float64(power))
     return LRNExplanation(
-        params=params, position=pos, axes=names, channel=0 if c is None else c, row=y,
-        col=xcol, value=value, channels=channels, rows=rows, cols=cols, nominal=nominal,
-        values=values, sum_squares=sum_squares, scaled=scaled, denominator=denominator,
-        power=power, result=result, dtype=str(arr.dtype),
+        params=params, shape=tuple(arr.shape), position=pos, axes=names,
+        channel=0 if c is None else c, row=y, col=xcol, value=value, channels=channels,
+        rows=rows, cols=cols, nominal=nominal, values=values, sum_squares=sum_squares,
+        scaled=scaled, denominator=denominator, power=power, result=result, dtype=str(arr.dtype),
     )
 
 
@@ -331,6 +335,8 @@ class BNExplanation:
     ----------
     per : str
         ``"activation"`` or ``"channel"``.
+    shape : tuple of int
+        The batch's shape.
     position : tuple of int
         The index into the batch as stored (batch index first).
     axes : tuple of str
@@ -362,6 +368,7 @@ class BNExplanation:
     """
 
     per: str
+    shape: tuple[int, ...]
     position: tuple[int, ...]
     axes: tuple[str, ...]
     sample: int
@@ -384,6 +391,7 @@ class BNExplanation:
         return {
             "normalization": "batchnorm",
             "per": self.per,
+            "shape": list(self.shape),
             "position": list(self.position),
             "axes": list(self.axes),
             "sample": self.sample,
@@ -471,8 +479,8 @@ def explain_batch_norm(
     normalized = (value - mean) / std if std > 0 else 0.0
     result = gamma * normalized + beta
     return BNExplanation(
-        per=per, position=pos, axes=names, sample=pos[0], statistic=tuple(statistic),
-        value=value, count=m, values=values, mean=mean, var=var, eps=eps, gamma=gamma,
-        beta=beta, std=std, normalized=float(normalized), result=float(result),
-        dtype=str(arr.dtype),
+        per=per, shape=tuple(arr.shape), position=pos, axes=names, sample=pos[0],
+        statistic=tuple(statistic), value=value, count=m, values=values, mean=mean, var=var,
+        eps=eps, gamma=gamma, beta=beta, std=std, normalized=float(normalized),
+        result=float(result), dtype=str(arr.dtype),
     )

@@ -1,0 +1,428 @@
+"""The teaching views: one value explained, normalizations compared, conventions listed.
+
+* :func:`lrn_explanation` / :func:`bn_explanation` draw an
+  :class:`~normcli.ops.explain.LRNExplanation` / ``BNExplanation``: the
+  neighbourhood, each step of the arithmetic, and the whole computation as
+  one equation line (:func:`lrn_equation`, :func:`bn_equation`).
+* :func:`compare_table` puts the after-statistics of several normalizations
+  of the same input side by side; :func:`lrn_vs_bn_table` is the "LRN and BN
+  side by side" table of ``docs/normalization.md``.
+* :func:`conventions_table` / :func:`conventions_data` list the LRN
+  conventions, generated from :data:`normcli.ops.conventions.CONVENTIONS`.
+
+Every function returns a renderable (or plain data); the command prints it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from normcli.ops.conventions import CONVENTIONS, Convention
+from normcli.ops.explain import BNExplanation, LRNExplanation
+from normcli.ops.summary import Summary
+from normcli.render.tables import format_number, sparkline
+
+__all__ = [
+    "num",
+    "lrn_equation",
+    "bn_equation",
+    "lrn_explanation",
+    "bn_explanation",
+    "compare_table",
+    "compare_json",
+    "lrn_vs_bn_table",
+    "LRN_VS_BN",
+    "conventions_table",
+    "conventions_data",
+]
+
+#: At most this many squares are written out in an equation; more are summed.
+MAX_TERMS = 9
+
+
+def num(value: float) -> str:
+    """A number for people: 6 significant digits, no ``-0``.
+
+    >>> num(0.5), num(2.0), num(-0.0), num(1e-4), num(1 / 3)
+    ('0.5', '2', '0', '0.0001', '0.333333')
+    """
+    if value == 0:
+        return "0"
+    return f"{value:.6g}"
+
+
+def _operand(value: float) -> str:
+    """A number that follows an operator: negative ones in parentheses."""
+    text = num(value)
+    return f"({text})" if text.startswith("-") else text
+
+
+def _square(value: float) -> str:
+    return f"{_operand(value)}²"
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _range(a: int, b: int) -> str:
+    return str(a) if a == b else f"{a}..{b}"
+
+
+# --------------------------------------------------------------------------- LRN
+
+
+def _sum_terms(e: LRNExplanation) -> tuple[str, bool]:
+    """``("1² + 1²", True)``: the squares written out, or their sum when there are many."""
+    flat = e.values.reshape(-1)
+    if flat.size <= MAX_TERMS:
+        return " + ".join(_square(v) for v in flat), flat.size > 1
+    return num(e.sum_squares), False
+
+
+def lrn_equation(e: LRNExplanation) -> str:
+    """The whole computation as one line, with the terms that are not 0/1 left out.
+
+    >>> from normcli.ops.explain import explain_lrn, SEED_INTER
+    >>> lrn_equation(explain_lrn(SEED_INTER, (0, 0, 0), k=0, alpha=1, beta=1, n=2))
+    'b = 1 / (1² + 1²) = 0.5'
+    >>> lrn_equation(explain_lrn(SEED_INTER, (0, 0, 0), n=2))
+    'b = 1 / (2 + 0.0001 · (1² + 1²))^0.75 = 0.594559'
+    """
+    p = e.params
+    terms, several = _sum_terms(e)
+    scaled = terms
+    if p.alpha_eff != 1:
+        scaled = f"{num(p.alpha_eff)} · " + (f"({terms})" if several else terms)
+    inner = f"{num(p.k_eff)} + {scaled}" if p.k_eff != 0 else scaled
+    power = "" if p.beta == 1 else f"^{num(p.beta)}"
+    return f"b = {num(e.value)} / ({inner}){power} = {num(e.result)}"
+
+
+def _where(e: LRNExplanation) -> str:
+    p = e.params
+    if len(e.axes) == 2:
+        place = f"row y={e.row}, column x={e.col} of the single channel"
+    else:
+        place = f"channel c={e.channel}, row y={e.row}, column x={e.col}"
+        lead = e.position[:-3]
+        if lead:
+            place = f"sample {_shape(lead)}, " + place
+    pos = ", ".join(str(i) for i in e.position)
+    first = Text.assemble(("position: ", "bold"), f"({pos}) = {place}: ",
+                          ("a = " + num(e.value), "bold"))
+    (lo, hi) = e.nominal[0]
+    if p.mode == "inter":
+        want = f"channels {p.window_text()} = {_range(lo, hi)}"
+        got = _range(e.channels[0], e.channels[-1])
+        missing = [j for j in range(lo, hi + 1) if j not in e.channels]
+        if missing:
+            names = ", ".join(str(j) for j in missing)
+            want += (f"; channel{'s' if len(missing) > 1 else ''} {names} "
+                     f"{'do' if len(missing) > 1 else 'does'} not exist, so {got}")
+    else:
+        (rlo, rhi), (clo, chi) = e.nominal
+        want = (f"the {p.window_text()} = rows {_range(rlo, rhi)}, columns {_range(clo, chi)}")
+        if e.clipped:
+            want += (f"; cut at the border to rows {_range(e.rows[0], e.rows[-1])}, "
+                     f"columns {_range(e.cols[0], e.cols[-1])} "
+                     f"({len(e.rows)}x{len(e.cols)})")
+    second = Text.assemble(("neighbourhood: ", "bold"), want)
+    return first, second
+
+
+def _neighbourhood_table(e: LRNExplanation) -> Table:
+    if e.params.mode == "inter":
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+        table.add_column("channel", justify="right")
+        table.add_column("a", justify="right")
+        table.add_column("a²", justify="right")
+        table.add_column("")
+        for j, v in zip(e.channels, e.values, strict=True):
+            mark = "← c" if j == e.channel else ""
+            style = "bold" if j == e.channel else ""
+            table.add_row(str(j), num(v), num(v * v), mark, style=style)
+        return table
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+    table.add_column("y \\ x", justify="right")
+    for c in e.cols:
+        table.add_column(str(c), justify="right")
+    for r, row in zip(e.rows, e.values, strict=True):
+        cells: list[Text] = []
+        for c, v in zip(e.cols, row, strict=True):
+            if (r, c) == (e.row, e.col):
+                cells.append(Text(f"[{num(v)}]", style="bold"))
+            else:
+                cells.append(Text(num(v)))
+        table.add_row(str(r), *cells)
+    return table
+
+
+def _steps_table() -> Table:
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+    table.add_column("step")
+    table.add_column("formula")
+    table.add_column("value", justify="right")
+    return table
+
+
+def lrn_explanation(e: LRNExplanation, *, source: str) -> RenderableType:
+    """Everything about one LRN value: where, which neighbours, each step, the equation."""
+    p = e.params
+    names = ", ".join(e.axes)
+    head = Text(p.describe(), style="bold")
+    src = Text.assemble(("input: ", "bold"), f"{source}, shape {_shape(e.shape)} read as "
+                        f"({names}), {e.dtype}")
+    where, neighbourhood = _where(e)
+    terms, _ = _sum_terms(e)
+    alpha = p.alpha_text()
+    steps = _steps_table()
+    if e.values.size > MAX_TERMS:
+        terms = f"the sum of the {e.values.size} squares above"
+    steps.add_row("sum of squares", f"Σ a² = {terms}", num(e.sum_squares))
+    steps.add_row("scaled sum", f"α' · Σ a² = {num(p.alpha_eff)} × {num(e.sum_squares)}   "
+                  f"(α' = {alpha})", num(e.scaled))
+    k_note = " (k ignored: this convention uses 1)" if p.k_eff != p.k else ""
+    steps.add_row("denominator", f"d = k + α' · Σ a² = {num(p.k_eff)} + {num(e.scaled)}{k_note}",
+                  num(e.denominator))
+    steps.add_row("power", f"d^β = {_operand(e.denominator)}^{num(p.beta)}", num(e.power))
+    steps.add_row("result", f"b = a / d^β = {num(e.value)} / {_operand(e.power)}",
+                  Text(num(e.result), style="bold"))
+    parts: list[RenderableType] = [head, src, where, neighbourhood, _neighbourhood_table(e)]
+    if p.mode == "intra":
+        parts.append(Text("  [value] marks the position; the sum runs over all of these values",
+                          style="dim"))
+    parts += [steps, Text.assemble(("  " + lrn_equation(e), "bold"))]
+    if e.power == 0:
+        parts.append(Text("  0 / 0: an all-zero window with k = 0; normcli returns 0 here, "
+                          "not NaN", style="dim"))
+    parts.extend(_dtype_note(e.dtype, "lrn"))
+    return Group(*parts)
+
+
+def _dtype_note(dtype: str, command: str) -> list[RenderableType]:
+    if dtype in ("float16", "float32"):
+        return [Text(f"  computed in float64; normcli {command} works in float32 for {dtype} "
+                     "input (agrees to ~7 digits)", style="dim")]
+    return []
+
+
+# --------------------------------------------------------------------------- batch norm
+
+
+def _mean_terms(e: BNExplanation) -> str:
+    if e.per == "activation" and e.count <= MAX_TERMS:
+        return "(" + " + ".join(_operand(v) if i else num(v)
+                                for i, v in enumerate(e.values)) + f") / {e.count}"
+    return f"Σ x / {e.count}"
+
+
+def _var_terms(e: BNExplanation) -> str:
+    if e.per == "activation" and e.count <= MAX_TERMS:
+        return "(" + " + ".join(_square(v - e.mean) for v in e.values) + f") / {e.count}"
+    return f"Σ (x - {_operand(e.mean)})² / {e.count}"
+
+
+def bn_equation(e: BNExplanation) -> str:
+    """The whole computation as one line.
+
+    >>> from normcli.ops.explain import explain_batch_norm, SEED_BATCH
+    >>> bn_equation(explain_batch_norm(SEED_BATCH, (0, 0, 0, 0)))
+    'y = 1 · (-4 - (-3)) / sqrt(0.666667 + 1e-05) + 0 = -1.22474'
+    """
+    return (f"y = {num(e.gamma)} · ({num(e.value)} - {_operand(e.mean)}) / "
+            f"sqrt({num(e.var)} + {num(e.eps)}) + {_operand(e.beta)} = {num(e.result)}")
+
+
+def bn_explanation(e: BNExplanation, *, source: str) -> RenderableType:
+    """Everything about one batch-normalized value."""
+    names = ", ".join(e.axes)
+    head = Text(f"batch norm per {e.per}: eps={num(e.eps)}, gamma={num(e.gamma)}, "
+                f"beta={num(e.beta)} (batch statistics, biased variance)", style="bold")
+    src = Text.assemble(("input: ", "bold"), f"{source}, batch shape {_shape(e.shape)} read as "
+                        f"({names}), {e.dtype}")
+    pos = ", ".join(str(i) for i in e.position)
+    stat = ", ".join(str(i) for i in e.statistic)
+    what = f"activation ({stat})" if e.per == "activation" else f"channel {stat}"
+    where = Text.assemble(("position: ", "bold"), f"({pos}) = sample {e.sample}, {what}: ",
+                          ("x = " + num(e.value), "bold"))
+    parts: list[RenderableType] = [head, src, where]
+    if e.per == "activation":
+        parts.append(Text.assemble(("statistics: ", "bold"),
+                                   f"over the batch axis: the m = {e.count} values of "
+                                   f"{what}, one per sample"))
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+        for header in ("sample", "x", "x - μ", ""):
+            table.add_column(header, justify="right" if header else "left")
+        for i, v in enumerate(e.values):
+            mine = i == e.sample
+            table.add_row(str(i), num(v), num(v - e.mean), "← this sample" if mine else "",
+                          style="bold" if mine else "")
+        parts.append(table)
+    else:
+        first = ", ".join(num(v) for v in e.values)
+        more = ", …" if e.count > len(e.values) else ""
+        parts.append(Text.assemble(
+            ("statistics: ", "bold"),
+            f"over the batch and spatial axes: {what} holds m = {e.count:,} values; "
+            f"the first {len(e.values)} in storage order: {first}{more}"))
+    steps = _steps_table()
+    steps.add_row("mean", f"μ = Σ x / m = {_mean_terms(e)}", num(e.mean))
+    steps.add_row("variance", f"σ² = Σ (x - μ)² / m = {_var_terms(e)}", num(e.var))
+    steps.add_row("std", f"sqrt(σ² + ε) = sqrt({num(e.var)} + {num(e.eps)})", num(e.std))
+    steps.add_row("normalized", f"x̂ = (x - μ) / sqrt(σ² + ε) = ({num(e.value)} - "
+                  f"{_operand(e.mean)}) / {num(e.std)}", num(e.normalized))
+    steps.add_row("result", f"y = γ · x̂ + β = {num(e.gamma)} · {_operand(e.normalized)} + "
+                  f"{_operand(e.beta)}", Text(num(e.result), style="bold"))
+    parts.append(steps)
+    parts.append(Text("  " + bn_equation(e), style="bold"))
+    parts.extend(_dtype_note(e.dtype, "batchnorm"))
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------- compare
+
+_STATS = ("min", "max", "mean", "std")
+
+
+def compare_table(
+    columns: Sequence[tuple[str, Summary | None]], *, title: str, caption: str | None = None
+) -> RenderableType:
+    """Statistics of the same input under several normalizations, one column each.
+
+    ``columns`` is ``[(heading, summary or None)]``; ``None`` draws ``–`` (not available).
+    Rows: min, max, mean, std, zeros and a histogram over each column's own [min, max].
+    The title and caption (rich markup) are lines of their own above and below the table.
+    """
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("statistic")
+    for heading, _ in columns:
+        table.add_column(heading, justify="right", no_wrap=True)
+    for name in _STATS:
+        table.add_row(name, *(format_number(getattr(s, name)) if s else "–" for _, s in columns))
+    table.add_row("zeros", *(f"{s.zeros:,}" if s else "–" for _, s in columns))
+    if any(s is not None and s.nonfinite for _, s in columns):
+        table.add_row("nan/inf", *(f"{s.nonfinite:,}" if s else "–" for _, s in columns))
+    table.add_row("histogram", *(Text(sparkline(s.hist, width=16), no_wrap=True) if s else "–"
+                                 for _, s in columns))
+    parts: list[RenderableType] = [Text.from_markup(title, style="bold"), table]
+    if caption:
+        parts.append(Text.from_markup(caption, style="dim"))
+    return Group(*parts)
+
+
+def compare_json(columns: Sequence[tuple[str, str, Summary | None]], *, params: dict) -> str:
+    """``{"params": {...}, "columns": {key: {"label":..., "stats": {...} or null}}}``."""
+    doc = {
+        "params": params,
+        "columns": {
+            key: {"label": label, "stats": None if s is None else s.to_dict()}
+            for key, label, s in columns
+        },
+    }
+    return json.dumps(doc, indent=2, allow_nan=False)
+
+
+#: The "LRN and BN side by side" table of docs/normalization.md.
+LRN_VS_BN: tuple[tuple[str, str, str], ...] = (
+    ("trainable", "no", "yes (γ, β)"),
+    ("neighbourhood",
+     "n adjacent channels (inter) or an n-wide square in one channel (intra), same sample",
+     "the same position (per activation) or channel (per channel) across the whole mini-batch"),
+    ("depends on other samples", "no", "yes"),
+    ("hyperparameters", "k, α, β, n", "ε (and momentum for running statistics)"),
+    ("purpose", "lateral inhibition, local contrast for unbounded activations (ReLU)",
+     "reduce internal covariate shift, faster training"),
+    ("used in", "AlexNet, GoogLeNet (2012-2014)", "almost every CNN since 2015"),
+)
+
+
+def lrn_vs_bn_table() -> Table:
+    """LRN and BN side by side (the table of docs/normalization.md)."""
+    table = Table(title="LRN and BN side by side", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, show_lines=False)
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column("LRN", ratio=1)
+    table.add_column("BN", ratio=1)
+    for row in LRN_VS_BN:
+        table.add_row(*row)
+    return table
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+def _alpha_scaling(div: str | None) -> str:
+    if div is None:
+        return "–"
+    return {"1": "α", "n": "α/n", "n^2": "α/n²"}[div]
+
+
+def _k_intra(c: Convention) -> str:
+    if not c.has_intra:
+        return "–"
+    return "k" if c.k_intra is None else f"{c.k_intra:g} (k ignored)"
+
+
+def _window(c: Convention) -> str:
+    lo, hi = c.window.bounds(4)
+    return f"{c.window.formula} (n=4: i-{lo} .. i+{hi})"
+
+
+def conventions_data() -> list[dict]:
+    """Every convention as plain data (what ``normcli conventions --json`` prints)."""
+    out = []
+    for c in CONVENTIONS.values():
+        out.append({
+            "name": c.name,
+            "framework": c.framework,
+            "n_means": c.n_means,
+            "window": {"rule": c.window.rule, "formula": c.window.formula,
+                       "n4": list(c.window.bounds(4)), "n5": list(c.window.bounds(5))},
+            "alpha_inter": _alpha_scaling(c.alpha_div_inter),
+            "alpha_intra": None if c.alpha_div_intra is None else _alpha_scaling(
+                c.alpha_div_intra),
+            "k_intra": None if not c.has_intra else ("k" if c.k_intra is None else c.k_intra),
+            "modes": list(c.modes),
+            "defaults": {"n": c.default_n, "k": c.default_k, "alpha": c.default_alpha,
+                         "beta": c.default_beta},
+            "restrictions": c.restrictions(),
+            "note": c.note,
+        })
+    return out
+
+
+def conventions_table() -> Table:
+    """The LRN conventions side by side, one column each, from :data:`CONVENTIONS`."""
+    convs = list(CONVENTIONS.values())
+    table = Table(title="LRN conventions (normcli lrn --convention NAME)", title_justify="left",
+                  caption=escape(
+                      "window: [i-lo, i+hi] around channel i (the same on each spatial axis "
+                      "within a channel), clipped at the borders, with n//2 = floor(n/2); "
+                      "α' inter and α'' intra: what alpha becomes; –: no within-channel LRN."),
+                  caption_justify="left", box=box.SIMPLE_HEAD, show_edge=False, show_lines=True)
+    table.add_column("", style="bold", no_wrap=True)
+    for c in convs:
+        table.add_column(c.name, ratio=1, overflow="fold")
+    rows = [
+        ("framework", [c.framework for c in convs]),
+        ("n means", [c.n_means for c in convs]),
+        ("window", [_window(c) for c in convs]),
+        ("α' inter", [_alpha_scaling(c.alpha_div_inter) for c in convs]),
+        ("α'' intra", [_alpha_scaling(c.alpha_div_intra) for c in convs]),
+        ("k intra", [_k_intra(c) for c in convs]),
+        ("defaults\nn, k, α, β", [f"{c.default_n}, {c.default_k:g}, {c.default_alpha:g}, "
+                                  f"{c.default_beta:g}" for c in convs]),
+        ("restrictions", [c.restrictions() for c in convs]),
+        ("note", [c.note for c in convs]),
+    ]
+    for label, cells in rows:
+        table.add_row(label, *(escape(cell) for cell in cells))
+    return table
