@@ -1,0 +1,40 @@
+"""normcli conventions: every convention, from the table of data."""
+
+from __future__ import annotations
+
+import json
+
+from normcli.ops.conventions import CONVENTIONS
+
+
+def test_table_lists_every_convention(invoke):
+    result = invoke("conventions", env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    lines = out.splitlines()
+    header = next(li for li in lines if "seed" in li and "tensorflow" in li)
+    assert header.split() == list(CONVENTIONS)
+    for c in CONVENTIONS.values():
+        for text in (c.framework, c.n_means, c.window.formula, c.restrictions(), c.note):
+            assert text in out
+    row = next(li for li in lines if li.lstrip().startswith("α'' intra"))
+    assert row.split()[2:] == ["α", "–", "–", "α/n²", "α/n²", "–"]
+    row = next(li for li in lines if li.lstrip().startswith("k intra"))
+    assert row.split()[2:] == ["k", "–", "–", "k", "1", "(k", "ignored)", "–"]
+
+
+def test_table_fits_100_columns(invoke):
+    out = invoke("conventions", env={"COLUMNS": "100"}).stdout
+    assert all(len(li.rstrip()) <= 100 for li in out.splitlines())
+    assert "1 <= n <=" in out and "16, k >=" in out
+
+
+def test_json(invoke):
+    doc = json.loads(invoke("conventions", "--json").stdout)
+    assert [d["name"] for d in doc] == list(CONVENTIONS)
+    for d, c in zip(doc, CONVENTIONS.values(), strict=True):
+        assert d["restrictions"] == c.restrictions()
+        assert d["defaults"] == {"n": c.default_n, "k": c.default_k, "alpha": c.default_alpha,
+                                 "beta": c.default_beta}
+        assert tuple(d["window"]["n4"]) == c.window.bounds(4)
+        assert d["modes"] == list(c.modes)
