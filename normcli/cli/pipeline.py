@@ -40,7 +40,13 @@ from normcli.files import (
     write_npy_stream,
 )
 from normcli.ops._blocks import default_threads
-from normcli.ops.batchnorm import BatchStats, batch_norm, batch_stats, stats_shape
+from normcli.ops.batchnorm import (
+    BatchStats,
+    RunningStats,
+    batch_norm,
+    batch_stats,
+    stats_shape,
+)
 from normcli.ops.summary import Summary, merge, summarize
 from normcli.render import make_consoles, progress, stats_json, stats_table
 
@@ -450,18 +456,18 @@ def process_batch(
 
 
 #: Samples are gathered into groups of about this many bytes for the statistics pass.
-GROUP_BYTES = 16 << 20
+GROUP_BYTES = 8 << 20
 
 
 def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: bool, err):
     """Pass 1 over many inputs: their merged batch statistics and their summaries.
 
     Samples are read (memory-mapped where possible, on ``--jobs`` threads) in
-    groups of about :data:`GROUP_BYTES`; each group's moments come from the
-    in-memory kernel and are merged in order with Chan et al.'s update, so the
+    groups of about :data:`GROUP_BYTES`; each group's float64 moments are
+    merged in order into a :class:`~normcli.ops.batchnorm.RunningStats`, so the
     result does not depend on the number of jobs and memory stays bounded.
     """
-    stats = None
+    running = RunningStats(per=per, channels_last=io.channels_last, threads=io.jobs)
     befores: list[Summary | None] = []
     first = load_checked(sources[0], io, mmap=True)
     shape, group = first.shape, max(1, GROUP_BYTES // max(1, first.nbytes))
@@ -471,27 +477,32 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
         for start in range(0, len(sources), group):
             part = sources[start:start + group]
 
-            def read(i: int, part=part) -> tuple[np.ndarray, Summary | None]:
+            def read(i: int, part=part) -> tuple[np.ndarray | None, Summary | None]:
+                # Copied into the group's buffer at once, so that the memory map is
+                # released; a sample of another dtype is kept as is (and promotes).
                 x = load_checked(part[i], io, mmap=True)
+                _same_shape(part[i], x, shape, sources[0])
+                summary = summarize(x) if shown else None
                 bar.advance(nbytes=x.nbytes)
-                return x, (summarize(x) if shown else None)
+                if x.dtype == buffer.dtype:
+                    buffer[i] = x
+                    return None, summary
+                return x, summary
 
             loaded = map_inputs(io, read, len(part))
-            for source, (x, _) in zip(part, loaded, strict=True):
-                _same_shape(source, x, shape, sources[0])
-            arrays = [x for x, _ in loaded]
-            same = all(x.dtype == buffer.dtype for x in arrays)  # else promote, as stacking does
-            batch = np.stack(arrays, out=buffer[:len(part)] if same else None)
-            del arrays
             befores.extend(s for _, s in loaded)
+            if all(x is None for x, _ in loaded):
+                batch = buffer[:len(part)]
+            else:
+                batch = np.stack([buffer[i] if x is None else x
+                                  for i, (x, _) in enumerate(loaded)])
             del loaded
             try:
-                part_stats = batch_stats(batch, per=per, channels_last=io.channels_last,
-                                         threads=io.jobs)
+                running.add(batch)
             except ValueError as e:
                 raise library_error(part[0], e) from None
             del batch
-            stats = part_stats if stats is None else stats.merge(part_stats)
+    stats = running.stats()
     if per == "activation" and stats.count < 2:
         raise InputError(sources[0].label, "a batch of one sample has no variance "
                          "per activation; give more inputs or --stats")

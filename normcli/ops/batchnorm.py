@@ -10,7 +10,7 @@ import numpy as np
 
 from normcli.ops._blocks import BLOCK_ELEMENTS, Scratch, check_array, compute_dtype, run_blocks
 
-__all__ = ["BatchStats", "batch_stats", "batch_norm", "stats_shape"]
+__all__ = ["BatchStats", "RunningStats", "batch_stats", "batch_norm", "stats_shape"]
 
 PER = ("activation", "channel")
 _ROWS = 32  # rows summed in float32 before a float64 accumulation
@@ -29,7 +29,7 @@ class BatchStats:
         The biased variance (divided by ``count``): what normalization uses.
     var_unbiased : ndarray
         ``var * count / (count - 1)``: what PyTorch's ``running_var`` tracks
-        (NaN when ``count`` is 1).
+        (NaN when ``count`` is 1); derived from ``var`` when asked for.
     count : int
         Values behind each statistic (``N``, or ``N * H * W``).
     per : str
@@ -38,19 +38,23 @@ class BatchStats:
 
     mean: np.ndarray
     var: np.ndarray
-    var_unbiased: np.ndarray
     count: int
     per: str
 
+    @property
+    def var_unbiased(self) -> np.ndarray:
+        """``var * count / (count - 1)`` (NaN for a count of 1), computed when asked."""
+        if self.count < 2:
+            return np.full_like(self.var, np.nan)
+        return self.var * (self.count / (self.count - 1))
+
     @classmethod
     def from_moments(cls, mean: np.ndarray, m2: np.ndarray, count: int, per: str) -> BatchStats:
-        """Build from the mean and the sum of squared deviations ``m2``."""
+        """Build from the mean and the sum of squared deviations ``m2`` (reused in place)."""
         mean = np.asarray(mean, np.float64)
-        m2 = np.maximum(np.asarray(m2, np.float64), 0.0)
-        var = m2 / count
-        with np.errstate(divide="ignore", invalid="ignore"):
-            unbiased = m2 / (count - 1) if count > 1 else np.full_like(var, np.nan)
-        return cls(mean, var, unbiased, int(count), per)
+        var = np.maximum(np.asarray(m2, np.float64), 0.0)
+        var /= count
+        return cls(mean, var, int(count), per)
 
     def merge(self, other: BatchStats) -> BatchStats:
         """Statistics of the union of two batches (Chan, Golub and LeVeque's update).
@@ -100,7 +104,7 @@ class BatchStats:
             raise ValueError(f"statistics have count={count}; it must be at least 1")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
             raise ValueError("statistics hold non-finite means or negative/non-finite variances")
-        return cls.from_moments(mean, var * count, count, per)
+        return cls(mean, var, count, per)
 
 
 def _scalar(value: object, name: str, kind: type):
@@ -114,6 +118,69 @@ def _scalar(value: object, name: str, kind: type):
     if kind is str and arr.dtype.kind != "U":
         raise ValueError(f"statistics field per has dtype {arr.dtype}; expected a string")
     return kind(item)
+
+
+class RunningStats:
+    """Batch statistics gathered piece by piece, for batches larger than memory.
+
+    Each :meth:`add` takes a batch (axis 0) of samples, computes its moments
+    in float64 with the two-pass kernel, and merges them in place into the
+    running mean and M2 with Chan, Golub and LeVeque's parallel update; memory
+    is the running statistics plus one piece.  :meth:`stats` equals
+    :func:`batch_stats` of all the pieces stacked, to float64 rounding.
+
+    >>> x = np.random.default_rng(0).normal(size=(10, 3, 4))
+    >>> running = RunningStats(per="channel")
+    >>> for piece in (x[:3], x[3:7], x[7:]):
+    ...     running.add(piece)
+    >>> bool(np.allclose(running.stats().var, batch_stats(x, per="channel").var, rtol=1e-14))
+    True
+    """
+
+    def __init__(self, *, per: str = "activation", channels_last: bool = False,
+                 threads: int | None = None) -> None:
+        _check_per(per)
+        self.per, self.channels_last, self.threads = per, channels_last, threads
+        self.count = 0
+        self.shape: tuple[int, ...] | None = None
+        self._mean: np.ndarray | None = None
+        self._m2: np.ndarray | None = None
+
+    def add(self, batch: object) -> None:
+        """Merge the moments of ``batch`` (samples along axis 0)."""
+        arr = check_array(batch)
+        if arr.size == 0:
+            raise ValueError(f"batch has shape {arr.shape}: an empty batch has no statistics")
+        shape = stats_shape(arr.shape, self.per, self.channels_last)
+        if self.shape is not None and shape != self.shape:
+            raise ValueError(f"batch has statistics of shape {shape}; earlier batches had "
+                             f"{self.shape}")
+        moments = _Moments(arr.reshape(_layout(arr.shape, self.per, self.channels_last)),
+                           np.dtype(np.float64), self.threads)
+        moments.compute()
+        if self._mean is None:
+            self.shape, self.count = shape, moments.count
+            self._mean, self._m2 = moments.mean, moments.m2
+            return
+        na, nb = self.count, moments.count
+        n = na + nb
+        delta = moments.mean  # reused in place: no array beyond the piece's own
+        delta -= self._mean
+        self._m2 += moments.m2
+        np.multiply(delta, nb / n, out=moments.m2)
+        self._mean += moments.m2
+        np.multiply(delta, delta, out=delta)
+        delta *= na * nb / n
+        self._m2 += delta
+        self.count = n
+
+    def stats(self) -> BatchStats:
+        """The statistics of everything added so far."""
+        if self._mean is None:
+            raise ValueError("no batch was added")
+        return BatchStats.from_moments(self._mean.reshape(self.shape).copy(),
+                                       self._m2.reshape(self.shape).copy(), self.count,
+                                       self.per)
 
 
 def stats_shape(shape: tuple[int, ...], per: str, channels_last: bool = False) -> tuple[int, ...]:
@@ -292,7 +359,8 @@ def batch_stats(
     if arr.size == 0:
         raise ValueError(f"x has shape {arr.shape}: an empty batch has no statistics")
     layout = _layout(arr.shape, per, channels_last)
-    moments = _Moments(arr.reshape(layout), compute_dtype(arr.dtype), threads)
+    # float64 deviations: statistics to save and reuse are exact to float64 rounding
+    moments = _Moments(arr.reshape(layout), np.dtype(np.float64), threads)
     moments.compute()
     shape = stats_shape(arr.shape, per, channels_last)
     return BatchStats.from_moments(
