@@ -39,6 +39,7 @@ from normcli.files import (
     stage_array,
     write_npy_stream,
 )
+from normcli.ops._blas import single_threaded_blas
 from normcli.ops._blocks import default_threads
 from normcli.ops.batchnorm import (
     BatchStats,
@@ -236,7 +237,8 @@ def map_inputs(io: IOOptions, fn: Callable[[int], object], count: int) -> list:
     jobs = min(io.jobs or default_threads(), count)
     if jobs <= 1:
         return [fn(i) for i in range(count)]
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="normcli-file") as pool:
+    with single_threaded_blas(), \
+            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="normcli-file") as pool:
         futures = [pool.submit(fn, i) for i in range(count)]
         try:
             return [f.result() for f in futures]

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from normcli.ops._blas import single_threaded_blas
+
 __all__ = [
     "compute_dtype",
     "check_array",
@@ -111,7 +113,9 @@ def run_blocks(
     threads = min(threads, count)
     if threads <= 1 or elements < _MIN_PARALLEL:
         scratch = Scratch()
-        with np.errstate(all="ignore"):
+        # BLAS on one thread here too: the bits must not depend on ``threads``
+        # (a threaded BLAS may split a product, and its rounding, differently).
+        with np.errstate(all="ignore"), single_threaded_blas():
             for i in range(count):
                 work(i, scratch)
         return
@@ -123,15 +127,18 @@ def run_blocks(
                 work(i, scratch)
 
     # Contiguous runs of blocks per worker keep each worker's memory traffic local.
-    # The calling thread takes the first run itself.
+    # The calling thread takes the first run itself.  BLAS stays single-threaded
+    # meanwhile: the workers already use the cores, and the bits stay the same.
     bounds = np.linspace(0, count, threads + 1).astype(int)
     pool = _pool(threads - 1)
-    futures = [pool.submit(worker, range(bounds[t], bounds[t + 1])) for t in range(1, threads)]
-    try:
-        worker(range(bounds[0], bounds[1]))
-    finally:
-        for future in futures:
-            future.result()
+    with single_threaded_blas():
+        futures = [pool.submit(worker, range(bounds[t], bounds[t + 1]))
+                   for t in range(1, threads)]
+        try:
+            worker(range(bounds[0], bounds[1]))
+        finally:
+            for future in futures:
+                future.result()
 
 
 _pool_lock = threading.Lock()

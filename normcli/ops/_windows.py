@@ -30,11 +30,11 @@ __all__ = ["box_sum", "choose_method"]
 # Costs in units of "one contiguous elementwise pass over a block", measured
 # on 2-core x86-64 machines with blocks of 64 Ki float32 values (the timings
 # are printed by benchmarks/bench_ops.py --methods).
-_SHIFT_COST = 1.0  # per window element, when the window axis is not the last
-_SHIFT_COST_LAST = 4.0  # per window element along the last axis (short inner loops)
-_BAND_COST_PER_ROW = 0.18  # a band product costs about 0.18 passes per axis element
+_SHIFT_COST = 1.2  # per window element, when the window axis is not the last
+_SHIFT_COST_LAST = 6.5  # per window element along the last axis (short inner loops)
+_BAND_COST_PER_ROW = 0.2  # a band product costs about 0.2 passes per axis element
 _BAND_MAX_LENGTH = 256
-_SEGMENT_COST = 40.0  # padding copy, two float64 running sums, one add
+_SEGMENT_COST = 600.0  # padding copy, two float64 running sums along a strided axis, one add
 
 
 def choose_method(length: int, lo: int, hi: int, dtype: np.dtype, inner: int = 1) -> str:
@@ -53,7 +53,7 @@ def choose_method(length: int, lo: int, hi: int, dtype: np.dtype, inner: int = 1
     lo, hi = min(lo, length - 1), min(hi, length - 1)
     shift = (1.0 + lo + hi) * (_SHIFT_COST_LAST if inner < 8 else _SHIFT_COST)
     band = length * _BAND_COST_PER_ROW if length <= _BAND_MAX_LENGTH else float("inf")
-    segment = _SEGMENT_COST * (_SHIFT_COST_LAST if inner < 8 else 1.0)
+    segment = _SEGMENT_COST
     costs = {"shift": shift, "band": band, "segment": segment}
     return min(costs, key=costs.__getitem__)
 

@@ -273,10 +273,9 @@ class _Moments:
             return np.add.reduce(a, axis=(0, 2), dtype=np.float64)
         if a.shape[2] > 1:
             return np.add.reduce(a, axis=2, dtype=np.float32).sum(axis=0, dtype=np.float64)
-        total = np.zeros(a.shape[1])
-        for start in range(0, a.shape[0], _ROWS):
-            total += np.add.reduce(a[start:start + _ROWS, :, 0], axis=0, dtype=np.float32)
-        return total
+        if a.shape[0] > _ROWS:  # many rows (channels last): convert as numpy reduces
+            return np.add.reduce(a, axis=(0, 2), dtype=np.float64)
+        return np.add.reduce(a[:, :, 0], axis=0, dtype=np.float32).astype(np.float64)
 
     def _sums(self, dev: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
         sq = scratch.get("sq", dev.shape, self.ct)
