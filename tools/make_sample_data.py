@@ -889,8 +889,8 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
     w("")
     nans = res["nan_pos"]
     w(
-        "With k = 0 these shorter windows meet all-zero"
-        " neighbourhoods elsewhere, and 0 / 0 gives NaN"
+        "With k = 0 these shorter windows meet all-zero neighbourhoods elsewhere, where the"
+        " value is 0 / 0: normcli defines it as 0 (the value itself is 0), never NaN,"
     )
     w("at " + "; ".join(f"{conv}: {', '.join(map(str, p))}" for conv, p in nans.items()) + ".")
     w("")
@@ -1014,10 +1014,10 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
     for pos in [(0, 0, 0), (1, 0, 0), (0, 2, 2), (3, 2, 2), (3, 2, 1), (2, 1, 1)]:
         w(f"| {pos} | {inter[pos]:g} | {dflt[pos]:.7f} |")
     w("")
-    w(f"(2^-0.75 = {2**-0.75:.7f}; the α term only moves the 5th digit here.) The stream holds a")
-    w("single (4, 3, 3) sample, so per-activation batch norm sees a batch of 1: every position has")
-    w("zero variance and `b.npy` is all zeros (x̂ = 0 / √ε). Per-channel batch norm over the 9")
-    w("positions gives each channel mean 0 and variance σ²/(σ² + ε) ≈ 1.")
+    w(f"(2^-0.75 = {2**-0.75:.7f}; the α term only moves the 5th digit here.) The stream holds one")
+    w("(4, 3, 3) array, and a single input is its own batch along its first axis: 4 samples of")
+    w("shape (3, 3), so per-activation batch norm normalizes each of the 9 positions over the 4")
+    w("values above it (mean 0, variance σ²/(σ² + ε) ≈ 1 at each position).")
     w("")
 
     # ---------------- features
