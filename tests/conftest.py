@@ -1,7 +1,14 @@
-"""Shared fixtures for the command-line tests (tests/test_cli_*.py)."""
+"""Shared fixtures for the tests, and the robustness summary at the end of a run.
+
+Modules that try bad inputs or inject faults keep a ``COUNTS`` Counter; after
+each such module its counts are added up, and the run ends with one line
+saying how many bad inputs, faults and numeric stress cases were tried.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +16,28 @@ import pytest
 from click.testing import CliRunner
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests import reference, helpers
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _robustness_counts(request):
+    """After a module, add its ``COUNTS`` (if it keeps any) to the run's totals."""
+    yield
+    counts = getattr(request.module, "COUNTS", None)
+    if counts:
+        request.config.__dict__.setdefault("normcli_counts", Counter()).update(counts)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    counts = getattr(config, "normcli_counts", None)
+    if not counts:
+        return
+    faults = sum(v for k, v in counts.items() if k.startswith("fault:"))
+    numerics = sum(v for k, v in counts.items() if k.startswith(("lrn ", "batchnorm ")))
+    bad = sum(counts.values()) - faults - numerics
+    terminalreporter.section("normcli robustness")
+    terminalreporter.write_line(f"bad inputs tried: {bad:,}; faults injected: {faults:,}; "
+                                f"numeric stress cases: {numerics:,}")
 
 
 

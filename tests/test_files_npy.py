@@ -498,3 +498,35 @@ def test_random_header_text_only_raises_input_error(text):
         read_npy_stream(io.BytesIO(data), source="fuzz")
     except InputError as e:
         assert "\n" not in str(e)
+
+
+def test_headers_are_parsed_one_at_a_time(tmp_path, monkeypatch):
+    """numpy parses headers with ast.literal_eval, which CPython 3.11 cannot run in
+    two threads at once (seen here as "SystemError: AST constructor recursion depth
+    mismatch" about once in 300 runs of a two-job batchnorm): normcli reads inputs
+    on --jobs threads, so the parser must never run in two of them together."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    real = npymod.npformat.read_array_header_1_0
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_parser(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.002)  # long enough for another thread to arrive
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(npymod.npformat, "read_array_header_1_0", slow_parser)
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(6.0).reshape(2, 3))
+    with ThreadPoolExecutor(4) as pool:
+        shapes = list(pool.map(lambda _: read_npy(path).shape, range(40)))
+    assert set(shapes) == {(2, 3)} and most[0] == 1

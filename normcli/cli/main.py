@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
 
 import click
 
 from normcli import __version__
+from normcli.cli import signals
 from normcli.errors import NormcliError
 
 
@@ -90,15 +90,15 @@ def _register() -> None:
 _register()
 
 
-def _terminate(signum, frame) -> None:
-    # Unwind like Ctrl-C so that temporary files are removed, then exit 143.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    signal.signal(signal.SIGTERM, _terminate)
-    cli.main(args=argv, prog_name="normcli")
+    signals.install()
+    try:
+        cli.main(args=argv, prog_name="normcli", standalone_mode=True)
+    finally:
+        if signals.terminated.is_set():
+            sys.stderr.flush()
+            os._exit(143)  # the SIGTERM's exception was swallowed: still exit as terminated
 
 
 if __name__ == "__main__":  # pragma: no cover

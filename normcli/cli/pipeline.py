@@ -23,6 +23,7 @@ import click
 import numpy as np
 
 from normcli.cli.options import IOOptions
+from normcli.cli.signals import terminated
 from normcli.errors import InputError, OutputError
 from normcli.files import (
     OUTPUT_SUFFIXES,
@@ -186,8 +187,11 @@ class ResultWriter:
             self._stage(plan.path, result)
 
     def _stage(self, path: Path, result) -> None:
-        stage_array(self.staged, path, result, force=self.plan.io.force,
-                    png_bits=self.plan.io.png_bits)
+        try:
+            stage_array(self.staged, path, result, force=self.plan.io.force,
+                        png_bits=self.plan.io.png_bits)
+        except ValueError as e:  # e.g. a 4-D result cannot be one PNG image
+            raise OutputError(path, str(e)) from None
 
     def commit(self) -> None:
         plan = self.plan
@@ -200,9 +204,15 @@ class ResultWriter:
             if plan.kind == "file":
                 self._stage(plan.path, stacked)
             else:
-                self.staged.commit()
+                self._put_in_place()
                 write_npy_stream(sys.stdout.buffer, stacked)
                 return
+        self._put_in_place()
+
+    def _put_in_place(self) -> None:
+        self.staged.sync()
+        if terminated.is_set():  # a SIGTERM whose exception was swallowed somewhere
+            raise SystemExit(143)
         self.staged.commit()
 
 

@@ -255,12 +255,16 @@ class StagedWrites:
             tmp.unlink()
         raise OutputError(target, "not written: the run was stopped")
 
-    def commit(self) -> None:
-        """Sync every staged file to disk, then move each onto its target."""
+    def sync(self) -> None:
+        """Flush every staged file to disk (several at once); :meth:`commit` does it too."""
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="normcli-sync") as pool:
             for error in pool.map(_sync_path, self._staged):
                 if error is not None:
                     raise error
+
+    def commit(self) -> None:
+        """Sync every staged file to disk, then move each onto its target."""
+        self.sync()
         directories = set()
         while self._staged:
             tmp, target, force = self._staged[0]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 import warnings
 import zipfile
 import zlib
@@ -157,6 +158,9 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_HEADER_LOCK = threading.Lock()
+
+
 def read_npy_header(
     fp: BinaryIO, *, source: object, max_bytes: int | None = None, metadata: bool = False
 ) -> NpyHeader:
@@ -229,7 +233,10 @@ def read_npy_header(
         version = (2, 0)
     reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
     try:
-        with warnings.catch_warnings():
+        # One header at a time: numpy parses it with ast.literal_eval, and CPython
+        # 3.11's AST construction is not thread-safe ("SystemError: AST constructor
+        # recursion depth mismatch", python/cpython#106905); nor is catch_warnings.
+        with _HEADER_LOCK, warnings.catch_warnings():
             # Python 2 era headers need extra filtering; numpy warns about it.
             warnings.simplefilter("ignore", UserWarning)
             shape, fortran_order, dtype = reader(
@@ -460,7 +467,7 @@ def npz_members(path: str | os.PathLike[str], *, source: object = None) -> list[
         infos = zf.infolist()
     names: list[str] = []
     for info in infos:
-        if info.is_dir():
+        if info.filename.endswith("/"):  # a directory; is_dir() fails on an empty name
             continue
         if not info.filename.endswith(".npy"):
             raise InputError(

@@ -237,7 +237,8 @@ class _Moments:
         else:
             step = max(1, BLOCK_ELEMENTS // self.count)
             self.blocks = [slice(i, min(c, i + step)) for i in range(0, c, step)]
-        self.first = np.empty(c, ct)  # first-pass mean, rounded to the compute type
+        # first-pass mean, rounded to the type the deviations are computed in
+        self.first = np.empty(c)
         self.mean = np.empty(c)
         self.m2 = np.empty(c)
 
@@ -255,13 +256,15 @@ class _Moments:
     def run(self, work) -> None:
         run_blocks(work, len(self.blocks), elements=self.v.size, threads=self.threads)
 
-    def deviations(self, xb: np.ndarray, sl: slice, scratch: Scratch) -> np.ndarray:
-        """``xb - first`` in the compute type, in a scratch buffer."""
-        dev = scratch.get("dev", xb.shape, self.ct)
-        np.subtract(xb, self.first[sl][None, :, None], out=dev, dtype=self.ct)
+    def deviations(self, xb: np.ndarray, sl: slice, scratch: Scratch, ct=None) -> np.ndarray:
+        """``xb - first`` in ``ct`` (default: the compute type), in a scratch buffer."""
+        ct = self.ct if ct is None else ct
+        dev = scratch.get("dev", xb.shape, ct)
+        np.subtract(xb, self.first[sl].astype(ct)[None, :, None], out=dev, dtype=ct)
         return dev
 
-    def _reduce(self, a: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _reduce(a: np.ndarray, ct: np.dtype) -> np.ndarray:
         """Sums over axes 0 and 2 of a block, as float64.
 
         In float64 directly for float64 work.  For float32 work, float32 partial
@@ -269,7 +272,7 @@ class _Moments:
         added in float64: as accurate for these sizes, and several times faster
         than converting every value.
         """
-        if self.ct != np.float32:
+        if ct != np.float32:
             return np.add.reduce(a, axis=(0, 2), dtype=np.float64)
         if a.shape[2] > 1:
             return np.add.reduce(a, axis=2, dtype=np.float32).sum(axis=0, dtype=np.float64)
@@ -278,25 +281,38 @@ class _Moments:
         return np.add.reduce(a[:, :, 0], axis=0, dtype=np.float32).astype(np.float64)
 
     def _sums(self, dev: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
-        sq = scratch.get("sq", dev.shape, self.ct)
+        sq = scratch.get("sq", dev.shape, dev.dtype)
         np.multiply(dev, dev, out=sq)
-        return self._reduce(dev), self._reduce(sq)
+        return self._reduce(dev, dev.dtype), self._reduce(sq, dev.dtype)
 
     def _finish(self, sl: slice, sum_dev: np.ndarray, sum_sq: np.ndarray) -> None:
         # corrected two-pass: the first mean's rounding is taken out of M2
         self.mean[sl] = self.first[sl] + sum_dev / self.count
         self.m2[sl] = np.maximum(sum_sq - sum_dev**2 / self.count, 0.0)
 
+    def _types(self):
+        """The compute type, then float64 for data whose squares overflow it."""
+        return (self.ct,) if self.ct == np.float64 else (self.ct, np.dtype(np.float64))
+
     def compute(self, normalize=None) -> None:
         """Fill ``mean`` and ``m2``; then ``normalize(i, sl, dev)`` for each block,
-        with column blocks while the block's deviations are still in cache."""
+        with column blocks while the block's deviations are still in cache.
+
+        A block (or, by rows, the whole batch) whose float32 sums overflow
+        (values beyond about 1e19) is redone in float64, so that it is not
+        silently normalized to zeros.  NaN and Inf inputs propagate.
+        """
         if not self.by_rows:
 
             def column_block(i: int, scratch: Scratch) -> None:
                 xb, sl = self.block(i)
-                self.first[sl] = self._reduce(xb) / self.count
-                dev = self.deviations(xb, sl, scratch)
-                self._finish(sl, *self._sums(dev, scratch))
+                for ct in self._types():
+                    self.first[sl] = (self._reduce(xb, ct) / self.count).astype(ct)
+                    dev = self.deviations(xb, sl, scratch, ct)
+                    sums = self._sums(dev, scratch)
+                    if _finite(self.first[sl], *sums):
+                        break
+                self._finish(sl, *sums)
                 if normalize is not None:
                     normalize(i, sl, dev)
 
@@ -304,20 +320,28 @@ class _Moments:
             return
 
         parts: list = [None] * len(self.blocks)
+        for ct in self._types():
 
-        def partial_sums(i: int, scratch: Scratch) -> None:
-            parts[i] = self._reduce(self.v[self.blocks[i]])
+            def partial_sums(i: int, scratch: Scratch, ct=ct) -> None:
+                parts[i] = self._reduce(self.v[self.blocks[i]], ct)
 
-        def partial_moments(i: int, scratch: Scratch) -> None:
-            parts[i] = self._sums(self.deviations(*self.block(i), scratch), scratch)
+            def partial_moments(i: int, scratch: Scratch, ct=ct) -> None:
+                parts[i] = self._sums(self.deviations(*self.block(i), scratch, ct), scratch)
 
-        self.run(partial_sums)
-        self.first[:] = np.sum(parts, axis=0) / self.count
-        self.run(partial_moments)
-        self._finish(slice(None), sum(p[0] for p in parts), sum(p[1] for p in parts))
+            self.run(partial_sums)
+            self.first[:] = (np.sum(parts, axis=0) / self.count).astype(ct)
+            self.run(partial_moments)
+            sums = sum(p[0] for p in parts), sum(p[1] for p in parts)
+            if _finite(self.first, *sums):
+                break
+        self._finish(slice(None), *sums)
         if normalize is not None:
             self.run(lambda i, scratch: normalize(i, slice(None), self.deviations(
-                *self.block(i), scratch)))
+                *self.block(i), scratch, ct)))
+
+
+def _finite(*arrays: np.ndarray) -> bool:
+    return all(bool(np.isfinite(a).all()) for a in arrays)
 
 
 def batch_stats(
@@ -501,7 +525,7 @@ def batch_norm(
     if mean is None:
         moments.compute(normalize)
     else:
-        moments.first[:] = mean_b
+        moments.first[:] = mean_b.astype(ct)  # the value the deviations subtract
 
         def infer(i: int, scratch: Scratch) -> None:
             xb, sl = moments.block(i)

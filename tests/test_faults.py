@@ -1,0 +1,384 @@
+"""Fault injection: disk full, I/O errors, read-only folders, vanishing inputs, signals.
+
+The promise under test (``docs/trust.md``): whatever goes wrong, nothing
+half-written is left behind - no partial output, no ``.NAME.normcli-XXXX.tmp``
+file (except after SIGKILL, which no program can clean up after, and then the
+next run is not disturbed by it) - and every existing output keeps its bytes
+unless the run completed.  Failures are exit 1 with one ``normcli: error:``
+line; SIGINT is exit 130 and SIGTERM exit 143.
+
+Real faults are used where the machine allows it (a 64 KiB tmpfs for a full
+disk, a read-only bind mount; both need root and mount rights, otherwise
+those tests are skipped with the reason); the same faults are also injected
+by monkeypatching, which always runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import normcli.files.atomic as atomic
+import normcli.files.output as output
+from normcli.cli.main import cli
+from normcli.files import Source, cleanup_stale_temps
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:'get_binary_stream' is deprecated:DeprecationWarning"
+)
+COUNTS: Counter[str] = Counter()
+ENV = {"NORMCLI_MAX_BYTES": None, "NORMCLI_DEBUG": None, "COLUMNS": "100"}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def temp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if atomic.TEMP_MARKER in p.name]
+
+
+def run(args: list[str]):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=ENV, catch_exceptions=True)
+
+
+def assert_one_error(result, *needles: str) -> str:
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        repr(result.exception)
+    )
+    assert result.exit_code == 1, (result.exit_code, result.stderr)
+    lines = result.stderr.strip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("normcli: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """Three inputs in a folder, and an output folder holding old results."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a", "b", "c"):
+        np.save(src / f"{name}.npy", rng.standard_normal((4, 8, 8)))
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("a", "b", "c"):
+        np.save(out / f"{name}.npy", np.full((2, 2), 7.0))  # "old" results
+    return src, out
+
+
+def _mount(*args: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    try:
+        done = subprocess.run(["mount", *args], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KiB tmpfs (needs root and mount rights)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)):
+        pytest.skip("cannot mount a 64 KiB tmpfs here (needs root and CAP_SYS_ADMIN); "
+                    "the monkeypatched ENOSPC tests cover the same path")
+    yield where
+    _umount(where)
+
+
+# ------------------------------------------------------------- disk full
+
+
+def test_real_disk_full_leaves_old_outputs_and_no_temp(tiny_disk, tmp_path):
+    COUNTS["fault: ENOSPC (real tmpfs)"] += 1
+    src = tmp_path / "src"
+    src.mkdir()
+    np.save(src / "a.npy", np.ones((2, 8, 8)))  # ~1 KiB result: fits
+    np.save(src / "b.npy", np.ones((4, 50, 50)))  # ~80 KiB result: does not
+    np.save(tiny_disk / "a.npy", np.zeros(3))
+    np.save(tiny_disk / "b.npy", np.zeros(3))
+    before = snapshot(tiny_disk)
+    result = run(["lrn", f"{src}/", "-o", f"{tiny_disk}/", "--force", "-q"])
+    assert_one_error(result, "b.npy", "No space left on device")
+    assert snapshot(tiny_disk) == before
+    assert temp_files(tiny_disk) == []
+    # with room again, the same run completes
+    (tiny_disk / "b.npy").unlink()
+    np.save(src / "b.npy", np.ones((2, 8, 8)))
+    result = run(["lrn", f"{src}/", "-o", f"{tiny_disk}/", "--force", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert np.load(tiny_disk / "a.npy").shape == (2, 8, 8)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EDQUOT])
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_write_errors_are_one_line_and_leave_nothing(inputs, monkeypatch, code, where):
+    """The write of the second output fails half-way, or its fsync does."""
+    COUNTS[f"fault: {errno.errorcode[code]} in {where}"] += 1
+    src, out = inputs
+    before = snapshot(out)
+    calls = Counter()
+
+    if where == "write":
+        real = output.write_npy
+
+        def failing_write(f, arr):
+            calls["w"] += 1
+            if calls["w"] == 2:
+                f.write(b"\x93NUMPY half a file")
+                raise OSError(code, os.strerror(code))
+            real(f, arr)
+
+        monkeypatch.setattr(output, "write_npy", failing_write)
+    else:
+        real_fsync = os.fsync
+
+        def failing_fsync(fd):
+            calls["s"] += 1
+            if calls["s"] == 2:
+                raise OSError(code, os.strerror(code))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+    result = run(["lrn", f"{src}/", "-o", f"{out}/", "--force", "-q", "-j", "1"])
+    assert_one_error(result, os.strerror(code))
+    assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
+def test_disk_full_on_a_single_new_output(tmp_path, monkeypatch):
+    COUNTS["fault: ENOSPC new file"] += 1
+    np.save(tmp_path / "x.npy", np.ones((2, 3, 4)))
+
+    def full(f, arr):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(output, "write_npy", full)
+    result = run(["batchnorm", tmp_path / "x.npy", "-o", tmp_path / "y.npy", "-q"])
+    assert_one_error(result, "y.npy", "No space left")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+# --------------------------------------------------------- read-only folder
+
+
+def test_read_only_folder_real_bind_mount(inputs, tmp_path):
+    COUNTS["fault: read-only folder (bind mount)"] += 1
+    src, out = inputs
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if not _mount("--bind", "-o", "ro", str(out), str(ro)):
+        pytest.skip("cannot make a read-only bind mount here (needs root and mount rights); "
+                    "test_read_only_folder_monkeypatched covers the same path")
+    try:
+        before = snapshot(ro)
+        result = run(["lrn", f"{src}/", "-o", f"{ro}/", "--force", "-q"])
+        assert_one_error(result, "ro/a.npy")
+        assert snapshot(ro) == before
+        assert temp_files(out) == []
+    finally:
+        _umount(ro)
+
+
+@pytest.mark.parametrize("stage", ["mkstemp", "rename"])
+def test_read_only_folder_monkeypatched(inputs, monkeypatch, stage):
+    """EROFS when the temporary file is created, or when the results are put in place."""
+    COUNTS[f"fault: EROFS at {stage}"] += 1
+    src, out = inputs
+    before = snapshot(out)
+    erofs = OSError(errno.EROFS, os.strerror(errno.EROFS))
+    if stage == "mkstemp":
+        def mkstemp(*args, **kwargs):
+            raise erofs
+
+        monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+    else:
+        def replace(*args, **kwargs):
+            raise erofs
+
+        monkeypatch.setattr(atomic.os, "replace", replace)
+    result = run(["lrn", f"{src}/", "-o", f"{out}/", "--force", "-q"])
+    assert_one_error(result, "Read-only file system")
+    assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
+# ---------------------------------------------------------- vanishing input
+
+
+@pytest.mark.parametrize("command", [["lrn"], ["batchnorm"], ["batchnorm", "--per", "channel"]])
+def test_input_deleted_mid_run(inputs, monkeypatch, command):
+    """b.npy is listed, then deleted just before it is read (each time it is read)."""
+    COUNTS["fault: input deleted mid-run"] += 1
+    src, out = inputs
+    before = snapshot(out)
+    real_load = Source.load
+    loads = Counter()
+
+    def load(self, **kwargs):
+        loads[self.label] += 1
+        if self.path is not None and self.path.name == "b.npy" and self.path.exists():
+            self.path.unlink()
+        return real_load(self, **kwargs)
+
+    monkeypatch.setattr(Source, "load", load)
+    result = run([*command, f"{src}/", "-o", f"{out}/", "--force", "-q"])
+    assert_one_error(result, "b.npy", "no such file")
+    assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
+def test_input_deleted_between_batchnorm_passes(inputs, monkeypatch):
+    """batchnorm over several inputs reads each twice: delete c.npy after the first pass."""
+    COUNTS["fault: input deleted between passes"] += 1
+    src, out = inputs
+    before = snapshot(out)
+    real_load = Source.load
+    loads = Counter()
+
+    def load(self, **kwargs):
+        loads[self.label] += 1
+        if self.path is not None and self.path.name == "c.npy" and loads[self.label] == 2:
+            self.path.unlink()
+        return real_load(self, **kwargs)
+
+    monkeypatch.setattr(Source, "load", load)
+    result = run(["batchnorm", f"{src}/", "-o", f"{out}/", "--force", "-q", "-j", "1"])
+    if max(loads.values()) < 2:
+        pytest.skip("this pipeline reads each input only once (no second pass to disturb)")
+    assert_one_error(result, "c.npy", "no such file")
+    assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
+# ------------------------------------------------------------------ signals
+
+# Runs normcli with every fsync slowed down, so that the test can catch it
+# while a temporary file exists: deterministic, and fast.
+SLOW_NORMCLI = """
+import os, sys, time
+real = os.fsync
+def slow_fsync(fd):
+    time.sleep(float(os.environ["SLOW_FSYNC"]))
+    real(fd)
+os.fsync = slow_fsync
+from normcli.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+
+
+def start_slow(args: list[str], delay: float = 0.4) -> subprocess.Popen:
+    env = dict(os.environ, SLOW_FSYNC=str(delay), PYTHONWARNINGS="ignore")
+    env.pop("NORMCLI_MAX_BYTES", None)
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_NORMCLI, *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+
+
+def wait_for_temp(folder: Path, proc: subprocess.Popen, timeout: float = 30.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = temp_files(folder)
+        if found:
+            return found[0]
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"normcli ended ({proc.returncode}) before writing: {err.decode()}")
+        time.sleep(0.005)
+    proc.kill()
+    pytest.fail("no temporary file appeared")
+
+
+@pytest.mark.parametrize(
+    "sig, code, jobs",
+    [(signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 1),
+     (signal.SIGINT, 130, 3), (signal.SIGTERM, 143, 3)],
+)
+def test_signal_mid_write_removes_temps_and_keeps_old_outputs(inputs, sig, code, jobs):
+    COUNTS[f"fault: {sig.name} mid-write"] += 1
+    src, out = inputs
+    before = snapshot(out)
+    proc = start_slow(["lrn", f"{src}/", "-o", f"{out}/", "--force", "-q", "-j", jobs])
+    wait_for_temp(out, proc)
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"normcli did not stop within 30 s of {sig.name}")
+    assert proc.returncode == code, err.decode()
+    assert b"Traceback" not in err, err.decode()
+    assert temp_files(out) == []
+    assert snapshot(out) == before
+
+
+def test_sigkill_leaves_a_stale_temp_that_does_not_break_the_next_run(inputs):
+    COUNTS["fault: SIGKILL mid-write"] += 1
+    src, out = inputs
+    before = snapshot(out)
+    proc = start_slow(["lrn", f"{src}/", "-o", f"{out}/", "--force", "-q", "-j", "1"], delay=2)
+    stale = wait_for_temp(out, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert stale.exists(), "a SIGKILLed run cannot clean up; the temp file is expected"
+    stale_all = temp_files(out)  # every output staged before the kill
+    assert stale.name.startswith(".") and stale.name.endswith(".tmp")
+    # the old outputs are whole and unchanged
+    assert {k: v for k, v in snapshot(out).items() if atomic.TEMP_MARKER not in k} == before
+
+    # a fresh temp file is not removed (a running normcli may own it) ...
+    assert cleanup_stale_temps(out) == []
+    # ... the next run is not disturbed by it, also when it reads that folder
+    result = run(["lrn", f"{src}/", "-o", f"{out}/", "--force", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert all(p.exists() for p in stale_all)
+    assert np.load(out / "a.npy").shape == (4, 8, 8)
+    result = run(["stats", f"{out}/", "-q"])
+    assert result.exit_code == 0, result.stderr  # hidden temp files are not inputs
+    # ... and once it is old, cleanup removes it (and nothing else)
+    old = time.time() - 7200
+    for p in stale_all:
+        os.utime(p, (old, old))
+    assert cleanup_stale_temps(out) == sorted(stale_all)
+    assert temp_files(out) == []
+    assert sorted(snapshot(out)) == ["a.npy", "b.npy", "c.npy"]
+
+
+def test_cleanup_keeps_look_alikes(tmp_path):
+    """Only regular files named like normcli's temporaries are removed."""
+    old = time.time() - 7200
+    names = [".x.npy.normcli-abc.tmp", "x.npy.normcli-abc.tmp", ".x.npy.normcli-abc",
+             ".x.npy.tmp", "x.npy"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+        os.utime(tmp_path / name, (old, old))
+    (tmp_path / ".d.normcli-1.tmp").mkdir()
+    removed = cleanup_stale_temps(tmp_path)
+    assert [p.name for p in removed] == [".x.npy.normcli-abc.tmp"]
+    assert (tmp_path / ".d.normcli-1.tmp").is_dir()
