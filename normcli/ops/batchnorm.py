@@ -310,7 +310,7 @@ class _Moments:
                     self.first[sl] = (self._reduce(xb, ct) / self.count).astype(ct)
                     dev = self.deviations(xb, sl, scratch, ct)
                     sums = self._sums(dev, scratch)
-                    if _finite(self.first[sl], *sums):
+                    if _finite(sums[1]):  # an overflowed mean or square shows up here
                         break
                 self._finish(sl, *sums)
                 if normalize is not None:
