@@ -76,15 +76,15 @@ def test_interrupt_in_second_pass_writes_nothing(tmp_path, monkeypatch):
     out.mkdir()
     (out / "s002.npy").write_bytes(b"old")
     calls = []
-    real = pipeline.batch_norm
+    real = pipeline.BatchNormalizer.__call__
 
-    def interrupted(*args, **kwargs):
+    def interrupted(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "batch_norm", interrupted)
+    monkeypatch.setattr(pipeline.BatchNormalizer, "__call__", interrupted)
     result = CliRunner().invoke(cli, ["batchnorm", str(tmp_path / "d"), "-o", str(out) + "/",
                                       "--force", "-j", "1"])
     assert result.exit_code == 130
@@ -108,10 +108,13 @@ def _peak_rss(args: list[str]) -> int:
 def test_memory_stays_bounded_as_the_dataset_grows(tmp_path):
     """Peak RSS over the start-up baseline: one group of samples plus the statistics.
 
-    2 MiB samples: a group of 8 MiB, float64 running and per-group statistics
-    (5 x 4 MiB), two samples in flight in the second pass (8 MiB): about 36 MiB,
-    allowed 48 MiB, for datasets of 96 and 192 MiB; the larger may not cost
-    more than a few MiB over the smaller.
+    2 MiB samples, so 4 MiB per float64 statistic.  Pass 1: a group of 8 MiB
+    plus the running and per-group moments (5 x 4 MiB); pass 2: the statistics,
+    the scale and shift (about 4 x 4 MiB) and two samples in flight (8 MiB).
+    About 36 MiB with one job (measured: 30); each worker thread's malloc arena
+    keeps some freed blocks (measured: 51 with two jobs).  Allowed 64 MiB, for
+    datasets of 96 and 192 MiB; the larger may not cost more than a few MiB
+    over the smaller.
     """
     sample = (32, 128, 128)  # 2 MiB of float32
     rng = np.random.default_rng(0)
@@ -129,5 +132,5 @@ def test_memory_stays_bounded_as_the_dataset_grows(tmp_path):
                                  str(tmp_path / f"out-{name}") + "/", "-q"])
         assert len(os.listdir(tmp_path / f"out-{name}")) == (48 if name == "small" else 96)
     mb = 1 << 20
-    assert peaks["small"] - baseline < 48 * mb, (baseline / mb, peaks)
+    assert peaks["small"] - baseline < 64 * mb, (baseline / mb, peaks)
     assert peaks["large"] - peaks["small"] < 8 * mb, (baseline / mb, peaks)

@@ -43,6 +43,7 @@ from normcli.files import (
 from normcli.ops._blas import single_threaded_blas
 from normcli.ops._blocks import default_threads
 from normcli.ops.batchnorm import (
+    BatchNormalizer,
     BatchStats,
     RunningStats,
     batch_norm,
@@ -440,6 +441,13 @@ def process_batch(
                 stats, befores, sample_shape = _stream_stats(io, sources, per, shown, err)
             else:
                 befores = sample_shape = None
+            try:  # one normalizer: scale and shift computed once for every file
+                normalizer = BatchNormalizer(
+                    stats.mean, stats.var, per=per, eps=eps, gamma=gamma_v, beta=beta_v,
+                    channels_last=io.channels_last)
+            except ValueError as e:
+                raise library_error(gamma if isinstance(gamma, str) else
+                                    beta if isinstance(beta, str) else sources[0], e) from None
 
             def one(i: int) -> Row:
                 source = sources[i]
@@ -448,7 +456,10 @@ def process_batch(
                     check_stats_shape(source, (1, *x.shape))
                 else:  # the shapes were checked in pass 1; the files may have changed
                     _same_shape(source, x, sample_shape, sources[0])
-                y = normalize(source, x[None], stats.mean, stats.var, threads=1)[0]
+                try:
+                    y = normalizer(x[None], threads=1)[0]
+                except ValueError as e:
+                    raise library_error(source, e) from None
                 writer.add(i, source, y)
                 if observe is not None:
                     observe(source, x, y)

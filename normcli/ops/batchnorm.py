@@ -10,7 +10,14 @@ import numpy as np
 
 from normcli.ops._blocks import BLOCK_ELEMENTS, Scratch, check_array, compute_dtype, run_blocks
 
-__all__ = ["BatchStats", "RunningStats", "batch_stats", "batch_norm", "stats_shape"]
+__all__ = [
+    "BatchNormalizer",
+    "BatchStats",
+    "RunningStats",
+    "batch_norm",
+    "batch_stats",
+    "stats_shape",
+]
 
 PER = ("activation", "channel")
 _ROWS = 32  # rows summed in float32 before a float64 accumulation
@@ -175,12 +182,11 @@ class RunningStats:
         self.count = n
 
     def stats(self) -> BatchStats:
-        """The statistics of everything added so far."""
+        """The statistics of everything added so far (a snapshot)."""
         if self._mean is None:
             raise ValueError("no batch was added")
         return BatchStats.from_moments(self._mean.reshape(self.shape).copy(),
-                                       self._m2.reshape(self.shape).copy(), self.count,
-                                       self.per)
+                                       self._m2.reshape(self.shape), self.count, self.per)
 
 
 def stats_shape(shape: tuple[int, ...], per: str, channels_last: bool = False) -> tuple[int, ...]:
@@ -212,6 +218,21 @@ def _layout(shape: tuple[int, ...], per: str, channels_last: bool) -> tuple[int,
     return shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))
 
 
+def _block_plan(layout: tuple[int, int, int]) -> tuple[bool, list[slice]]:
+    """Cut a batch viewed as ``(outer, C, inner)`` into cache-sized blocks.
+
+    Returns ``(by_rows, slices)``: slices of C (column blocks, every value of a
+    few statistics) or, when a statistic's values are scattered across the
+    array, slices of the outer axis (row blocks).
+    """
+    outer, c, inner = layout
+    if inner == 1 and outer * 16 > BLOCK_ELEMENTS:
+        step = max(1, BLOCK_ELEMENTS // c)
+        return True, [slice(i, min(outer, i + step)) for i in range(0, outer, step)]
+    step = max(1, BLOCK_ELEMENTS // (outer * inner))
+    return False, [slice(i, min(c, i + step)) for i in range(0, c, step)]
+
+
 class _Moments:
     """Mean and M2 of each statistic of a batch viewed as ``(outer, C, inner)``.
 
@@ -230,13 +251,7 @@ class _Moments:
         self.v, self.ct, self.threads = v, ct, threads
         outer, c, inner = v.shape
         self.count = outer * inner
-        self.by_rows = inner == 1 and outer * 16 > BLOCK_ELEMENTS
-        if self.by_rows:
-            step = max(1, BLOCK_ELEMENTS // c)
-            self.blocks = [slice(i, min(outer, i + step)) for i in range(0, outer, step)]
-        else:
-            step = max(1, BLOCK_ELEMENTS // self.count)
-            self.blocks = [slice(i, min(c, i + step)) for i in range(0, c, step)]
+        self.by_rows, self.blocks = _block_plan(v.shape)
         # first-pass mean, rounded to the type the deviations are computed in
         self.first = np.empty(c)
         self.mean = np.empty(c)
@@ -410,6 +425,94 @@ def _check_param(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray
     return out
 
 
+def _check_eps(eps: object) -> float:
+    try:
+        eps = float(eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"eps={eps!r} must be a number > 0") from None
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps={eps} must be finite and > 0")
+    return eps
+
+
+class BatchNormalizer:
+    """Stored statistics, gamma and beta, ready to normalize many batches.
+
+    ``BatchNormalizer(mean, var, ...)(x)`` equals ``batch_norm(x, mean=mean,
+    var=var, ...)``; the scale ``gamma / sqrt(var + eps)`` and the shift are
+    computed once, so each call costs three passes over its data.  This is
+    how the command line applies one batch's statistics to file after file.
+
+    >>> s = batch_stats(np.arange(12.0).reshape(4, 3), per="channel")
+    >>> norm = BatchNormalizer(s.mean, s.var, per="channel")
+    >>> norm(np.array([[4.5, 5.5, 6.5]])).round(6).tolist()
+    [[0.0, 0.0, 0.0]]
+    """
+
+    def __init__(self, mean: object, var: object, *, per: str = "activation",
+                 eps: float = 1e-5, gamma: float | np.ndarray = 1.0,
+                 beta: float | np.ndarray = 0.0, channels_last: bool = False,
+                 shape: tuple[int, ...] | None = None) -> None:
+        _check_per(per)
+        eps = _check_eps(eps)
+        self.per, self.channels_last = per, channels_last
+        self.shape = tuple(np.shape(mean)) if shape is None else tuple(shape)
+        # broadcast views: a scalar gamma or beta is never copied to the full shape
+        mean_b = _check_param(mean, "mean", self.shape)
+        var_b = _check_param(var, "var", self.shape)
+        if np.any(var_b < 0):
+            raise ValueError("var holds negative values")
+        gamma_b = _check_param(gamma, "gamma", self.shape)
+        self._beta = _check_param(beta, "beta", self.shape).reshape(-1) if np.ndim(beta) else (
+            np.float64(beta))
+        scale = np.sqrt(var_b + eps)
+        np.divide(gamma_b, scale, out=scale)
+        self._scale = scale.reshape(-1)
+        self._mean = np.ascontiguousarray(mean_b).reshape(-1)
+        self._cache: dict[np.dtype, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+
+    def _coefficients(self, ct: np.dtype):
+        """(mean rounded to ct, scale, shift or None) as ct column vectors."""
+        if ct not in self._cache:
+            first = self._mean.astype(ct)
+            # y = (x - first) * scale + shift, with x - first exact where it matters
+            shift = self._beta - (self._mean - first) * self._scale
+            self._cache[ct] = (
+                first[None, :, None],
+                self._scale.astype(ct)[None, :, None],
+                shift.astype(ct)[None, :, None] if np.any(shift != 0) else None,
+            )
+        return self._cache[ct]
+
+    def __call__(self, x: object, *, threads: int | None = None) -> np.ndarray:
+        arr = check_array(x)
+        if arr.size == 0:
+            raise ValueError(f"x has shape {arr.shape}: an empty batch cannot be normalized")
+        shape = stats_shape(arr.shape, self.per, self.channels_last)
+        if shape != self.shape:
+            raise ValueError(f"x has shape {arr.shape}, whose statistics per {self.per} have "
+                             f"shape {shape}; these statistics have shape {self.shape}")
+        ct = compute_dtype(arr.dtype)
+        first, scale, shift = self._coefficients(ct)
+        out = np.empty(arr.shape, ct)
+        layout = _layout(arr.shape, self.per, self.channels_last)
+        v, o = arr.reshape(layout), out.reshape(layout)
+        by_rows, blocks = _block_plan(layout)
+
+        def work(i: int, scratch: Scratch) -> None:
+            sl = blocks[i]
+            xb, ob, cols = (v[sl], o[sl], slice(None)) if by_rows else (
+                v[:, sl, :], o[:, sl, :], sl)
+            dev = scratch.get("dev", xb.shape, ct)
+            np.subtract(xb, first[:, cols], out=dev, dtype=ct)
+            np.multiply(dev, scale[:, cols], out=ob)
+            if shift is not None:
+                np.add(ob, shift[:, cols], out=ob)
+
+        run_blocks(work, len(blocks), elements=arr.size, threads=threads)
+        return out
+
+
 def batch_norm(
     x: object,
     *,
@@ -476,32 +579,25 @@ def batch_norm(
     True
     """
     _check_per(per)
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"eps={eps!r} must be a number > 0") from None
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps={eps} must be finite and > 0")
+    eps = _check_eps(eps)
     arr = check_array(x)
     if arr.size == 0:
         raise ValueError(f"x has shape {arr.shape}: an empty batch cannot be normalized")
     shape = stats_shape(arr.shape, per, channels_last)
-    gamma_b = _check_param(gamma, "gamma", shape).reshape(-1)
-    beta_b = _check_param(beta, "beta", shape).reshape(-1)
     if (mean is None) != (var is None):
         raise ValueError("give both mean and var (stored statistics), or neither")
+    if mean is not None:
+        return BatchNormalizer(mean, var, per=per, eps=eps, gamma=gamma, beta=beta,
+                               channels_last=channels_last, shape=shape)(arr, threads=threads)
+    gamma_b = _check_param(gamma, "gamma", shape).reshape(-1)
+    beta_b = _check_param(beta, "beta", shape).reshape(-1)
     outer, c, inner = _layout(arr.shape, per, channels_last)
-    if mean is None and outer * inner < 2:
+    if outer * inner < 2:
         what = "batch of one" if per == "activation" else "single value per channel"
         raise ValueError(
             f"x has shape {arr.shape}: a {what} has zero variance everywhere; "
             "give a larger batch, or stored statistics (mean and var)"
         )
-    if mean is not None:
-        mean_b = _check_param(mean, "mean", shape).reshape(-1)
-        var_b = _check_param(var, "var", shape).reshape(-1)
-        if np.any(var_b < 0):
-            raise ValueError("var holds negative values")
     ct = compute_dtype(arr.dtype)
     out = np.empty(arr.shape, ct)
     layout = _layout(arr.shape, per, channels_last)
@@ -511,10 +607,7 @@ def batch_norm(
     def normalize(i: int, sl: slice, dev: np.ndarray) -> None:
         # y = (x - first) * scale + (beta - (mean - first) * scale), where ``first``
         # is the mean rounded to the compute type: x - first is exact where it matters.
-        if mean is None:
-            mu, variance = moments.mean[sl], moments.m2[sl] / moments.count
-        else:
-            mu, variance = mean_b[sl], var_b[sl]
+        mu, variance = moments.mean[sl], moments.m2[sl] / moments.count
         scale = gamma_b[sl] / np.sqrt(variance + eps)
         shift = beta_b[sl] - (mu - moments.first[sl]) * scale
         ob = moments.out_block(o, i)
@@ -522,14 +615,5 @@ def batch_norm(
         if np.any(shift != 0):
             np.add(ob, shift.astype(ct)[None, :, None], out=ob)
 
-    if mean is None:
-        moments.compute(normalize)
-    else:
-        moments.first[:] = mean_b.astype(ct)  # the value the deviations subtract
-
-        def infer(i: int, scratch: Scratch) -> None:
-            xb, sl = moments.block(i)
-            normalize(i, sl, moments.deviations(xb, sl, scratch))
-
-        moments.run(infer)
+    moments.compute(normalize)
     return out
