@@ -40,27 +40,34 @@ def make_dataset(folder: Path, files: int, shape: tuple[int, ...]) -> int:
     return files * int(np.prod(shape)) * 4
 
 
-def floor_loop(src: Path, dst: Path) -> None:
-    """Load every file twice (statistics, then normalization) and save it once."""
-    names = sorted(src.glob("*.npy"))
-    for name in names:
-        np.load(name)
-    dst.mkdir(exist_ok=True)
-    for name in names:
-        np.save(dst / name.name, np.load(name))
-
-
-def floor_loop_synced(src: Path, dst: Path) -> None:
-    """The same, with every saved file flushed to disk (normcli's writes are durable)."""
-    names = sorted(src.glob("*.npy"))
-    for name in names:
-        np.load(name)
-    dst.mkdir(exist_ok=True)
-    for name in names:
-        with open(dst / name.name, "wb") as f:
-            np.save(f, np.load(name))
+FLOOR = """
+import os, sys
+from pathlib import Path
+import numpy as np
+src, dst, synced = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
+names = sorted(src.glob("*.npy"))
+for name in names:  # pass 1: every file loaded once
+    np.load(name)
+dst.mkdir(exist_ok=True)
+for name in names:  # pass 2: loaded again and saved
+    with open(dst / name.name, "wb") as f:
+        np.save(f, np.load(name))
+        if synced:
             f.flush()
             os.fsync(f.fileno())
+"""
+
+
+def floor_loop(src: Path, dst: Path, synced: bool = False) -> None:
+    """Load every file twice (statistics, then normalization) and save it once.
+
+    Run as a script in its own process, like normcli, so that both pay for
+    starting Python and importing numpy.  ``synced``: fsync every saved file,
+    as normcli's atomic writes do.
+    """
+    shutil.rmtree(dst, ignore_errors=True)
+    subprocess.run([sys.executable, "-c", FLOOR, str(src), str(dst), "1" if synced else "0"],
+                   check=True)
 
 
 def run_normcli(src: Path, dst: Path, jobs: int | None) -> tuple[float, int]:
@@ -102,8 +109,9 @@ def main() -> None:
     repeat = 1 if args.quick else args.repeat
     print(f"normcli batchnorm over a directory; sample shape {shape} float32; "
           f"{os.cpu_count()} cores; medians of {repeat}")
-    print("floor: two np.load and one np.save per file; synced: the same with fsync per file, as")
-    print("normcli's atomic writes do. ratios are normcli / floor (normcli / synced floor)")
+    print("floor: a numpy script that loads every file twice and saves it once; synced: the same")
+    print("with fsync per file, as normcli's atomic writes do. Both run in their own process, like")
+    print("normcli. ratios are normcli / floor (normcli / synced floor)")
     print(f"{'files':>6} {'MB':>6} {'floor s':>7} {'synced':>6} {'jobs=1 s':>8} {'ratio':>11} "
           f"{'jobs=all s':>10} {'ratio':>11} {'peak RSS MB':>11}")
     try:
@@ -111,7 +119,7 @@ def main() -> None:
             src, dst, fdst = root / f"data{files}", root / f"out{files}", root / f"floor{files}"
             nbytes = make_dataset(src, files, shape)
             floor = median_time(lambda: floor_loop(src, fdst), repeat)  # noqa: B023
-            synced = median_time(lambda: floor_loop_synced(src, fdst), repeat)  # noqa: B023
+            synced = median_time(lambda: floor_loop(src, fdst, True), repeat)  # noqa: B023
             one = statistics.median(run_normcli(src, dst, 1)[0] for _ in range(repeat))
             runs = [run_normcli(src, dst, None) for _ in range(repeat)]
             many = statistics.median(r[0] for r in runs)

@@ -23,6 +23,8 @@ _LAZY = {
     "batch_norm": "normcli.ops.batchnorm",
     "batch_stats": "normcli.ops.batchnorm",
     "BatchStats": "normcli.ops.batchnorm",
+    "BatchNormalizer": "normcli.ops.batchnorm",
+    "RunningStats": "normcli.ops.batchnorm",
     "CONVENTIONS": "normcli.ops.conventions",
     "Convention": "normcli.ops.conventions",
 }

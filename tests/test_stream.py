@@ -134,3 +134,21 @@ def test_memory_stays_bounded_as_the_dataset_grows(tmp_path):
     mb = 1 << 20
     assert peaks["small"] - baseline < 64 * mb, (baseline / mb, peaks)
     assert peaks["large"] - peaks["small"] < 8 * mb, (baseline / mb, peaks)
+
+
+@pytest.mark.parametrize("per", ["activation", "channel"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_running_stats_exact_for_pieces_far_apart(per, channels_last):
+    """Pieces whose means differ by 1e6 standard deviations, scales from 1e-8 to 1:
+    the one-pass shifted update must fall back to two passes where it would cancel."""
+    rng = np.random.default_rng(7)
+    shape = (5, 3, 4, 6)
+    x = np.concatenate([rng.normal(0, 1, shape), rng.normal(1e6, 1e-3, shape),
+                        rng.normal(-3, 2, shape), rng.normal(0, 1, shape) * 1e-8])
+    running = normcli.RunningStats(per=per, channels_last=channels_last)
+    for start in range(0, len(x), 5):
+        running.add(x[start:start + 5])
+    got, want = running.stats(), normcli.batch_stats(x, per=per, channels_last=channels_last)
+    assert got.count == want.count
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(got.var, want.var, rtol=1e-13, atol=0)

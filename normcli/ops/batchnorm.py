@@ -164,6 +164,10 @@ class RunningStats:
                              f"{self.shape}")
         moments = _Moments(arr.reshape(_layout(arr.shape, self.per, self.channels_last)),
                            np.dtype(np.float64), self.threads)
+        if self._mean is not None and not moments.by_rows:
+            moments.merge_into(self._mean, self._m2, self.count)  # one pass, in place
+            self.count += moments.count
+            return
         moments.compute()
         if self._mean is None:
             self.shape, self.count = shape, moments.count
@@ -353,6 +357,44 @@ class _Moments:
         if normalize is not None:
             self.run(lambda i, scratch: normalize(i, slice(None), self.deviations(
                 *self.block(i), scratch, ct)))
+
+
+    def merge_into(self, mean: np.ndarray, m2: np.ndarray, count: int) -> None:
+        """Merge this piece's moments into running ``mean`` and ``m2`` (of ``count``
+        values each), in place, one cache-sized block at a time.
+
+        Each block takes one pass over its data: the sums of ``d = x - mean``
+        (the running mean is a shift close to the piece's mean), from which the
+        piece's offset ``delta = sum(d) / m`` and ``M2 = sum(d**2) - sum(d) * delta``
+        follow, merged by Chan, Golub and LeVeque's update.  Where more than 90%
+        of ``sum(d**2)`` would cancel (a piece far from the running mean), the
+        block's moments are recomputed by two passes.  Column blocks only.
+        """
+        nb = self.count
+        n = count + nb
+        ct = np.dtype(np.float64)
+
+        def block(i: int, scratch: Scratch) -> None:
+            xb, sl = self.block(i)
+            d = scratch.get("dev", xb.shape, ct)
+            np.subtract(xb, mean[sl][None, :, None], out=d, dtype=ct)
+            s1 = np.add.reduce(d, axis=(0, 2))
+            np.multiply(d, d, out=d)
+            s2 = np.add.reduce(d, axis=(0, 2))
+            if np.all(s1 * s1 <= 0.9 * nb * s2) and _finite(s2):
+                delta = s1 / nb
+                block_m2 = s2 - s1 * delta
+            else:  # two passes: the piece's own mean first
+                first = np.add.reduce(xb, axis=(0, 2), dtype=ct) / nb
+                np.subtract(xb, first[None, :, None], out=d, dtype=ct)
+                s1 = np.add.reduce(d, axis=(0, 2))
+                np.multiply(d, d, out=d)
+                block_m2 = np.add.reduce(d, axis=(0, 2)) - s1 * s1 / nb
+                delta = first + s1 / nb - mean[sl]
+            m2[sl] += np.maximum(block_m2, 0.0) + delta * delta * (count * nb / n)
+            mean[sl] += delta * (nb / n)
+
+        self.run(block)
 
 
 def _finite(*arrays: np.ndarray) -> bool:
