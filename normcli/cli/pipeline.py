@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -340,7 +341,7 @@ def report(
 
 
 
-def _parameter(value: float | str, name: str) -> float | np.ndarray:
+def _parameter(value: float | str) -> float | np.ndarray:
     """``--gamma``/``--beta``: a number, or an array read from a .npy file."""
     if isinstance(value, float):
         return value
@@ -361,6 +362,31 @@ def read_stats_file(path: str) -> BatchStats:
         raise InputError(path, f"not usable statistics: {e}") from None
 
 
+@dataclass
+class _Batch:
+    """One batchnorm run's settings, shared by the in-memory and streamed routes."""
+
+    io: IOOptions
+    per: str
+    eps: float
+    gamma: float | np.ndarray
+    beta: float | np.ndarray
+    stats: BatchStats | None  # saved statistics (--stats), or None
+    stats_file: str | None
+    shown: bool  # whether statistics are shown (not -q)
+    err: object  # the stderr console, for progress bars
+    observe: Observer | None
+
+    def check_stats_shape(self, source: Source, shape: tuple[int, ...]) -> None:
+        want = stats_shape(shape, self.per, self.io.channels_last)
+        if self.stats.mean.shape != want:
+            raise InputError(source.label, f"needs statistics of shape {want} per {self.per}, "
+                             f"but {self.stats_file} holds shape {self.stats.mean.shape}")
+
+    def summary(self, x: np.ndarray) -> Summary | None:
+        return summarize(x) if self.shown else None
+
+
 def process_batch(
     io: IOOptions,
     *,
@@ -377,8 +403,8 @@ def process_batch(
 
     A single input is its own batch (its first axis), normalized in memory.
     Several inputs are the samples of one batch and are streamed: pass 1
-    merges each sample's moments (Chan et al.), pass 2 normalizes each sample
-    with the merged statistics, so one sample is in memory at a time.
+    merges the samples' moments, pass 2 normalizes each sample with the merged
+    statistics, so that memory holds a group of samples, not the batch.
     """
     sources = open_sources(io)
     plan = OutputPlan(io, sources)
@@ -394,88 +420,87 @@ def process_batch(
             raise InputError(stats_file, f"holds statistics per {stats.per}, but --per {per} "
                              "was given")
         per = stats.per
-    gamma_v, beta_v = _parameter(gamma, "--gamma"), _parameter(beta, "--beta")
-    fit = "saved statistics " + stats_file if stats else "batch statistics"
-    title = (f"batch norm per {per} ({fit}): eps={eps:g}, gamma={_text(gamma)}, "
-             f"beta={_text(beta)}")
-    params = {"normalization": "batchnorm", "per": per, "eps": eps, "gamma": _text(gamma),
-              "beta": _text(beta), "stats": stats_file, "channels_last": io.channels_last}
     err, _ = make_consoles(quiet=io.quiet or io.as_json)
-    shown = not io.quiet or io.as_json
-    rows: list[Row] = []
-
-    def normalize(source: Source, x: np.ndarray, mean=None, var=None, threads=None):
-        try:
-            return batch_norm(x, per=per, eps=eps, gamma=gamma_v, beta=beta_v, mean=mean,
-                              var=var, channels_last=io.channels_last,
-                              threads=io.jobs if threads is None else threads)
-        except ValueError as e:
-            raise library_error(source, e) from None
-
-    def check_stats_shape(source: Source, shape: tuple[int, ...]) -> None:
-        want = stats_shape(shape, per, io.channels_last)
-        if stats.mean.shape != want:
-            raise InputError(source.label, f"needs statistics of shape {want} per {per}, but "
-                             f"{stats_file} holds shape {stats.mean.shape}")
-
+    job = _Batch(io, per, eps, _parameter(gamma), _parameter(beta), stats, stats_file,
+                 shown=not io.quiet or io.as_json, err=err, observe=observe)
     with StagedWrites() as staged:
         writer = ResultWriter(plan, staged)
         if len(sources) == 1:
-            source = sources[0]
-            x = load_checked(source, io)
-            if stats is not None:
-                check_stats_shape(source, x.shape)
-                y = normalize(source, x, stats.mean, stats.var)
-            else:
-                y = normalize(source, x)
-                if save_stats is not None:
-                    stats = batch_stats(x, per=per, channels_last=io.channels_last,
-                                        threads=io.jobs)
-            rows.append((source.label, summarize(x) if shown else None,
-                         summarize(y) if shown else None))
-            writer.add(0, source, y)
-            if observe is not None:
-                observe(source, x, y)
+            rows, stats = _batch_in_memory(job, sources[0], writer, save_stats is not None)
         else:
-            if stats is None:
-                stats, befores, sample_shape = _stream_stats(io, sources, per, shown, err)
-            else:
-                befores = sample_shape = None
-            try:  # one normalizer: scale and shift computed once for every file
-                normalizer = BatchNormalizer(
-                    stats.mean, stats.var, per=per, eps=eps, gamma=gamma_v, beta=beta_v,
-                    channels_last=io.channels_last)
-            except ValueError as e:
-                raise library_error(gamma if isinstance(gamma, str) else
-                                    beta if isinstance(beta, str) else sources[0], e) from None
-
-            def one(i: int) -> Row:
-                source = sources[i]
-                x = load_checked(source, io, mmap=True)
-                if befores is None:  # saved statistics: each sample must fit them
-                    check_stats_shape(source, (1, *x.shape))
-                else:  # the shapes were checked in pass 1; the files may have changed
-                    _same_shape(source, x, sample_shape, sources[0])
-                try:
-                    y = normalizer(x[None], threads=1)[0]
-                except ValueError as e:
-                    raise library_error(source, e) from None
-                writer.add(i, source, y)
-                if observe is not None:
-                    observe(source, x, y)
-                before = befores[i] if befores else (summarize(x) if shown else None)
-                bar.advance(nbytes=x.nbytes)
-                return (source.label, before, summarize(y) if shown else None)
-
-            with progress(err, len(sources), "normalizing") as bar:
-                rows = map_inputs(io, one, len(sources))
+            rows, stats = _batch_streamed(job, sources, writer, (gamma, beta))
         if save_stats is not None:
             stage_array(staged, save_stats, stats.to_dict(), force=io.force)
         writer.commit()
-    if shown:
+    if job.shown:
+        fit = "saved statistics " + stats_file if stats_file else "batch statistics"
+        title = (f"batch norm per {per} ({fit}): eps={eps:g}, gamma={_text(gamma)}, "
+                 f"beta={_text(beta)}")
+        params = {"normalization": "batchnorm", "per": per, "eps": eps, "gamma": _text(gamma),
+                  "beta": _text(beta), "stats": stats_file, "channels_last": io.channels_last}
         caption = plan.describe() + (f"; statistics saved to {save_stats}" if save_stats else "")
         report(io, rows, title=title, params=params,
                total=_totals(rows) if len(rows) > 1 else None, caption=caption)
+
+
+def _batch_in_memory(job: _Batch, source: Source, writer: ResultWriter, need_stats: bool):
+    """One input whose first axis is the batch: ``(rows, statistics)``."""
+    x = load_checked(source, job.io)
+    stats = job.stats
+    if stats is not None:
+        job.check_stats_shape(source, x.shape)
+    try:
+        y = batch_norm(x, per=job.per, eps=job.eps, gamma=job.gamma, beta=job.beta,
+                       mean=None if stats is None else stats.mean,
+                       var=None if stats is None else stats.var,
+                       channels_last=job.io.channels_last, threads=job.io.jobs)
+        if stats is None and need_stats:
+            stats = batch_stats(x, per=job.per, channels_last=job.io.channels_last,
+                                threads=job.io.jobs)
+    except ValueError as e:
+        raise library_error(source, e) from None
+    writer.add(0, source, y)
+    if job.observe is not None:
+        job.observe(source, x, y)
+    return [(source.label, job.summary(x), job.summary(y))], stats
+
+
+def _batch_streamed(job: _Batch, sources: Sequence[Source], writer: ResultWriter, given):
+    """Several inputs, the samples of one batch: ``(rows, statistics)``.
+
+    ``given`` are the --gamma and --beta arguments, to name a bad file.
+    """
+    io = job.io
+    stats, befores, shape = job.stats, None, None
+    if stats is None:
+        stats, befores, shape = _stream_stats(io, sources, job.per, job.shown, job.err)
+    try:  # one normalizer: scale and shift computed once for every file
+        normalizer = BatchNormalizer(stats.mean, stats.var, per=job.per, eps=job.eps,
+                                     gamma=job.gamma, beta=job.beta,
+                                     channels_last=io.channels_last)
+    except ValueError as e:
+        files = [g for g in given if isinstance(g, str)]
+        raise library_error(files[0] if files else sources[0], e) from None
+
+    def one(i: int) -> Row:
+        source = sources[i]
+        x = load_checked(source, io, mmap=True)
+        if befores is None:  # saved statistics: each sample must fit them
+            job.check_stats_shape(source, (1, *x.shape))
+        else:  # the shapes were checked in pass 1; the files may have changed since
+            _same_shape(source, x, shape, sources[0])
+        try:
+            y = normalizer(x[None], threads=1)[0]
+        except ValueError as e:
+            raise library_error(source, e) from None
+        writer.add(i, source, y)
+        if job.observe is not None:
+            job.observe(source, x, y)
+        bar.advance(nbytes=x.nbytes)
+        return (source.label, befores[i] if befores else job.summary(x), job.summary(y))
+
+    with progress(job.err, len(sources), "normalizing") as bar:
+        return map_inputs(io, one, len(sources)), stats
 
 
 #: Samples are gathered into groups of about this many bytes for the statistics pass.
