@@ -10,26 +10,12 @@ import zlib
 
 import numpy as np
 import pytest
+from clihelp import one_line_error, usage_error
 from PIL import Image
 
 import normcli
 
 IDENTITY = ["--k", "1", "--alpha", "0", "--beta", "1"]  # lrn that returns its input
-
-
-def one_line_error(result, exit_code: int = 1) -> str:
-    assert result.exit_code == exit_code, (result.stderr, result.exception)
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
-def usage_error(result) -> str:
-    assert result.exit_code == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stderr.strip().splitlines()[-1]
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from clihelp import usage_error
 
 import normcli
 
@@ -18,14 +19,6 @@ SEED_INTER_EXPECTED = np.array(
     ]
 )
 HINT = "nothing written: add -o FILE, -o DIR/ or -o - to save the results"
-
-
-def usage_error(result) -> str:
-    """The last line of a click usage error (``Error: ...``)."""
-    assert result.exit_code == 2, result.stderr
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    return result.stderr.strip().splitlines()[-1]
 
 
 def test_seed_example_gives_one_half(invoke, sample_data, tmp_path):

@@ -90,6 +90,13 @@ class Summary:
     count: int = 0
     m2: float | None = field(default=None, repr=False)
 
+    @classmethod
+    def without_values(cls, shape: tuple[int, ...], dtype: str, size: int, zeros: int,
+                       nonfinite: int, bins: int) -> Summary:
+        """The summary of an array with no finite value (empty, or all NaN/Inf)."""
+        return cls(shape, dtype, size, None, None, None, None, zeros, nonfinite, (0,) * bins,
+                   count=0, m2=None)
+
     def to_dict(self) -> dict:
         """Return the summary as plain JSON-ready Python values.
 
@@ -255,20 +262,7 @@ def summarize(arr: object, *, bins: int = 16) -> Summary:
     zeros = size - int(np.count_nonzero(flat))  # NaN counts as nonzero: good
 
     def empty(nonfinite: int) -> Summary:
-        return Summary(
-            shape,
-            dtype,
-            size,
-            None,
-            None,
-            None,
-            None,
-            zeros,
-            nonfinite,
-            (0,) * bins,
-            count=0,
-            m2=None,
-        )
+        return Summary.without_values(shape, dtype, size, zeros, nonfinite, bins)
 
     if size == 0:
         return empty(0)
@@ -418,20 +412,7 @@ def merge(
         hi = s.max if hi is None else max(hi, s.max)
 
     if n == 0:
-        return Summary(
-            (size,),
-            dtype,
-            size,
-            None,
-            None,
-            None,
-            None,
-            zeros,
-            nonfinite,
-            (0,) * nbins,
-            count=0,
-            m2=None,
-        )
+        return Summary.without_values((size,), dtype, size, zeros, nonfinite, nbins)
 
     mean = min(max(mean, lo), hi)
     std = math.sqrt(m2 / n)
