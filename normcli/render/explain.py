@@ -302,7 +302,7 @@ def compare_table(
     The title and caption (rich markup) are lines of their own above and below the table.
     """
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    table.add_column("statistic")
+    table.add_column("statistic", no_wrap=True, min_width=9)
     for heading, _ in columns:
         table.add_column(heading, justify="right", no_wrap=True)
     for name in _STATS:
