@@ -1,8 +1,9 @@
-"""normcli against stored outputs of the real frameworks (PyTorch, onnxruntime).
+"""normcli against stored outputs of the real frameworks (PyTorch, onnxruntime, TensorFlow).
 
 The fixtures in ``tests/fixtures/*.npz`` are written by ``tools/make_fixtures.py``
-(fixed seeds, framework versions stored alongside); this file needs neither
-torch nor onnxruntime.  Every comparison is made in float64.
+and ``tools/make_tf_fixtures.py`` (fixed seeds, framework versions stored
+alongside); this file needs none of the frameworks.  Every comparison is made
+in float64.
 
 Tolerances.  The frameworks computed in float32 (unit roundoff u = 6e-8).
 LRN's denominator is a sum of non-negative terms (no cancellation) followed by
@@ -120,6 +121,43 @@ def test_even_pytorch_window_differs_from_onnx(case):
     n, alpha, beta, k = d[f"{case}_params"]
     other = lrn_ref(x, convention="onnx", n=int(n), alpha=alpha, beta=beta, k=k)
     assert not np.allclose(other, y, rtol=1e-3, atol=0)
+
+
+# --------------------------------------------------------------------- TensorFlow LRN
+
+TF_LRN = _lrn_cases("tensorflow_lrn.npz")
+
+
+def test_tensorflow_fixtures_cover_every_radius():
+    d = _load("tensorflow_lrn.npz")
+    assert str(d["tensorflow_version"]).startswith("2.")
+    assert sorted({int(d[f"{c}_params"][0]) for c in TF_LRN}) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("case", TF_LRN)
+def test_lrn_tensorflow_convention(case):
+    """NHWC input, depth_radius r: normcli's tensorflow convention, channels last."""
+    d = _load("tensorflow_lrn.npz")
+    x, y = d[f"{case}_x"], d[f"{case}_y"]
+    r, alpha, beta, bias = d[f"{case}_params"]
+    out = normcli.lrn(x, convention="tensorflow", n=int(r), k=bias, alpha=alpha, beta=beta,
+                      channels_last=True)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(out, np.float64), y.astype(np.float64),
+                               rtol=F32_RTOL, atol=0)
+
+
+@pytest.mark.parametrize("case", TF_LRN)
+def test_tensorflow_equals_caffe_mapping(case):
+    """normalization.md: alpha_tf = alpha_caffe / n, r = (n - 1) / 2, bias = k."""
+    d = _load("tensorflow_lrn.npz")
+    x, y = d[f"{case}_x"], d[f"{case}_y"]
+    r, alpha, beta, bias = d[f"{case}_params"]
+    n = 2 * int(r) + 1
+    out = normcli.lrn(x, convention="caffe", n=n, k=bias, alpha=alpha * n, beta=beta,
+                      channels_last=True)
+    np.testing.assert_allclose(np.asarray(out, np.float64), y.astype(np.float64),
+                               rtol=F32_RTOL, atol=0)
 
 
 # --------------------------------------------------------------------- onnxruntime LRN
