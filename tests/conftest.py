@@ -7,6 +7,7 @@ saying how many bad inputs, faults and numeric stress cases were tried.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -14,8 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+
+# In CI the property tests replay a fixed set of examples, so that a submission
+# is judged on its code rather than on which random examples a run drew; runs
+# elsewhere keep exploring new ones (and remember failures in .hypothesis/).
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests import reference, helpers
 
 
