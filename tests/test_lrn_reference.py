@@ -597,3 +597,15 @@ def test_k_zero_all_zero_window_gives_zero_not_nan(convention, dtype):
             warnings.simplefilter("error")
             zi = normcli.lrn(x, **{**kw, "mode": "intra", "n": 1 if convention == "caffe" else 2})
         assert not np.any(np.isnan(zi))
+
+
+def test_float32_window_sum_that_overflows_before_alpha():
+    """1.6e19 squared fits float32 (2.7e38) but a window sum of two such squares does
+    not, although alpha' * sum (1e-4 * 4.3e38) would: the block must go float64."""
+    x = np.zeros((2, 1, 1), np.float32)
+    x[:, 0, 0] = [1.6463540e19, -1.2773732e19]
+    for convention in ("seed", "pytorch", "onnx", "cudnn"):
+        out = normcli.lrn(x, convention=convention, n=5)
+        ref = lrn_ref(x, convention=convention, n=5)
+        np.testing.assert_allclose(out, ref, rtol=1e-5)
+        assert np.all(out != 0)

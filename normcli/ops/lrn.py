@@ -209,9 +209,10 @@ def _lrn_block(
 def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNParams) -> bool:
     """True when every result of the block is computed accurately in ``ct``.
 
-    With ``d = k + alpha' * sum`` between ``dmin`` and ``dmax``: neither ``dmax``
-    nor ``dmax ** beta`` may overflow, and ``dmin ** beta`` must stay a normal
-    number with full precision (else 0/0 or a lost result).  Small squares
+    With ``d = k + alpha' * sum`` between ``dmin`` and ``dmax``: neither the
+    largest window sum, ``dmax`` nor ``dmax ** beta`` may overflow, and
+    ``dmin ** beta`` must stay a normal number with full precision (else 0/0
+    or a lost result).  Small squares
     only matter where ``k`` does not dominate them: then no nonzero value may
     square to 0 or to a subnormal.  Bounds are compared as base-2 logarithms.
     """
@@ -222,8 +223,10 @@ def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNPa
     if smax != smax:  # NaN: it propagates; judge the rest of the block
         smax = float(np.nanmax(s)) if not np.all(np.isnan(s)) else 0.0
     dmax = p.k_eff + p.alpha_eff * window * smax
-    if not dmax < 2.0**log_big or (dmax > 0 and p.beta * math.log2(dmax) > log_big):
-        return False
+    if not (smax * window < 2.0**log_big and dmax < 2.0**log_big):
+        return False  # the window sum, or k + alpha' * sum, would overflow
+    if dmax > 0 and p.beta * math.log2(dmax) > log_big:
+        return False  # its power would
     k = p.k_eff
     if k > 0 and p.beta * math.log2(k) < log_small:
         return False  # k ** beta itself would underflow
