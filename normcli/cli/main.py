@@ -96,9 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="normcli", standalone_mode=True)
     finally:
-        if signals.terminated.is_set():
-            sys.stderr.flush()
-            os._exit(143)  # the SIGTERM's exception was swallowed: still exit as terminated
+        if signals.terminated.is_set():  # even if the SIGTERM's exception was swallowed
+            sys.exit(143)  # (not os._exit: worker threads must still remove their files)
 
 
 if __name__ == "__main__":  # pragma: no cover
