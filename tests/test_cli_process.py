@@ -279,7 +279,7 @@ def test_interrupt_right_after_temp_file_created_leaves_nothing(invoke, save, tm
     def interrupted() -> int:  # a Ctrl-C right after the temporary file exists
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(atomic.os, "chmod", lambda *args: interrupted())  # after mkstemp
+    monkeypatch.setattr(atomic.os, "fchmod", lambda *args: interrupted())  # after creation
     result = invoke("lrn", "x.npy", "-o", "out/")
     assert result.exit_code == 130
     out = tmp_path / "out"  # the run may remove the directory it made

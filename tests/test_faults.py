@@ -202,18 +202,22 @@ def test_read_only_folder_real_bind_mount(inputs, tmp_path):
         _umount(ro)
 
 
-@pytest.mark.parametrize("stage", ["mkstemp", "rename"])
+@pytest.mark.parametrize("stage", ["create", "rename"])
 def test_read_only_folder_monkeypatched(inputs, monkeypatch, stage):
     """EROFS when the temporary file is created, or when the results are put in place."""
     COUNTS[f"fault: EROFS at {stage}"] += 1
     src, out = inputs
     before = snapshot(out)
     erofs = OSError(errno.EROFS, os.strerror(errno.EROFS))
-    if stage == "mkstemp":
-        def mkstemp(*args, **kwargs):
-            raise erofs
+    if stage == "create":
+        real_open = os.open
 
-        monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+        def create(path, flags, *args, **kwargs):
+            if flags & os.O_CREAT:
+                raise erofs
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(atomic.os, "open", create)
     else:
         def replace(*args, **kwargs):
             raise erofs

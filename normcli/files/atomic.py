@@ -12,17 +12,18 @@ Only a ``SIGKILL`` (or a power cut) can leave a temporary file behind;
 :func:`cleanup_stale_temps` removes such leftovers once they are old enough
 that no running normcli can still be writing them.
 
-The new file gets the permissions of the file it replaces, or the usual
-``0o666`` minus the umask for a new file (not the ``0o600`` of
-:func:`tempfile.mkstemp`).
+The temporary name is chosen, and guarded by the cleanup code, before the
+file is created (``O_CREAT | O_EXCL``): no interrupt can fall between its
+creation and the code that would remove it.  The new file gets the
+permissions of the file it replaces, or ``0o666`` minus the umask.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -110,9 +111,9 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
     >>> target.read_bytes()
     b'data'
     """
-    target, tmp, f = _stage(path, force)
-    try:
-        with f:
+    target, tmp, mode = _prepare(path, force)
+    try:  # entered before the temporary file exists: an interrupt cannot leak it
+        with _create(tmp, target, mode) as f:
             yield f
             _sync(f, target)
         _put_in_place(tmp, target, force)
@@ -123,8 +124,13 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
         raise
 
 
-def _stage(path: str | os.PathLike[str], force: bool) -> tuple[Path, Path, BinaryIO]:
-    """Check the target and open a temporary file beside it: ``(target, tmp, file)``."""
+def _prepare(path: str | os.PathLike[str], force: bool) -> tuple[Path, Path, int]:
+    """Check the target; choose a temporary name beside it and the file's mode.
+
+    Returns ``(target, tmp, mode)``.  Nothing is created yet: callers register
+    or guard ``tmp`` first, so that no interrupt can fall between a file's
+    creation and the code that would remove it.
+    """
     target = Path(path)
     if target.is_dir():
         raise OutputError(target, "is a directory")
@@ -138,23 +144,23 @@ def _stage(path: str | os.PathLike[str], force: bool) -> tuple[Path, Path, Binar
     if existing is not None and not force:
         raise OutputError(target, "exists (use --force to replace it)")
     mode = stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~_umask()
+    name = f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}{secrets.token_hex(6)}.tmp"
+    return target, target.parent / name, mode
+
+
+def _create(tmp: Path, target: Path, mode: int) -> BinaryIO:
+    """Create the temporary file (never an existing one) with ``mode``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}", suffix=".tmp",
-            dir=target.parent,
-        )
+        fd = os.open(tmp, flags, 0o600)
     except OSError as e:
         raise _os_error(target, e) from None
-    tmp = Path(tmp_name)
-    try:  # from here on, an interrupt must not leave the temporary file behind
+    try:
         with contextlib.suppress(OSError):
-            os.chmod(tmp, mode)
-        return target, tmp, os.fdopen(fd, "wb")
+            os.fchmod(fd, mode)  # exactly the mode, whatever the umask
+        return os.fdopen(fd, "wb")
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        os.close(fd)
         raise
 
 
@@ -207,6 +213,11 @@ class StagedWrites:
         self._made_dirs: list[Path] = []
         self._lock = threading.Lock()  # open() may be called from worker threads
         self._closed = False  # set by discard(): later files are removed, not staged
+        self._creating: set[Path] = set()  # temporary files being written
+        # Each staged file is synced in the background as soon as it is closed,
+        # so that the disk writes overlap the work on the next outputs.
+        self._syncing: ThreadPoolExecutor | None = None
+        self._synced: list = []  # futures of _sync_path
 
     def makedirs(self, directory: str | os.PathLike[str]) -> None:
         """Create ``directory`` and its parents; :meth:`discard` removes the new ones."""
@@ -232,21 +243,33 @@ class StagedWrites:
     @contextlib.contextmanager
     def open(self, path: str | os.PathLike[str], *, force: bool = False) -> Iterator[BinaryIO]:
         """A file to write ``path``'s contents to; it is put in place by :meth:`commit`."""
-        target, tmp, f = _stage(path, force)
+        target, tmp, mode = _prepare(path, force)
+        with self._lock:
+            if self._closed:
+                raise OutputError(target, "not written: the run was stopped")
+            self._creating.add(tmp)  # discard() removes it from here on
         try:
-            with f:
+            with _create(tmp, target, mode) as f:
                 yield f
                 try:
-                    f.flush()  # synced in commit(), while later outputs are computed
+                    f.flush()
                 except OSError as e:
                     raise _os_error(target, e) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            with self._lock:
+                self._creating.discard(tmp)
             raise
         with self._lock:
+            self._creating.discard(tmp)
             if not self._closed:
-                self._staged.append((tmp, target, force))
+                entry = (tmp, target, force)
+                self._staged.append(entry)
+                if self._syncing is None:
+                    self._syncing = ThreadPoolExecutor(max_workers=2,
+                                                       thread_name_prefix="normcli-sync")
+                self._synced.append(self._syncing.submit(_sync_path, entry))
                 return
         # discard() already ran: a worker thread outlived an interrupt of the
         # main thread (e.g. a thread started while Ctrl-C arrived, which the
@@ -256,11 +279,21 @@ class StagedWrites:
         raise OutputError(target, "not written: the run was stopped")
 
     def sync(self) -> None:
-        """Flush every staged file to disk (several at once); :meth:`commit` does it too."""
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="normcli-sync") as pool:
-            for error in pool.map(_sync_path, self._staged):
-                if error is not None:
-                    raise error
+        """Wait until every staged file is on disk; :meth:`commit` does it too."""
+        with self._lock:
+            pending, self._synced = self._synced, []
+        for future in pending:
+            error = future.result()
+            if error is not None:
+                raise error
+
+    def _stop_syncing(self) -> None:
+        with self._lock:
+            pool, self._syncing, pending, self._synced = self._syncing, None, self._synced, []
+        for future in pending:
+            future.cancel()
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     def commit(self) -> None:
         """Sync every staged file to disk, then move each onto its target."""
@@ -274,12 +307,15 @@ class StagedWrites:
         for directory in directories:
             _fsync_dir(directory)
         self._made_dirs.clear()
+        self._stop_syncing()
 
     def discard(self) -> None:
         """Remove the temporary files not yet committed; files staged later are removed too."""
         with self._lock:
             self._closed = True
             staged, self._staged = self._staged, []
+            staged += [(tmp, None, False) for tmp in self._creating]
+        self._stop_syncing()
         for tmp, _, _ in staged:
             with contextlib.suppress(OSError):
                 tmp.unlink()
