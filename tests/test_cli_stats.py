@@ -51,7 +51,7 @@ def test_table_one_row_per_file_and_total(invoke, arrays):
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert lines[0] == "statistics"
+    assert lines[0] == "statistics of the inputs"
     for label in arrays:
         assert sum(label in line for line in lines) == 1
     assert any(line.startswith("total") and "3 inputs" in line for line in lines)

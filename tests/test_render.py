@@ -232,3 +232,14 @@ def test_layering_render_does_not_import_click():
         assert "import click" not in path.read_text(), path
     text = (root / "ops" / "summary.py").read_text()
     assert "import click" not in text and "import rich" not in text and "from rich" not in text
+
+
+def test_compact_layout_without_after_says_values():
+    """The stats command has no normalization: its lines are "values", not "before"."""
+    s = summarize(np.arange(12.0))
+    rows = [("a-long-input-name-that-forces-the-compact-layout.npy", s, None)] * 2
+    out = io.StringIO()
+    Console(file=out, width=60, color_system=None).print(
+        stats_table(rows, title="statistics of the inputs", show_after=False))
+    text = out.getvalue()
+    assert "  values" in text and "before" not in text

@@ -23,5 +23,5 @@ def stats(**kwargs) -> None:
     io = IOOptions.pop(kwargs)
     from normcli.cli.pipeline import process_each
 
-    process_each(io, None, title="statistics", params={"normalization": None},
+    process_each(io, None, title="statistics of the inputs", params={"normalization": None},
                  description="stats")

@@ -211,6 +211,7 @@ class StatsTable(Table):
         header.append("histogram"[:hist_w], style="bold")
         yield header
         yield Text("─" * min(width, used + hist_w), style="table.header")
+        has_after = any(line[2] for line in self._compact_lines)
         for i, (label, shape, is_after, s) in enumerate(self._compact_lines):
             if not is_after:
                 if label == "total" and shape.endswith("inputs") and i:
@@ -222,7 +223,8 @@ class StatsTable(Table):
                     heading.append(f" → {nxt[3].dtype}")
                 heading.truncate(width, overflow="ellipsis")
                 yield heading
-            stage = Text("  after" if is_after else "  before", style="dim")
+            first = "  before" if has_after else "  values"  # stats: no normalization
+            stage = Text("  after" if is_after else first, style="dim")
             yield line(stage, _stat_cells(s), sparkline(s.hist, width=hist_w))
         if self.caption:
             yield _as_text(self.caption, "table.caption")
