@@ -184,11 +184,12 @@ class RefStats:
 
 def _groups(x: np.ndarray, per: str, channels_last: bool) -> tuple[np.ndarray, tuple[int, ...]]:
     """Rearrange x as (statistic, members) and return the statistics shape."""
+    nb = max(1, x.ndim - 3)  # leading batch axes: 1 up to 4-D, all but the last 3 beyond
     if per == "activation":
-        stat_shape = x.shape[1:]
-        return x.reshape(x.shape[0], -1).T, stat_shape
+        stat_shape = x.shape[nb:]
+        return x.reshape(int(np.prod(x.shape[:nb])), -1).T, stat_shape
     assert per == "channel"
-    c_axis = x.ndim - 1 if channels_last else 1
+    c_axis = x.ndim - 1 if channels_last else nb
     xc = np.moveaxis(x, c_axis, 0)
     return xc.reshape(xc.shape[0], -1), (xc.shape[0],)
 
@@ -218,8 +219,9 @@ def _broadcast_stat(v, x_ndim: int, per: str, channels_last: bool) -> np.ndarray
     """Shape a statistic (or gamma/beta) so that it broadcasts against x."""
     v = np.asarray(v, dtype=np.float64)
     if v.ndim == 0 or per == "activation" or channels_last:
-        return v  # scalar; x.shape[1:]; (C,) against (..., C)
-    return v.reshape(v.shape + (1,) * (x_ndim - 2))  # (C,) -> (C, 1, 1, ...)
+        return v  # scalar; the trailing sample axes; (C,) against (..., C)
+    nb = max(1, x_ndim - 3)
+    return v.reshape(v.shape + (1,) * (x_ndim - nb - 1))  # (C,) -> (C, 1, 1, ...)
 
 
 def batch_norm_ref(

@@ -36,12 +36,12 @@ def _close(actual, expected, rtol):
 
 
 def _c_axis(ndim: int, channels_last: bool) -> int:
-    return ndim - 1 if channels_last else 1
+    return ndim - 1 if channels_last else max(1, ndim - 3)  # (..., C, H, W) beyond 4-D
 
 
 def _stat_shape(shape, per, channels_last):
     if per == "activation":
-        return tuple(shape[1:])
+        return tuple(shape[max(1, len(shape) - 3):])
     return (shape[_c_axis(len(shape), channels_last)],)
 
 
@@ -70,8 +70,9 @@ def test_batch_norm_matches_reference(shape, per, channels_last, dtype, affine):
     sshape = _stat_shape(shape, per, channels_last)
     loc = rng.uniform(-5, 5, size=sshape)
     scale = rng.uniform(0.5, 3, size=sshape)
-    if per == "channel" and not channels_last:
-        loc, scale = (v.reshape(v.shape + (1,) * (len(shape) - 2)) for v in (loc, scale))
+    if per == "channel" and not channels_last:  # (C,) -> (C, 1, ...) after the channel axis
+        tail = len(shape) - _c_axis(len(shape), False) - 1
+        loc, scale = (v.reshape(v.shape + (1,) * tail) for v in (loc, scale))
     x = (rng.normal(size=shape) * scale + loc).astype(dtype)
     kw: dict = dict(per=per, channels_last=channels_last, eps=1e-3)
     if affine == "scalar":

@@ -153,3 +153,32 @@ def test_running_stats_exact_for_pieces_far_apart(per, channels_last):
     assert got.count == want.count
     np.testing.assert_allclose(got.mean, want.mean, rtol=1e-14, atol=0)
     np.testing.assert_allclose(got.var, want.var, rtol=1e-13, atol=0)
+
+
+def test_samples_with_their_own_batch_axis_and_2d_maps(tmp_path):
+    """Files of (N_i, C, H, W) stack to (N, N_i, C, H, W): every leading axis is the
+    batch, so per channel there is one statistic per C; (H, W) files are one channel."""
+    rng = np.random.default_rng(3)
+    four = tmp_path / "four"
+    four.mkdir()
+    batch = rng.standard_normal((3, 2, 3, 4, 4)) + np.array([0, 10, 20])[None, None, :, None, None]
+    for i, x in enumerate(batch):
+        np.save(four / f"s{i}.npy", x)
+    _run("batchnorm", str(four), "--per", "channel", "-o", str(tmp_path / "o4") + "/", "-q",
+         "--save-stats", str(tmp_path / "s4.npz"))
+    with np.load(tmp_path / "s4.npz") as saved:
+        assert saved["mean"].shape == (3,) and int(saved["count"]) == 3 * 2 * 16
+    out = _outputs(tmp_path / "o4")
+    np.testing.assert_allclose(out, normcli.batch_norm(batch, per="channel"), atol=1e-12)
+    np.testing.assert_allclose(out.mean(axis=(0, 1, 3, 4)), 0, atol=1e-12)
+
+    two = tmp_path / "two"
+    two.mkdir()
+    maps = rng.standard_normal((4, 5, 6)) * 3 + 7
+    for i, x in enumerate(maps):
+        np.save(two / f"m{i}.npy", x)
+    _run("batchnorm", str(two), "--per", "channel", "-o", str(tmp_path / "o2") + "/", "-q")
+    out = _outputs(tmp_path / "o2")
+    assert out.shape == maps.shape
+    np.testing.assert_allclose(out, (maps - maps.mean()) / np.sqrt(maps.var() + 1e-5),
+                               rtol=1e-10)

@@ -485,12 +485,13 @@ def _batch_streamed(job: _Batch, sources: Sequence[Source], writer: ResultWriter
     def one(i: int) -> Row:
         source = sources[i]
         x = load_checked(source, io, mmap=True)
+        sample = as_sample(x, io.channels_last)
         if befores is None:  # saved statistics: each sample must fit them
-            job.check_stats_shape(source, (1, *x.shape))
+            job.check_stats_shape(source, (1, *sample.shape))
         else:  # the shapes were checked in pass 1; the files may have changed since
             _same_shape(source, x, shape, sources[0])
         try:
-            y = normalizer(x[None], threads=1)[0]
+            y = normalizer(sample[None], threads=1)[0].reshape(x.shape)
         except ValueError as e:
             raise library_error(source, e) from None
         writer.add(i, source, y)
@@ -519,7 +520,8 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
     befores: list[Summary | None] = []
     first = load_checked(sources[0], io, mmap=True)
     shape, group = first.shape, max(1, GROUP_BYTES // max(1, first.nbytes))
-    buffer = np.empty((min(group, len(sources)), *shape), first.dtype)
+    sample_shape = as_sample(first, io.channels_last).shape
+    buffer = np.empty((min(group, len(sources)), *sample_shape), first.dtype)
     del first
     with progress(err, len(sources), "batch statistics") as bar:
         for start in range(0, len(sources), group):
@@ -533,7 +535,7 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
                 summary = summarize(x) if shown else None
                 bar.advance(nbytes=x.nbytes)
                 if x.dtype == buffer.dtype:
-                    buffer[i] = x
+                    buffer[i] = as_sample(x, io.channels_last)
                     return None, summary
                 return x, summary
 
@@ -542,7 +544,7 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
             if all(x is None for x, _ in loaded):
                 batch = buffer[:len(part)]
             else:
-                batch = np.stack([buffer[i] if x is None else x
+                batch = np.stack([buffer[i] if x is None else as_sample(x, io.channels_last)
                                   for i, (x, _) in enumerate(loaded)])
             del loaded
             try:
@@ -555,6 +557,13 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
         raise InputError(sources[0].label, "a batch of one sample has no variance "
                          "per activation; give more inputs or --stats")
     return stats, befores, shape
+
+
+def as_sample(x: np.ndarray, channels_last: bool) -> np.ndarray:
+    """One input as a sample of a batch: an (H, W) map is one channel, (1, H, W)."""
+    if x.ndim != 2:
+        return x
+    return x[:, :, None] if channels_last else x[None]
 
 
 def _same_shape(source: Source, x: np.ndarray, shape: tuple[int, ...], first: Source) -> None:

@@ -193,15 +193,30 @@ class RunningStats:
                                        self._m2.reshape(self.shape), self.count, self.per)
 
 
+def batch_axes(ndim: int) -> int:
+    """How many leading axes are batch axes: 1 up to 4-D, all but the last 3 beyond.
+
+    As everywhere in normcli, ``(N, C, H, W)`` is a batch and more leading axes
+    are batch axes too; ``(N, C)`` and ``(N, C, L)`` have the one batch axis.
+
+    >>> [batch_axes(n) for n in (2, 3, 4, 5, 6)]
+    [1, 1, 1, 2, 3]
+    """
+    return max(1, ndim - 3)
+
+
 def stats_shape(shape: tuple[int, ...], per: str, channels_last: bool = False) -> tuple[int, ...]:
     """Shape of the statistics of a batch of ``shape``.
 
     >>> stats_shape((8, 3, 4, 4), "activation"), stats_shape((8, 3, 4, 4), "channel")
     ((3, 4, 4), (3,))
+    >>> stats_shape((2, 8, 3, 4, 4), "activation"), stats_shape((2, 8, 3, 4, 4), "channel")
+    ((3, 4, 4), (3,))
     """
+    nb = batch_axes(len(shape))
     if per == "activation":
-        return tuple(shape[1:])
-    return (shape[-1],) if channels_last else (shape[1],)
+        return tuple(shape[nb:])
+    return (shape[-1],) if channels_last else (shape[nb],)
 
 
 def _check_per(per: str) -> None:
@@ -212,14 +227,17 @@ def _check_per(per: str) -> None:
 def _layout(shape: tuple[int, ...], per: str, channels_last: bool) -> tuple[int, int, int]:
     """View a batch as ``(outer, C, inner)``: statistics for each of C over outer and inner.
 
-    Per activation the batch is ``(N, F, 1)``; per channel ``(N, C, H*W)``, or
-    ``(N*H*W, C, 1)`` with the channels last.
+    The leading :func:`batch_axes` are the batch.  Per activation the batch is
+    ``(N, F, 1)``; per channel ``(N, C, H*W)``, or ``(N*H*W, C, 1)`` with the
+    channels last.
     """
+    nb = batch_axes(len(shape))
+    n = int(np.prod(shape[:nb], dtype=np.int64))
     if per == "activation":
-        return shape[0], int(np.prod(shape[1:], dtype=np.int64)), 1
+        return n, int(np.prod(shape[nb:], dtype=np.int64)), 1
     if channels_last:
         return int(np.prod(shape[:-1], dtype=np.int64)), shape[-1], 1
-    return shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))
+    return n, shape[nb], int(np.prod(shape[nb + 1:], dtype=np.int64))
 
 
 def _block_plan(layout: tuple[int, int, int]) -> tuple[bool, list[slice]]:
@@ -409,11 +427,13 @@ def batch_stats(
     Parameters
     ----------
     x : array_like
-        ``(N, ...)``: a batch of N samples, at least 2-D.
+        ``(N, ...)``: a batch of N samples, at least 2-D.  Beyond 4-D the
+        leading axes are all batch axes: ``(..., C, H, W)``.
     per : {"activation", "channel"}
-        One statistic per activation (shape ``x.shape[1:]``, over the batch
-        axis) or per channel (shape ``(C,)``, over the batch and spatial axes;
-        C is axis 1, or the last axis with ``channels_last``).
+        One statistic per activation (shape ``x.shape[1:]``, or the last three
+        axes beyond 4-D, over the batch) or per channel (shape ``(C,)``, over
+        the batch and spatial axes; C is axis 1 (axis -3 beyond 4-D), or the
+        last axis with ``channels_last``).
 
     Returns
     -------
@@ -567,7 +587,7 @@ def batch_norm(
     channels_last: bool = False,
     threads: int | None = None,
 ) -> np.ndarray:
-    r"""Batch normalization of a batch along axis 0.
+    r"""Batch normalization of a batch (axis 0; all leading axes beyond 4-D).
 
     .. math::
 
@@ -580,7 +600,8 @@ def batch_norm(
     Parameters
     ----------
     x : array_like
-        ``(N, ...)``, at least 2-D.
+        ``(N, ...)``, at least 2-D; beyond 4-D, ``(..., C, H, W)`` with every
+        leading axis a batch axis (as :func:`normcli.lrn` reads it).
     per : {"activation", "channel"}
         ``"activation"`` (the seed's form): one mean and variance for each of
         the ``x.shape[1:]`` positions, over the batch; equals PyTorch's

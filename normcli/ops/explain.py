@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from normcli.ops.batchnorm import batch_axes
 from normcli.ops.conventions import LRNParams, resolve_lrn
 
 __all__ = [
@@ -80,7 +81,7 @@ def axis_names(ndim: int, *, channels_last: bool = False, batch: bool = False) -
 
     >>> axis_names(3), axis_names(3, channels_last=True), axis_names(4), axis_names(2)
     (('C', 'H', 'W'), ('H', 'W', 'C'), ('N', 'C', 'H', 'W'), ('H', 'W'))
-    >>> axis_names(2, batch=True), axis_names(3, batch=True), axis_names(5)
+    >>> axis_names(2, batch=True), axis_names(3, batch=True), axis_names(5, batch=True)
     (('N', 'F'), ('N', 'C', 'W'), ('N0', 'N1', 'C', 'H', 'W'))
     """
     if batch:
@@ -88,10 +89,9 @@ def axis_names(ndim: int, *, channels_last: bool = False, batch: bool = False) -
             return ("N", "F")
         if ndim == 3:
             return ("N", "W", "C") if channels_last else ("N", "C", "W")
-        inner = tuple(f"D{i}" for i in range(2, ndim - 2))
-        if channels_last:
-            return ("N", *inner, "H", "W", "C")
-        return ("N", "C", *inner, "H", "W")
+        # beyond 4-D every leading axis is a batch axis, as for lrn
+        batch_names = ("N",) if ndim == 4 else tuple(f"N{i}" for i in range(ndim - 3))
+        return (*batch_names, *(("H", "W", "C") if channels_last else ("C", "H", "W")))
     if ndim == 2:
         return ("H", "W")
     core = ("H", "W", "C") if channels_last else ("C", "H", "W")
@@ -451,15 +451,16 @@ def explain_batch_norm(
         raise ValueError(f"x has dtype {arr.dtype}; give bool, integer or real floating data")
     names = axis_names(arr.ndim, channels_last=channels_last, batch=True)
     pos = check_position(arr.shape, position, names)
+    nb = batch_axes(arr.ndim)
     if per == "activation":
-        statistic = pos[1:]
-        column = arr[(slice(None), *statistic)]
+        statistic = pos[nb:]
+        column = arr[(*(slice(None),) * nb, *statistic)]
         values = np.array(column, dtype=np.float64).reshape(-1)
         all_values = values
     else:
-        c = pos[-1] if channels_last else pos[1]
+        c = pos[-1] if channels_last else pos[nb]
         statistic = (c,)
-        chan = arr[..., c] if channels_last else arr[:, c]
+        chan = arr[..., c] if channels_last else arr[(*(slice(None),) * nb, c)]
         all_values = np.array(chan, dtype=np.float64).reshape(-1)
         values = all_values[:FIRST_VALUES].copy()
     m = all_values.size
