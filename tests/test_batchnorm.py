@@ -364,3 +364,13 @@ def test_batch_stats_unknown_per_raises():
 def test_too_few_dimensions_raise(shape):
     with pytest.raises(ValueError):
         normcli.batch_norm(np.ones(shape), per="channel")
+
+
+@pytest.mark.parametrize("name", ["gamma", "beta"])
+def test_stored_statistics_refuse_non_finite_scalar_affine(name):
+    """The inference path checks a scalar gamma/beta like the training path does."""
+    x = np.ones((2, 3))
+    with pytest.raises(ValueError, match=f"{name} holds non-finite values"):
+        normcli.batch_norm(x, mean=np.zeros(3), var=np.ones(3), **{name: float("nan")})
+    with pytest.raises(ValueError, match=f"{name} holds non-finite values"):
+        normcli.BatchNormalizer(np.zeros(3), np.ones(3), **{name: float("inf")})

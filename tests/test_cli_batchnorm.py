@@ -286,3 +286,22 @@ def test_save_stats_same_file_as_output_refused(invoke, batch, tmp_path, force):
     assert result.exit_code in (1, 2)
     assert "s.npz" in result.stderr
     assert not (tmp_path / "s.npz").exists()
+
+
+def test_stdin_with_other_inputs_is_read_once(invoke, save, tmp_path):
+    """`-` among several inputs: both passes must see it (stdin can be read only once)."""
+    rng = np.random.default_rng(11)
+    a0, a1 = (rng.standard_normal((3, 4, 4)).astype(np.float32) for _ in range(2))
+    save("a0.npy", a0)
+    save("a1.npy", a1)
+    result = invoke("batchnorm", "-", "a1.npy", "-o", "o.npy", "-q",
+                    input=(tmp_path / "a0.npy").read_bytes())
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"),
+                               normcli.batch_norm(np.stack([a0, a1])), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("flag", ["--gamma", "--beta"])
+def test_non_finite_gamma_beta_numbers_are_usage_errors(invoke, batch, flag):
+    result = invoke("batchnorm", "feats", flag, "nan", "-o", "o.npy")
+    assert f"Invalid value for '{flag}': 'nan' must be a finite number" in usage_error(result)

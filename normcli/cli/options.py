@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -129,9 +130,13 @@ class FloatOrFile(click.ParamType):
         if not isinstance(value, str):
             return value
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             pass
+        else:
+            if not math.isfinite(number):
+                self.fail(f"{value!r} must be a finite number", param, ctx)
+            return number
         if not value.lower().endswith(".npy"):
             self.fail(f"{value!r} is neither a number nor a .npy file", param, ctx)
         return value

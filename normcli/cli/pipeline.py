@@ -60,8 +60,11 @@ Observer = Callable[[Source, np.ndarray, np.ndarray], None]
 
 
 def open_sources(io: IOOptions) -> list[Source]:
-    """The inputs named on the command line, expanded; nothing is read yet."""
-    return expand_inputs(list(io.inputs), stdin=sys.stdin.buffer)
+    """The inputs named on the command line, expanded; nothing is read yet, but for
+    standard input, which is read now in the main thread (it can be read only once,
+    and Ctrl-C must reach a read that waits for it)."""
+    sources = expand_inputs(list(io.inputs), stdin=sys.stdin.buffer)
+    return [s.loaded(raw_png=io.raw_png) for s in sources]
 
 
 def load_checked(source: Source, io: IOOptions, *, mmap: bool = False) -> np.ndarray:

@@ -30,6 +30,7 @@ member (``x.npz:conv1`` -> ``x/conv1.npy``) and ``stdin.npy`` for ``-``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import sys
@@ -86,6 +87,18 @@ class Source:
     kind: str
     member: str | None = None
     stream: BinaryIO | None = field(default=None, compare=False, repr=False)
+    array: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def loaded(self, **options: object) -> Source:
+        """This source with its array read now, so that it can be loaded again.
+
+        Standard input can only be read once: a command that reads its inputs
+        twice (batch statistics, then normalization) or on worker threads
+        reads ``-`` first, in the main thread, through this.
+        """
+        if self.kind != "stdin":
+            return self
+        return dataclasses.replace(self, kind="array", array=self.load(**options))
 
     def load(
         self, *, raw_png: bool = False, max_bytes: int | None = None, mmap: bool = False
@@ -119,6 +132,8 @@ class Source:
             return read_npz_member(self.path, self.member, max_bytes=max_bytes, source=self.label)
         if self.kind == "png":
             return read_png(self.path, raw=raw_png, max_bytes=max_bytes, source=self.label)
+        if self.kind == "array":
+            return self.array
         if self.kind == "stdin":
             stream = self.stream if self.stream is not None else sys.stdin.buffer
             isatty = getattr(stream, "isatty", None)

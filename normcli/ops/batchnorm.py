@@ -525,8 +525,8 @@ class BatchNormalizer:
         if np.any(var_b < 0):
             raise ValueError("var holds negative values")
         gamma_b = _check_param(gamma, "gamma", self.shape)
-        self._beta = _check_param(beta, "beta", self.shape).reshape(-1) if np.ndim(beta) else (
-            np.float64(beta))
+        beta_b = _check_param(beta, "beta", self.shape)  # checked even when a scalar
+        self._beta = beta_b.reshape(-1) if np.ndim(beta) else np.float64(beta)
         scale = np.sqrt(var_b + eps)
         np.divide(gamma_b, scale, out=scale)
         self._scale = scale.reshape(-1)
