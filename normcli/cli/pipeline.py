@@ -252,15 +252,18 @@ def map_inputs(io: IOOptions, fn: Callable[[int], object], count: int) -> list:
     jobs = min(io.jobs or default_threads(), count)
     if jobs <= 1:
         return [fn(i) for i in range(count)]
-    with single_threaded_blas(), \
-            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="normcli-file") as pool:
-        futures = [pool.submit(fn, i) for i in range(count)]
-        try:
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="normcli-file")
+    try:
+        with single_threaded_blas():
+            futures = [pool.submit(fn, i) for i in range(count)]
             return [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    except BaseException:
+        # An error or Ctrl-C: drop the queued inputs and do not wait for the ones
+        # in progress (their outputs are refused once the run is discarded).
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=False)
 
 
 def kernel_threads(io: IOOptions, count: int) -> int | None:
