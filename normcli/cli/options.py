@@ -58,6 +58,10 @@ def io_options(*, writes: bool = True) -> Callable:
             "--raw-png", is_flag=True,
             help="Read PNG pixels as stored integers instead of scaled to [0, 1].",
         ),
+        click.option(
+            "-j", "--jobs", type=click.IntRange(min=1), default=None,
+            help="Worker threads for reading, computing and writing [default: cores].",
+        ),
     ]
     writing = [
         click.option(
@@ -70,10 +74,6 @@ def io_options(*, writes: bool = True) -> Callable:
             "--png-bits", type=click.Choice(["8", "16"]), default="8", show_default=True,
             callback=lambda ctx, param, value: int(value),
             help="Bit depth of PNG output (each channel rescaled to the full range).",
-        ),
-        click.option(
-            "-j", "--jobs", type=click.IntRange(min=1), default=None,
-            help="Worker threads for reading, computing and writing [default: cores].",
         ),
     ]
     showing = [

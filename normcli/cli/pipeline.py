@@ -116,6 +116,8 @@ class OutputPlan:
             self.kind = "stdout"
             return
         path = Path(out)
+        if out.endswith(("/", os.sep)) and path.exists() and not path.is_dir():
+            raise OutputError(path, "is not a directory")
         if out.endswith(("/", os.sep)) or path.is_dir():
             self.kind = "dir"
             self.path = path

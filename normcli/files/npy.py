@@ -306,7 +306,8 @@ def _finish(raw: np.ndarray, hdr: NpyHeader) -> np.ndarray:
             flat.byteswap(inplace=True)
             flat = flat.view(hdr.dtype.newbyteorder("="))
     arr = flat.reshape(hdr.shape, order="F" if hdr.fortran_order else "C")
-    return np.ascontiguousarray(arr)
+    # (np.ascontiguousarray would turn a 0-d array into a 1-d one)
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 
 def read_npy_stream(
@@ -408,7 +409,7 @@ def read_npy(
                     source,
                     f"trailing data: header claims {hdr.nbytes} bytes of data, file has {have}",
                 )
-            if mmap:
+            if mmap and hdr.dtype.kind != "b":  # bools are normalised to 0/1: read them
                 return np.memmap(
                     path,
                     dtype=hdr.dtype,

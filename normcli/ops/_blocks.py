@@ -150,8 +150,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     global _shared_pool
     with _pool_lock:
         if _shared_pool is None or _shared_pool._max_workers < workers:
-            old = _shared_pool
+            # A larger pool replaces the old one, which is left to finish what other
+            # threads may still be submitting to it (shutting it down would race them).
             _shared_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="normcli")
-            if old is not None:
-                old.shutdown(wait=False)
         return _shared_pool

@@ -351,4 +351,6 @@ def _is_integral(value: object) -> bool:
     """An int, a numpy integer, or an integral float such as 5.0 (not bool, not str)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
-    return math.isfinite(value) and float(value) == int(value)
+    if isinstance(value, numbers.Integral):
+        return True  # however large: the range check says what is wrong with it
+    return math.isfinite(value) and float(value).is_integer()
