@@ -472,3 +472,17 @@ def test_npz_output_member_names_collide(invoke, save, tmp_path):
         assert result.exit_code in (1, 2)
         assert "d1/a.npy" in result.stderr and "d2/a.npy" in result.stderr
         assert not (tmp_path / "all.npz").exists()
+
+
+def test_png_with_channels_last_is_read_and_written_as_hwc(invoke, tmp_path):
+    """--channels-last makes a PNG (H, W, C), so that LRN runs across its colours."""
+    rgb = np.random.default_rng(5).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    Image.fromarray(rgb, "RGB").save(tmp_path / "x.png")
+    result = invoke("lrn", "x.png", "--channels-last", "--n", "3", "--alpha", "1",
+                    "-o", "y.npy", "-q")
+    assert result.exit_code == 0, result.stderr
+    want = normcli.lrn(rgb.astype(np.float32) / 255, n=3, alpha=1, channels_last=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+    result = invoke("lrn", "x.png", "--channels-last", "-o", "y.png", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert Image.open(tmp_path / "y.png").size == (7, 6)

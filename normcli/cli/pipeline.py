@@ -70,6 +70,8 @@ def open_sources(io: IOOptions) -> list[Source]:
 def load_checked(source: Source, io: IOOptions, *, mmap: bool = False) -> np.ndarray:
     """Load one input and refuse NaN/Inf unless ``--allow-nonfinite``."""
     arr = source.load(raw_png=io.raw_png, mmap=mmap)
+    if io.channels_last and source.kind == "png":
+        arr = np.moveaxis(arr, 0, -1)  # images are read (C, H, W); asked for (H, W, C)
     if not io.allow_nonfinite:
         bad = count_nonfinite(arr)
         if bad:
@@ -194,6 +196,8 @@ class ResultWriter:
             self._stage(plan.path, result)
 
     def _stage(self, path: Path, result) -> None:
+        if self.plan.io.channels_last and path.suffix.lower() == ".png" and result.ndim >= 3:
+            result = np.moveaxis(result, -1, -3)  # PNG output is written from (C, H, W)
         try:
             stage_array(self.staged, path, result, force=self.plan.io.force,
                         png_bits=self.plan.io.png_bits)
