@@ -485,4 +485,5 @@ def test_png_with_channels_last_is_read_and_written_as_hwc(invoke, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
     result = invoke("lrn", "x.png", "--channels-last", "-o", "y.png", "-q")
     assert result.exit_code == 0, result.stderr
-    assert Image.open(tmp_path / "y.png").size == (7, 6)
+    with Image.open(tmp_path / "y.png") as img:
+        assert img.size == (7, 6) and img.mode == "RGB"
