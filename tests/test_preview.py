@@ -137,3 +137,39 @@ def test_batchnorm_and_compare_previews(invoke, sample_data, tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "c.png") as im:
         assert im.size == (605, 641)  # before, LRN inter, LRN intra, BN
+
+
+def test_preview_that_is_an_output_in_the_directory_is_refused(tmp_path):
+    """-o DIR/ with --preview DIR/NAME.png of an output: refused before any work."""
+    from click.testing import CliRunner
+
+    from normcli.cli.main import cli
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    np.save(tmp_path / "in" / "p0.npy", np.ones((2, 3, 3), np.float32))
+    result = CliRunner().invoke(cli, ["lrn", str(tmp_path / "in"), "-o", str(tmp_path / "out") +
+                                      "/", "--preview", str(tmp_path / "out" / "p0.npy"),
+                                      "--force"])
+    assert result.exit_code == 2 and "is also an output" in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_preview_is_committed_with_the_outputs(tmp_path, monkeypatch):
+    """A run that fails after the preview was drawn leaves neither outputs nor preview."""
+    from click.testing import CliRunner
+
+    from normcli.cli import pipeline
+    from normcli.cli.main import cli
+
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "a.npy", np.ones((2, 3, 3), np.float32))
+
+    def fail(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.ResultWriter, "commit", fail)
+    result = CliRunner().invoke(cli, ["lrn", str(tmp_path / "in"), "-o", str(tmp_path / "o.npy"),
+                                      "--preview", str(tmp_path / "p.png")])
+    assert result.exit_code == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

@@ -71,5 +71,5 @@ def batchnorm(per, eps, gamma, beta, save_stats, stats_file, preview, **kwargs) 
         others=(io.output, save_stats))
     process_batch(io, per=per, per_given=source == click.core.ParameterSource.COMMANDLINE,
                   eps=eps, gamma=gamma, beta=beta, save_stats=save_stats, stats_file=stats_file,
-                  observe=recorder.observe if recorder else None)
+                  preview=recorder)
     finish_preview(recorder, quiet=io.quiet or io.as_json)

@@ -50,10 +50,11 @@ def start_preview(path: str | None, io, *, title: str, subtitle: str = "",
 
 
 def finish_preview(recorder, *, quiet: bool) -> None:
-    """Write the preview (atomically) and say so on stderr."""
+    """Write the preview (atomically), unless the run staged it already; say so on stderr."""
     if recorder is None:
         return
-    width, height = recorder.write()
+    size = getattr(recorder, "size", None)
+    width, height = size if size is not None else recorder.write()
     if not quiet:
         from normcli.render import make_consoles
 

@@ -61,7 +61,7 @@ def lrn(mode, convention, n, k, alpha, beta, preview, **kwargs) -> None:
                 "window": params.window_text(), "alpha_effective": params.alpha_eff,
                 "k_effective": params.k_eff, "channels_last": io.channels_last},
         description="lrn",
-        observe=recorder.observe if recorder else None,
+        preview=recorder,
     )
     finish_preview(recorder, quiet=io.quiet or io.as_json)
 

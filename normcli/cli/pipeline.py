@@ -152,6 +152,15 @@ class OutputPlan:
                                       f"stored as member {name!r}; use -o DIR/")
                 seen[name] = s
 
+    def reserve(self, preview) -> None:
+        """Refuse a ``--preview`` path that is one of this plan's outputs."""
+        if preview is None:
+            return
+        for target in [*self.targets, *([self.path] if self.path else [])]:
+            if same_file(preview.path, target):
+                raise click.BadParameter(f"{preview.path!r} is also an output of this command",
+                                         param_hint="'--preview'")
+
     def _check_new(self, target: Path) -> None:
         if not self.io.force and (target.exists() or target.is_symlink()):
             raise OutputError(target, "exists (use --force to replace it)")
@@ -284,16 +293,20 @@ def process_each(
     title: str,
     params: dict,
     description: str,
-    observe: Observer | None = None,
+    preview=None,
 ) -> None:
     """Run ``transform(x, threads)`` on every input independently; write and report.
 
     ``transform`` ``None`` only summarizes the inputs (the ``stats`` command).
-    ``observe(source, x, y)`` sees every input and result (for ``--preview``).
-    Statistics are only computed when they are shown (not with ``-q``).
+    ``preview`` (a :class:`~normcli.render.preview.PreviewRecorder`) sees every
+    input and result, and its image is staged with the outputs.  Statistics are
+    only computed when they are shown (not with ``-q``).
     """
     sources = open_sources(io)
     plan = OutputPlan(io, sources) if transform is not None else None
+    if plan is not None:
+        plan.reserve(preview)
+    observe = preview.observe if preview is not None else None
     err, _ = make_consoles(quiet=io.quiet or io.as_json)
     shown = not io.quiet or io.as_json
     threads = kernel_threads(io, len(sources))
@@ -318,6 +331,8 @@ def process_each(
             return row
 
         rows = map_inputs(io, one, len(sources))
+        if preview is not None:
+            preview.stage(staged)
         if writer is not None:
             writer.commit()
     if shown:
@@ -409,7 +424,7 @@ def process_batch(
     beta: float | str,
     save_stats: str | None,
     stats_file: str | None,
-    observe: Observer | None = None,
+    preview=None,
 ) -> None:
     """Batch-normalize the inputs as one batch; write, save statistics, report.
 
@@ -420,6 +435,7 @@ def process_batch(
     """
     sources = open_sources(io)
     plan = OutputPlan(io, sources)
+    plan.reserve(preview)
     if save_stats is not None:
         check_not_input(save_stats, sources)
         if plan.path is not None and same_file(save_stats, plan.path):
@@ -434,7 +450,8 @@ def process_batch(
         per = stats.per
     err, _ = make_consoles(quiet=io.quiet or io.as_json)
     job = _Batch(io, per, eps, _parameter(gamma), _parameter(beta), stats, stats_file,
-                 shown=not io.quiet or io.as_json, err=err, observe=observe)
+                 shown=not io.quiet or io.as_json, err=err,
+                 observe=preview.observe if preview is not None else None)
     with StagedWrites() as staged:
         writer = ResultWriter(plan, staged)
         if len(sources) == 1:
@@ -443,6 +460,8 @@ def process_batch(
             rows, stats = _batch_streamed(job, sources, writer, (gamma, beta))
         if save_stats is not None:
             stage_array(staged, save_stats, stats.to_dict(), force=io.force)
+        if preview is not None:
+            preview.stage(staged)
         writer.commit()
     if job.shown:
         fit = "saved statistics " + stats_file if stats_file else "batch statistics"

@@ -467,3 +467,12 @@ class PreviewRecorder:
         with atomic_write(self.path, force=self.force) as f:
             f.write(data)
         return image.size
+
+    def stage(self, staged) -> tuple[int, int]:
+        """Stage the PNG in a ``StagedWrites``, to appear with the run's other outputs."""
+        image = self.image()
+        data = preview_png_bytes(image)
+        with staged.open(self.path, force=self.force) as f:
+            f.write(data)
+        self.size = image.size
+        return image.size
