@@ -145,11 +145,13 @@ def test_preview_that_is_an_output_in_the_directory_is_refused(tmp_path):
 
     from normcli.cli.main import cli
 
+    from PIL import Image
+
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
-    np.save(tmp_path / "in" / "p0.npy", np.ones((2, 3, 3), np.float32))
+    Image.fromarray(np.full((4, 5), 200, np.uint8)).save(tmp_path / "in" / "p0.png")
     result = CliRunner().invoke(cli, ["lrn", str(tmp_path / "in"), "-o", str(tmp_path / "out") +
-                                      "/", "--preview", str(tmp_path / "out" / "p0.npy"),
+                                      "/", "--preview", str(tmp_path / "out" / "p0.png"),
                                       "--force"])
     assert result.exit_code == 2 and "is also an output" in result.stderr
     assert list((tmp_path / "out").iterdir()) == []
