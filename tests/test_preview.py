@@ -142,10 +142,9 @@ def test_batchnorm_and_compare_previews(invoke, sample_data, tmp_path):
 def test_preview_that_is_an_output_in_the_directory_is_refused(tmp_path):
     """-o DIR/ with --preview DIR/NAME.png of an output: refused before any work."""
     from click.testing import CliRunner
+    from PIL import Image
 
     from normcli.cli.main import cli
-
-    from PIL import Image
 
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
