@@ -83,3 +83,16 @@ def test_renderables():
     out = render(lrn_vs_bn_table(), 120)
     for label, _, _ in LRN_VS_BN:
         assert label in out
+
+
+def test_one_input_given_as_a_directory_is_not_stacked(tmp_path):
+    """A directory holding one array is that array, not a stack of one."""
+    from click.testing import CliRunner
+
+    from normcli.cli.main import cli
+
+    (tmp_path / "one").mkdir()
+    np.save(tmp_path / "one" / "x.npy", np.random.default_rng(0).random((5, 6, 7)))
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "one")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert "batch = axis 0 of the input" in result.output

@@ -133,7 +133,7 @@ def compare(inputs, convention, n, k, alpha, beta, per, eps, channels_last, raw_
     from normcli.ops.summary import summarize
     from normcli.render.explain import compare_json, compare_table, lrn_vs_bn_table
 
-    x, label = _load(inputs, channels_last=channels_last, raw_png=raw_png,
+    x, label, stacked = _load(inputs, channels_last=channels_last, raw_png=raw_png,
                      allow_nonfinite=allow_nonfinite)
     try:
         y_inter = lrn(x, mode="inter", channels_last=channels_last, **lrn_args)
@@ -146,7 +146,7 @@ def compare(inputs, convention, n, k, alpha, beta, per, eps, channels_last, raw_
         outputs = {"before": x, "LRN inter": y_inter, "BN": y_bn}
         if intra:
             outputs["LRN intra"] = y_intra
-        if len(inputs) == 1 and label == inputs[0]:
+        if not stacked:
             recorder.add(label, outputs)
         else:  # stacked inputs: one sample each, named by its input
             from normcli.files import expand_inputs
@@ -171,7 +171,7 @@ def compare(inputs, convention, n, k, alpha, beta, per, eps, channels_last, raw_
 
         out = Console()
         shape = "×".join(map(str, x.shape))
-        batch = "the input" if label == inputs[0] else "the stacked inputs"
+        batch = "the stacked inputs" if stacked else "the input"
         note = ("" if intra else f"; LRN intra: the {convention} convention has no "
                 "within-channel LRN")
         out.print(compare_table(

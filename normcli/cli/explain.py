@@ -44,7 +44,8 @@ def _reading_options(f):
 
 def _load(inputs: tuple[str, ...], *, channels_last: bool, raw_png: bool,
           allow_nonfinite: bool = True):
-    """``(array, label)``: one input as stored, or several stacked along a new first axis."""
+    """``(array, label, stacked)``: one input as stored, or several stacked along a new
+    first axis (``stacked`` true)."""
     import numpy as np
 
     from normcli.cli.options import IOOptions
@@ -56,12 +57,12 @@ def _load(inputs: tuple[str, ...], *, channels_last: bool, raw_png: bool,
     sources = open_sources(io)
     arrays = [load_checked(s, io) for s in sources]
     if len(arrays) == 1:
-        return arrays[0], sources[0].label
+        return arrays[0], sources[0].label, False
     for s, a in zip(sources[1:], arrays[1:], strict=True):
         if a.shape != arrays[0].shape:
             raise InputError(s.label, f"has shape {a.shape} but {sources[0].label} has "
                              f"{arrays[0].shape}; stacked inputs need one shape")
-    return np.stack(arrays), f"{len(arrays)} inputs stacked ({sources[0].label}, …)"
+    return np.stack(arrays), f"{len(arrays)} inputs stacked ({sources[0].label}, …)", True
 
 
 def _checked_position(shape, position, names) -> tuple[int, ...]:
@@ -139,7 +140,7 @@ def explain_lrn(inputs, position, mode, convention, n, k, alpha, beta, channels_
                     else "1, sample_data/seed_inter.npy)"))
         channels_last = False
     else:
-        x, label = _load(inputs, channels_last=channels_last, raw_png=raw_png)
+        x, label, _ = _load(inputs, channels_last=channels_last, raw_png=raw_png)
     if x.ndim < 2:
         raise InputError(label, f"has shape {x.shape}; LRN needs at least 2 dimensions (H, W)")
     pos = _checked_position(x.shape, position, axis_names(x.ndim, channels_last=channels_last))
@@ -193,7 +194,7 @@ def explain_batchnorm(inputs, position, per, eps, gamma, beta, channels_last, ra
                                 "activations, sample_data/seed_batch/)")
         channels_last = False
     else:
-        x, label = _load(inputs, channels_last=channels_last, raw_png=raw_png)
+        x, label, _ = _load(inputs, channels_last=channels_last, raw_png=raw_png)
     if x.ndim < 2:
         raise InputError(label, f"has shape {x.shape}; a batch needs at least 2 dimensions "
                          "(N, ...)")
