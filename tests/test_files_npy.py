@@ -526,7 +526,38 @@ def test_headers_are_parsed_one_at_a_time(tmp_path, monkeypatch):
 
     monkeypatch.setattr(npymod.npformat, "read_array_header_1_0", slow_parser)
     path = tmp_path / "x.npy"
-    np.save(path, np.arange(6.0).reshape(2, 3))
+    # keys in another order: a valid header that only numpy's parser reads
+    text = "{'shape': (2, 3), 'fortran_order': False, 'descr': '<f8'}"
+    path.write_bytes(npy_bytes(text, np.arange(6.0).tobytes()))
     with ThreadPoolExecutor(4) as pool:
         shapes = list(pool.map(lambda _: read_npy(path).shape, range(40)))
     assert set(shapes) == {(2, 3)} and most[0] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 10**12), min_size=0, max_size=6).map(tuple),
+    descr=st.sampled_from(["<f4", ">f8", "|b1", "|u1", "<i2", ">u8", "<f2", "=f4", "<c8", "|S3"]),
+    fortran=st.booleans(),
+)
+def test_plain_headers_parse_as_numpy_parses_them(shape, descr, fortran):
+    """The fast path for numpy's own header layout gives numpy's answer, or None
+    (and numpy's parser then decides)."""
+    text = header(descr, shape, fortran)
+    raw = npy_bytes(text)
+    numpy_says = npformat.read_array_header_1_0(io.BytesIO(raw[8:]))
+    fast = npymod._parse_plain(raw[10:])
+    assert fast is None or fast == numpy_says
+    if descr[1] in "biuf":
+        assert fast == numpy_says  # numpy's layout always takes the fast path
+
+
+@pytest.mark.parametrize("text", [
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (3), }",  # an int, not a tuple
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (03,), }",  # not a Python literal
+    "{'descr': '<f4', 'fortran_order': 0, 'shape': (3,), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (-3,), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'extra': 1}",
+])
+def test_odd_headers_leave_the_fast_path_to_numpy(text):
+    assert npymod._parse_plain(npy_bytes(text)[10:]) is None

@@ -25,6 +25,7 @@ class IOOptions:
     raw_png: bool = False
     png_bits: int = 8
     jobs: int | None = None
+    sync: bool = True
 
     @classmethod
     def pop(cls, kwargs: dict) -> IOOptions:
@@ -70,6 +71,12 @@ def io_options(*, writes: bool = True) -> Callable:
             "or - for .npy on stdout. Without -o nothing is written.",
         ),
         click.option("--force", is_flag=True, help="Replace existing output files."),
+        click.option(
+            "--sync/--no-sync", default=True, show_default=True,
+            help="Flush outputs to disk before they replace anything. --no-sync is faster "
+            "for scratch outputs: still never half-written, but a power cut soon after "
+            "may lose them.",
+        ),
         click.option(
             "--png-bits", type=click.Choice(["8", "16"]), default="8", show_default=True,
             callback=lambda ctx, param, value: int(value),

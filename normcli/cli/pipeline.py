@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from normcli.files import (
     write_npy_stream,
 )
 from normcli.ops._blas import single_threaded_blas
-from normcli.ops._blocks import default_threads
+from normcli.ops._blocks import compute_dtype, default_threads
 from normcli.ops.batchnorm import (
     BatchNormalizer,
     BatchStats,
@@ -67,20 +68,32 @@ def open_sources(io: IOOptions) -> list[Source]:
     return [s.loaded(raw_png=io.raw_png) for s in sources]
 
 
-def load_checked(source: Source, io: IOOptions, *, mmap: bool = False) -> np.ndarray:
-    """Load one input and refuse NaN/Inf unless ``--allow-nonfinite``."""
-    arr = source.load(raw_png=io.raw_png, mmap=mmap)
+def load_checked(source: Source, io: IOOptions, *, mmap: bool = False,
+                 out: np.ndarray | None = None, check: bool = True) -> np.ndarray:
+    """Load one input and refuse NaN/Inf unless ``--allow-nonfinite``.
+
+    ``out``: a buffer to read a ``.npy`` file into (see :meth:`Source.load`).
+    ``check=False``: the caller checks for NaN/Inf itself (:func:`check_finite`).
+    """
+    arr = source.load(raw_png=io.raw_png, mmap=mmap, out=out)
     if io.channels_last and source.kind == "png":
         arr = np.moveaxis(arr, 0, -1)  # images are read (C, H, W); asked for (H, W, C)
-    if not io.allow_nonfinite:
-        bad = count_nonfinite(arr)
-        if bad:
-            raise InputError(
-                source.label,
-                f"holds {bad:,} NaN/Inf value{'s' if bad > 1 else ''} "
-                "(pass --allow-nonfinite to process it anyway)",
-            )
+    if check:
+        check_finite(source, io, arr)
     return arr
+
+
+def check_finite(source: Source, io: IOOptions, arr: np.ndarray) -> None:
+    """Refuse an input holding NaN or Inf, unless ``--allow-nonfinite``."""
+    if io.allow_nonfinite:
+        return
+    bad = count_nonfinite(arr)
+    if bad:
+        raise InputError(
+            source.label,
+            f"holds {bad:,} NaN/Inf value{'s' if bad > 1 else ''} "
+            "(pass --allow-nonfinite to process it anyway)",
+        )
 
 
 def library_error(source: Source | str, error: ValueError) -> InputError:
@@ -264,21 +277,54 @@ def map_inputs(io: IOOptions, fn: Callable[[int], object], count: int) -> list:
     The kernels inside then run on one thread each, so the outputs do not
     depend on the number of jobs.
     """
-    jobs = min(io.jobs or default_threads(), count)
-    if jobs <= 1:
-        return [fn(i) for i in range(count)]
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="normcli-file")
-    try:
-        with single_threaded_blas():
-            futures = [pool.submit(fn, i) for i in range(count)]
-            return [f.result() for f in futures]
-    except BaseException:
-        # An error or Ctrl-C: drop the queued inputs and do not wait for the ones
-        # in progress (their outputs are refused once the run is discarded).
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=False)
+    with InputPool(io, count) as pool:
+        return pool.start(fn, count)()
+
+
+class InputPool:
+    """The ``--jobs`` worker threads of one command, for work on its inputs.
+
+    :meth:`start` queues calls and returns at once, so that the next group of
+    inputs can be read while the current one is computed on.  Leaving the
+    ``with`` block by an error or Ctrl-C drops the queued calls and does not
+    wait for the running ones (their outputs are refused once the run is
+    discarded).  BLAS stays on one thread while the pool exists.
+    """
+
+    def __init__(self, io: IOOptions, count: int) -> None:
+        self.jobs = min(io.jobs or default_threads(), count)
+        self._pool = None
+        self._blas = single_threaded_blas()
+
+    def __enter__(self) -> InputPool:
+        if self.jobs > 1:
+            self._pool = ThreadPoolExecutor(max_workers=self.jobs,
+                                            thread_name_prefix="normcli-file")
+            self._blas.__enter__()
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if self._pool is None:
+            return
+        self._blas.__exit__(kind, value, tb)
+        self._pool.shutdown(wait=False, cancel_futures=kind is not None)
+
+    def start(self, fn: Callable[[int], object], count: int) -> Callable[[], list]:
+        """Start ``fn(0)`` ... ``fn(count - 1)``; return a function that waits for
+        their results, in order (with one job, the calls run in that function)."""
+        if self._pool is None:
+            return lambda: [fn(i) for i in range(count)]
+        futures = [self._pool.submit(fn, i) for i in range(count)]
+
+        def results() -> list:
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+
+        return results
 
 
 def kernel_threads(io: IOOptions, count: int) -> int | None:
@@ -310,7 +356,7 @@ def process_each(
     err, _ = make_consoles(quiet=io.quiet or io.as_json)
     shown = not io.quiet or io.as_json
     threads = kernel_threads(io, len(sources))
-    with StagedWrites() as staged, progress(err, len(sources), description) as bar:
+    with StagedWrites(sync=io.sync) as staged, progress(err, len(sources), description) as bar:
         writer = ResultWriter(plan, staged) if plan is not None else None
 
         def one(i: int) -> Row:
@@ -452,7 +498,7 @@ def process_batch(
     job = _Batch(io, per, eps, _parameter(gamma), _parameter(beta), stats, stats_file,
                  shown=not io.quiet or io.as_json, err=err,
                  observe=preview.observe if preview is not None else None)
-    with StagedWrites() as staged:
+    with StagedWrites(sync=io.sync) as staged:
         writer = ResultWriter(plan, staged)
         if len(sources) == 1:
             rows, stats = _batch_in_memory(job, sources[0], writer, save_stats is not None)
@@ -502,9 +548,10 @@ def _batch_streamed(job: _Batch, sources: Sequence[Source], writer: ResultWriter
     ``given`` are the --gamma and --beta arguments, to name a bad file.
     """
     io = job.io
-    stats, befores, shape = job.stats, None, None
-    if stats is None:
-        stats, befores, shape = _stream_stats(io, sources, job.per, job.shown, job.err)
+    if job.stats is None:
+        stats, pass1 = _stream_stats(io, sources, job.per, job.shown, job.err)
+    else:
+        stats, pass1 = job.stats, None
     try:  # one normalizer: scale and shift computed once for every file
         normalizer = BatchNormalizer(stats.mean, stats.var, per=job.per, eps=job.eps,
                                      gamma=job.gamma, beta=job.beta,
@@ -512,27 +559,64 @@ def _batch_streamed(job: _Batch, sources: Sequence[Source], writer: ResultWriter
     except ValueError as e:
         files = [g for g in given if isinstance(g, str)]
         raise library_error(files[0] if files else sources[0], e) from None
+    # Each worker thread reads into, and normalizes into, buffers of its own,
+    # unless the arrays must outlive the call (stacked outputs, previews).
+    buffers = _ThreadBuffers() if job.observe is None and not writer.plan.collects() else None
 
     def one(i: int) -> Row:
         source = sources[i]
-        x = load_checked(source, io, mmap=True)
+        x = load_checked(source, io, mmap=True, check=pass1 is None,
+                         out=buffers.get("x", pass1.sample_shape, pass1.dtype)
+                         if buffers is not None and pass1 is not None else None)
         sample = as_sample(x, io.channels_last)
-        if befores is None:  # saved statistics: each sample must fit them
+        if pass1 is None:  # saved statistics: each sample must fit them
             job.check_stats_shape(source, (1, *sample.shape))
-        else:  # the shapes were checked in pass 1; the files may have changed since
-            _same_shape(source, x, shape, sources[0])
+        else:  # read, checked for NaN/Inf and counted in pass 1: unless it changed since
+            pass1.check_unchanged(i, source, x)
+        out = None
+        if buffers is not None:
+            out = buffers.get("y", (1, *sample.shape), compute_dtype(x.dtype))
         try:
-            y = normalizer(sample[None], threads=1)[0].reshape(x.shape)
+            y = normalizer(sample[None], threads=1, out=out)[0].reshape(x.shape)
         except ValueError as e:
             raise library_error(source, e) from None
         writer.add(i, source, y)
         if job.observe is not None:
             job.observe(source, x, y)
         bar.advance(nbytes=x.nbytes)
-        return (source.label, befores[i] if befores else job.summary(x), job.summary(y))
+        return (source.label, pass1.befores[i] if pass1 else job.summary(x), job.summary(y))
 
     with progress(job.err, len(sources), "normalizing") as bar:
         return map_inputs(io, one, len(sources)), stats
+
+
+class _ThreadBuffers(threading.local):
+    """Arrays reused by one worker thread from file to file (no allocation, no
+    page faults per file); each thread has its own."""
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        arr = self.__dict__.get(name)
+        if arr is None or arr.shape != shape or arr.dtype != dtype:
+            arr = self.__dict__[name] = np.empty(shape, dtype)
+        return arr
+
+
+@dataclass
+class _Pass1:
+    """What the statistics pass learnt about each input, for the second pass."""
+
+    shape: tuple[int, ...]  # every input's shape
+    sample_shape: tuple[int, ...]
+    dtype: np.dtype  # the first input's
+    first: Source
+    befores: list[Summary | None]
+    states: list[tuple | None]  # Source.state() after reading
+
+    def check_unchanged(self, i: int, source: Source, x: np.ndarray) -> None:
+        _same_shape(source, x, self.shape, self.first)
+        if source.state() != self.states[i]:
+            raise InputError(source.label, "changed after the statistics were computed "
+                             "from it; run again")
 
 
 #: Samples are gathered into groups of about this many bytes for the statistics pass.
@@ -540,54 +624,76 @@ GROUP_BYTES = 8 << 20
 
 
 def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: bool, err):
-    """Pass 1 over many inputs: their merged batch statistics and their summaries.
+    """Pass 1 over many inputs: their merged batch statistics, and a :class:`_Pass1`.
 
-    Samples are read (memory-mapped where possible, on ``--jobs`` threads) in
-    groups of about :data:`GROUP_BYTES`; each group's float64 moments are
+    Samples are read (on ``--jobs`` threads) straight into a buffer holding a
+    group of about :data:`GROUP_BYTES`; each group's float64 moments are
     merged in order into a :class:`~normcli.ops.batchnorm.RunningStats`, so the
     result does not depend on the number of jobs and memory stays bounded.
+    The group's NaN/Inf check rides on its moments: they are finite if and
+    only if its values are (files are scanned one by one only to name one).
     """
     running = RunningStats(per=per, channels_last=io.channels_last, threads=io.jobs)
-    befores: list[Summary | None] = []
-    first = load_checked(sources[0], io, mmap=True)
-    shape, group = first.shape, max(1, GROUP_BYTES // max(1, first.nbytes))
+    first = load_checked(sources[0], io, mmap=True, check=False)
     sample_shape = as_sample(first, io.channels_last).shape
-    buffer = np.empty((min(group, len(sources)), *sample_shape), first.dtype)
+    info = _Pass1(first.shape, sample_shape, first.dtype, sources[0], [None] * len(sources),
+                  [None] * len(sources))
+    size = max(1, GROUP_BYTES // max(1, first.nbytes))
+    # two buffers: the next group is read into one while the other is reduced
+    buffers = [np.empty((min(size, len(sources)), *sample_shape), first.dtype)
+               for _ in range(2 if len(sources) > size else 1)]
     del first
-    with progress(err, len(sources), "batch statistics") as bar:
-        for start in range(0, len(sources), group):
-            part = sources[start:start + group]
+    groups = [range(start, min(start + size, len(sources)))
+              for start in range(0, len(sources), size)]
 
-            def read(i: int, part=part) -> tuple[np.ndarray | None, Summary | None]:
-                # Copied into the group's buffer at once, so that the memory map is
-                # released; a sample of another dtype is kept as is (and promotes).
-                x = load_checked(part[i], io, mmap=True)
-                _same_shape(part[i], x, shape, sources[0])
-                summary = summarize(x) if shown else None
-                bar.advance(nbytes=x.nbytes)
-                if x.dtype == buffer.dtype:
-                    buffer[i] = as_sample(x, io.channels_last)
-                    return None, summary
-                return x, summary
+    def reader(group: range, buffer: np.ndarray) -> Callable[[int], np.ndarray | None]:
+        def read(i: int) -> np.ndarray | None:
+            """Input ``group[i]`` into ``buffer[i]``; a sample of another dtype is
+            returned as it is (memory-mapped) and promotes the group."""
+            source = sources[group[i]]
+            x = load_checked(source, io, mmap=True, out=buffer[i], check=False)
+            if x.shape != info.shape:  # the file's own problem first, if it has one
+                check_finite(source, io, x)
+                _same_shape(source, x, info.shape, info.first)
+            info.states[group[i]] = source.state()
+            if shown:
+                info.befores[group[i]] = summarize(x)
+            bar.advance(nbytes=x.nbytes)
+            if np.may_share_memory(x, buffer):
+                return None
+            if x.dtype == buffer.dtype:
+                buffer[i] = as_sample(x, io.channels_last)
+                return None
+            return x
 
-            loaded = map_inputs(io, read, len(part))
-            befores.extend(s for _, s in loaded)
-            if all(x is None for x, _ in loaded):
-                batch = buffer[:len(part)]
+        return read
+
+    with progress(err, len(sources), "batch statistics") as bar, \
+            InputPool(io, len(sources)) as pool:
+        pending = pool.start(reader(groups[0], buffers[0]), len(groups[0]))
+        for g, group in enumerate(groups):
+            buffer, loaded = buffers[g % len(buffers)], pending()
+            if g + 1 < len(groups):
+                nxt = groups[g + 1]
+                pending = pool.start(reader(nxt, buffers[(g + 1) % len(buffers)]), len(nxt))
+            if all(x is None for x in loaded):
+                batch = buffer[:len(group)]
             else:
                 batch = np.stack([buffer[i] if x is None else as_sample(x, io.channels_last)
-                                  for i, (x, _) in enumerate(loaded)])
-            del loaded
+                                  for i, x in enumerate(loaded)])
             try:
                 running.add(batch)
             except ValueError as e:
-                raise library_error(part[0], e) from None
-            del batch
+                raise library_error(sources[group[0]], e) from None
+            if not running.finite():  # NaN or Inf in this group (or float64 overflow)
+                for i, sample in zip(group, batch, strict=True):
+                    check_finite(sources[i], io, sample)
+            del loaded, batch
     stats = running.stats()
     if per == "activation" and stats.count < 2:
         raise InputError(sources[0].label, "a batch of one sample has no variance "
                          "per activation; give more inputs or --stats")
-    return stats, befores, shape
+    return stats, info
 
 
 def as_sample(x: np.ndarray, channels_last: bool) -> np.ndarray:

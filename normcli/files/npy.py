@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import threading
 import warnings
@@ -160,6 +161,50 @@ def _short(text: str, limit: int = 200) -> str:
 
 _HEADER_LOCK = threading.Lock()
 
+#: The header numpy writes for plain arrays, e.g.
+#: ``{'descr': '<f4', 'fortran_order': False, 'shape': (96, 55, 55), }``.
+#: Such headers are parsed here, without the lock and ``ast.literal_eval``
+#: (about 50 µs, which matters over thousands of small files); anything else
+#: goes to numpy's parser.
+_PLAIN_HEADER = re.compile(
+    rb"\{'descr': '([<>|=][biuf][1-9][0-9]?)', 'fortran_order': (True|False), "
+    rb"'shape': \(((?:(?:0|[1-9][0-9]*), )*(?:0|[1-9][0-9]*),?)?\), \} *\n"
+)
+
+
+def _parse_plain(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype] | None:
+    """``(shape, fortran_order, dtype)`` of a plain numpy header, else None."""
+    m = _PLAIN_HEADER.fullmatch(header)
+    if m is None:
+        return None
+    dims = m.group(3) or b""
+    if dims and b"," not in dims:
+        return None  # "(3)" is an int, not a shape: numpy's parser says so
+    shape = tuple(int(d) for d in dims.split(b",") if d.strip())
+    try:
+        dtype = np.dtype(m.group(1).decode("ascii"))
+    except TypeError:
+        return None
+    return shape, m.group(2) == b"True", dtype
+
+
+def _parse_with_numpy(version: tuple[int, int], raw: bytes, source: object):
+    """``(shape, fortran_order, dtype)`` by numpy's own header reader."""
+    reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+    try:
+        # One header at a time: numpy parses it with ast.literal_eval, and CPython
+        # 3.11's AST construction is not thread-safe ("SystemError: AST constructor
+        # recursion depth mismatch", python/cpython#106905); nor is catch_warnings.
+        with _HEADER_LOCK, warnings.catch_warnings():
+            # Python 2 era headers need extra filtering; numpy warns about it.
+            warnings.simplefilter("ignore", UserWarning)
+            return reader(io.BytesIO(raw), max_header_size=MAX_HEADER_BYTES)
+    except Exception as e:  # the parser can raise anything (ValueError, MemoryError, ...)
+        text = str(e)
+        if not isinstance(e, ValueError) or text.startswith("malformed node"):
+            text = "cannot parse the header text (expected a Python dict literal)"
+        raise InputError(source, f"invalid .npy header: {_short(text)}") from None
+
 
 def read_npy_header(
     fp: BinaryIO, *, source: object, max_bytes: int | None = None, metadata: bool = False
@@ -231,22 +276,10 @@ def read_npy_header(
                 f"and only {_ALLOWED_TEXT} are supported)",
             ) from None
         version = (2, 0)
-    reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
-    try:
-        # One header at a time: numpy parses it with ast.literal_eval, and CPython
-        # 3.11's AST construction is not thread-safe ("SystemError: AST constructor
-        # recursion depth mismatch", python/cpython#106905); nor is catch_warnings.
-        with _HEADER_LOCK, warnings.catch_warnings():
-            # Python 2 era headers need extra filtering; numpy warns about it.
-            warnings.simplefilter("ignore", UserWarning)
-            shape, fortran_order, dtype = reader(
-                io.BytesIO(size_bytes + header), max_header_size=MAX_HEADER_BYTES
-            )
-    except Exception as e:  # the parser can raise anything (ValueError, MemoryError, ...)
-        text = str(e)
-        if not isinstance(e, ValueError) or text.startswith("malformed node"):
-            text = "cannot parse the header text (expected a Python dict literal)"
-        raise InputError(source, f"invalid .npy header: {_short(text)}") from None
+    parsed = _parse_plain(header)
+    if parsed is None:
+        parsed = _parse_with_numpy(version, size_bytes + header, source)
+    shape, fortran_order, dtype = parsed
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape):
         raise InputError(
             source,
@@ -366,6 +399,7 @@ def read_npy(
     max_bytes: int | None = None,
     mmap: bool = False,
     source: object = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read a ``.npy`` file, refusing pickles, odd dtypes and bad sizes.
 
@@ -381,6 +415,12 @@ def read_npy(
         not normalised to 0/1.
     source : object, optional
         Names the input in error messages (default: `path`).
+    out : numpy.ndarray, optional
+        A C-contiguous buffer to read into, reused across files: when the
+        data are native-endian, C-ordered numbers of ``out.dtype`` and fill
+        ``out`` exactly, they are read straight into it (no allocation, no
+        page faults) and the result is a view of `out`.  Other files are
+        read as without `out`.  Takes precedence over `mmap`.
 
     Returns
     -------
@@ -409,6 +449,12 @@ def read_npy(
                     source,
                     f"trailing data: header claims {hdr.nbytes} bytes of data, file has {have}",
                 )
+            if out is not None and _fills(out, hdr):
+                got = _readinto_exact(fp, memoryview(out.reshape(-1).view(np.uint8)))
+                if got < hdr.nbytes:  # the file shrank while we read it
+                    raise InputError(source, f"truncated: header claims {hdr.nbytes} bytes "
+                                     f"of data, file has {got}")
+                return out.reshape(hdr.shape)
             if mmap and hdr.dtype.kind != "b":  # bools are normalised to 0/1: read them
                 return np.memmap(
                     path,
@@ -427,6 +473,13 @@ def read_npy(
     except OSError as e:
         raise open_error(source, e) from None
     return _finish(raw, hdr)
+
+
+def _fills(out: np.ndarray, hdr: NpyHeader) -> bool:
+    """Whether the data of `hdr` can be read as they are into `out`."""
+    return (out.flags.c_contiguous and out.flags.writeable and out.dtype == hdr.dtype
+            and hdr.dtype.isnative and hdr.dtype.kind != "b" and out.nbytes == hdr.nbytes
+            and (not hdr.fortran_order or sum(s > 1 for s in hdr.shape) <= 1))
 
 
 # --------------------------------------------------------------------- npz
@@ -566,11 +619,27 @@ def write_npy_stream(stream: BinaryIO, arr: np.ndarray) -> None:
     arr : numpy.ndarray
         Any non-object array; written with ``allow_pickle=False``.
     """
-    a = _check_writable(arr, "write_npy_stream")
-    # numpy uses ndarray.tofile for real files, which needs a seekable file
-    # descriptor; a wrapper that only has .write makes it write in chunks.
-    npformat.write_array(_WriteOnly(stream), a, allow_pickle=False)
+    _write_array(stream, _check_writable(arr, "write_npy_stream"))
     stream.flush()
+
+
+def _write_array(fp: BinaryIO, a: np.ndarray) -> None:
+    """The header, then the data, through ``fp.write`` only.
+
+    numpy's ``write_array`` uses ``ndarray.tofile`` on real files (which needs
+    a seekable descriptor, and whose short-write error has no errno, so a full
+    disk could not be reported as "No space left on device"), and copies
+    chunks through ``tobytes`` otherwise.  A C-contiguous array is written
+    straight from its memory instead.
+    """
+    if not a.flags.c_contiguous:
+        npformat.write_array(_WriteOnly(fp), a, allow_pickle=False)
+        return
+    npformat.write_array_header_1_0(fp, npformat.header_data_from_array_1_0(a))
+    view = memoryview(a.reshape(-1).view(np.uint8))
+    done = 0
+    while done < len(view):  # a raw stream may write less (None: nothing, for now)
+        done += fp.write(view[done:]) or 0
 
 
 class _WriteOnly:
@@ -585,11 +654,7 @@ class _WriteOnly:
 
 def write_npy(fp: BinaryIO, arr: np.ndarray) -> None:
     """Write `arr` in ``.npy`` format to an open binary file (no pickles)."""
-    # Through .write only: numpy would otherwise use ndarray.tofile, whose
-    # short-write error ("N requested and M written") has no errno, so a
-    # full disk could not be reported as "No space left on device".
-    a = _check_writable(arr, "write_npy")
-    npformat.write_array(_WriteOnly(fp), a, allow_pickle=False)
+    _write_array(fp, _check_writable(arr, "write_npy"))
 
 
 def write_npz(fp: BinaryIO, arrays: np.ndarray | Mapping[str, np.ndarray]) -> None:

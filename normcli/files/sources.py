@@ -100,8 +100,33 @@ class Source:
             return self
         return dataclasses.replace(self, kind="array", array=self.load(**options))
 
+    def state(self) -> tuple[int, ...] | None:
+        """What identifies this version of the file: inode, size, modification time.
+
+        Two equal states (taken after each of two reads) mean the file was not
+        replaced or rewritten in between, as far as the file system can tell.
+        ``None`` for standard input, read once and kept.
+
+        Raises
+        ------
+        InputError
+            The file is gone or cannot be examined.
+        """
+        if self.path is None or self.kind == "array":
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError as e:
+            raise open_error(self.label, e) from None
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
     def load(
-        self, *, raw_png: bool = False, max_bytes: int | None = None, mmap: bool = False
+        self,
+        *,
+        raw_png: bool = False,
+        max_bytes: int | None = None,
+        mmap: bool = False,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Read and check the array.
 
@@ -115,6 +140,10 @@ class Source:
         mmap : bool, optional
             Memory-map ``.npy`` files (see :func:`normcli.files.npy.read_npy`);
             ignored for other kinds.
+        out : numpy.ndarray, optional
+            A buffer to read a ``.npy`` file's data into when they fit it
+            exactly (see :func:`normcli.files.npy.read_npy`); the result is
+            then a view of `out`.  Ignored for other kinds.
 
         Returns
         -------
@@ -127,7 +156,7 @@ class Source:
         InputError
         """
         if self.kind == "npy":
-            return read_npy(self.path, max_bytes=max_bytes, mmap=mmap, source=self.label)
+            return read_npy(self.path, max_bytes=max_bytes, mmap=mmap, source=self.label, out=out)
         if self.kind == "npz":
             return read_npz_member(self.path, self.member, max_bytes=max_bytes, source=self.label)
         if self.kind == "png":

@@ -8,9 +8,10 @@ numpy releases the GIL inside its loops, so two blocks really run at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -86,6 +87,7 @@ class Scratch:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
+        self.busy = False
 
     def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         size = int(np.prod(shape))
@@ -94,6 +96,29 @@ class Scratch:
             buf = np.empty(size, dtype)
             self._buffers[(key, dtype)] = buf
         return buf[:size].reshape(shape)
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _thread_scratch() -> Iterator[Scratch]:
+    """This thread's scratch buffers, kept from call to call.
+
+    A fresh buffer per call would be a fresh memory map per call for large
+    blocks: page faults on every use, which cost more than the work on
+    streams of small batches.  A nested call gets buffers of its own.
+    """
+    scratch = getattr(_local, "scratch", None)
+    if scratch is None or scratch.busy:
+        scratch = Scratch()
+        if getattr(_local, "scratch", None) is None:
+            _local.scratch = scratch
+    scratch.busy = True
+    try:
+        yield scratch
+    finally:
+        scratch.busy = False
 
 
 def run_blocks(
@@ -112,17 +137,15 @@ def run_blocks(
     threads = default_threads() if threads is None else max(1, int(threads))
     threads = min(threads, count)
     if threads <= 1 or elements < _MIN_PARALLEL:
-        scratch = Scratch()
         # BLAS on one thread here too: the bits must not depend on ``threads``
         # (a threaded BLAS may split a product, and its rounding, differently).
-        with np.errstate(all="ignore"), single_threaded_blas():
+        with _thread_scratch() as scratch, np.errstate(all="ignore"), single_threaded_blas():
             for i in range(count):
                 work(i, scratch)
         return
 
     def worker(indices: Sequence[int]) -> None:
-        scratch = Scratch()
-        with np.errstate(all="ignore"):  # errstate is thread-local
+        with _thread_scratch() as scratch, np.errstate(all="ignore"):  # errstate: per thread
             for i in indices:
                 work(i, scratch)
 
