@@ -288,25 +288,22 @@ def test_interrupt_right_after_temp_file_created_leaves_nothing(invoke, save, tm
 def test_interrupt_while_numpy_writes_exits_130(invoke, save, tmp_path, monkeypatch):
     """A Ctrl-C in the middle of writing a staged .npy: exit 130, no file, no temp file.
 
-    (normcli writes .npy through write() only: numpy's ndarray.tofile would turn
-    the KeyboardInterrupt into a TypeError.)
+    (normcli writes .npy itself, header then data: numpy's ndarray.tofile would
+    turn the KeyboardInterrupt into a TypeError.)
     """
-    import io
-
-    from normcli.files import atomic
+    from normcli.files import npy
 
     save("x.npy", np.ones((2, 3, 3), np.float32))
     calls = [0]
+    real_writev = npy.os.writev
 
-    class Interrupted(io.BufferedWriter):
-        def write(self, data):
-            calls[0] += 1
-            if calls[0] == 2:  # after the header, in the data
-                raise KeyboardInterrupt
-            return super().write(data)
+    def writev(fd, chunks):
+        calls[0] += 1
+        real_writev(fd, chunks[:1])  # the header only, then the interrupt
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: Interrupted(io.FileIO(fd, "wb")))
+    monkeypatch.setattr(npy.os, "writev", writev)
     result = invoke("lrn", "x.npy", "-o", "y.npy")
     assert result.exit_code == 130, repr(result.exception)
-    assert calls[0] == 2
+    assert calls[0] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]

@@ -53,7 +53,7 @@ from normcli.ops.batchnorm import (
     stats_shape,
 )
 from normcli.ops.summary import Summary, merge, summarize
-from normcli.render import make_consoles, progress, stats_json, stats_table
+from normcli.render.progress import progress
 
 Row = tuple[str, Summary, "Summary | None"]
 #: Called with each input and its result (for previews); see ``process_each``.
@@ -68,19 +68,32 @@ def open_sources(io: IOOptions) -> list[Source]:
     return [s.loaded(raw_png=io.raw_png) for s in sources]
 
 
-def load_checked(source: Source, io: IOOptions, *, mmap: bool = False,
-                 out: np.ndarray | None = None, check: bool = True) -> np.ndarray:
-    """Load one input and refuse NaN/Inf unless ``--allow-nonfinite``.
+def stderr_console(io: IOOptions):
+    """The console for progress bars, or None when nothing is drawn on stderr
+    (``-q``, ``--json``): then rich is not even imported."""
+    if io.quiet or io.as_json:
+        return None
+    from normcli.render.console import make_consoles
 
-    ``out``: a buffer to read a ``.npy`` file into (see :meth:`Source.load`).
-    ``check=False``: the caller checks for NaN/Inf itself (:func:`check_finite`).
-    """
-    arr = source.load(raw_png=io.raw_png, mmap=mmap, out=out)
+    return make_consoles()[0]
+
+
+def load_checked(source: Source, io: IOOptions, *, mmap: bool = False) -> np.ndarray:
+    """Load one input and refuse NaN/Inf unless ``--allow-nonfinite``."""
+    arr = source.load(raw_png=io.raw_png, mmap=mmap)
     if io.channels_last and source.kind == "png":
         arr = np.moveaxis(arr, 0, -1)  # images are read (C, H, W); asked for (H, W, C)
-    if check:
-        check_finite(source, io, arr)
+    check_finite(source, io, arr)
     return arr
+
+
+def read_unchecked(source: Source, io: IOOptions, out: np.ndarray | None):
+    """``(array, state)`` of one input, read into ``out`` where it fits (see
+    :meth:`Source.read`), not checked for NaN/Inf: the caller does that."""
+    arr, state = source.read(raw_png=io.raw_png, mmap=True, out=out)
+    if io.channels_last and source.kind == "png":
+        arr = np.moveaxis(arr, 0, -1)
+    return arr, state
 
 
 def check_finite(source: Source, io: IOOptions, arr: np.ndarray) -> None:
@@ -353,7 +366,7 @@ def process_each(
     if plan is not None:
         plan.reserve(preview)
     observe = preview.observe if preview is not None else None
-    err, _ = make_consoles(quiet=io.quiet or io.as_json)
+    err = stderr_console(io)
     shown = not io.quiet or io.as_json
     threads = kernel_threads(io, len(sources))
     with StagedWrites(sync=io.sync) as staged, progress(err, len(sources), description) as bar:
@@ -404,6 +417,8 @@ def report(
     caption: str | None = None,
 ) -> None:
     """The statistics: a table on stderr, or JSON on stdout with ``--json``."""
+    from normcli.render import make_consoles, stats_json, stats_table
+
     if io.as_json:
         click.echo(stats_json(rows, params=params, normalization=title, total=total))
         return
@@ -494,7 +509,7 @@ def process_batch(
             raise InputError(stats_file, f"holds statistics per {stats.per}, but --per {per} "
                              "was given")
         per = stats.per
-    err, _ = make_consoles(quiet=io.quiet or io.as_json)
+    err = stderr_console(io)
     job = _Batch(io, per, eps, _parameter(gamma), _parameter(beta), stats, stats_file,
                  shown=not io.quiet or io.as_json, err=err,
                  observe=preview.observe if preview is not None else None)
@@ -565,14 +580,14 @@ def _batch_streamed(job: _Batch, sources: Sequence[Source], writer: ResultWriter
 
     def one(i: int) -> Row:
         source = sources[i]
-        x = load_checked(source, io, mmap=True, check=pass1 is None,
-                         out=buffers.get("x", pass1.sample_shape, pass1.dtype)
-                         if buffers is not None and pass1 is not None else None)
-        sample = as_sample(x, io.channels_last)
         if pass1 is None:  # saved statistics: each sample must fit them
-            job.check_stats_shape(source, (1, *sample.shape))
+            x = load_checked(source, io, mmap=True)
+            job.check_stats_shape(source, (1, *as_sample(x, io.channels_last).shape))
         else:  # read, checked for NaN/Inf and counted in pass 1: unless it changed since
-            pass1.check_unchanged(i, source, x)
+            x, state = read_unchecked(source, io, buffers.get(
+                "x", pass1.sample_shape, pass1.dtype) if buffers is not None else None)
+            pass1.check_unchanged(i, source, x, state)
+        sample = as_sample(x, io.channels_last)
         out = None
         if buffers is not None:
             out = buffers.get("y", (1, *sample.shape), compute_dtype(x.dtype))
@@ -612,9 +627,9 @@ class _Pass1:
     befores: list[Summary | None]
     states: list[tuple | None]  # Source.state() after reading
 
-    def check_unchanged(self, i: int, source: Source, x: np.ndarray) -> None:
+    def check_unchanged(self, i: int, source: Source, x: np.ndarray, state) -> None:
         _same_shape(source, x, self.shape, self.first)
-        if source.state() != self.states[i]:
+        if state != self.states[i]:
             raise InputError(source.label, "changed after the statistics were computed "
                              "from it; run again")
 
@@ -634,7 +649,7 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
     only if its values are (files are scanned one by one only to name one).
     """
     running = RunningStats(per=per, channels_last=io.channels_last, threads=io.jobs)
-    first = load_checked(sources[0], io, mmap=True, check=False)
+    first = read_unchecked(sources[0], io, None)[0]
     sample_shape = as_sample(first, io.channels_last).shape
     info = _Pass1(first.shape, sample_shape, first.dtype, sources[0], [None] * len(sources),
                   [None] * len(sources))
@@ -651,11 +666,10 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
             """Input ``group[i]`` into ``buffer[i]``; a sample of another dtype is
             returned as it is (memory-mapped) and promotes the group."""
             source = sources[group[i]]
-            x = load_checked(source, io, mmap=True, out=buffer[i], check=False)
+            x, info.states[group[i]] = read_unchecked(source, io, buffer[i])
             if x.shape != info.shape:  # the file's own problem first, if it has one
                 check_finite(source, io, x)
                 _same_shape(source, x, info.shape, info.first)
-            info.states[group[i]] = source.state()
             if shown:
                 info.befores[group[i]] = summarize(x)
             bar.advance(nbytes=x.nbytes)

@@ -39,14 +39,6 @@ from normcli.files.output import (
     stage_array,
     write_array,
 )
-from normcli.files.png import (
-    encode_png_bytes,
-    read_png,
-    rescale_channels,
-    to_png_array,
-    to_png_image,
-)
-from normcli.files.pngcodec import decode_png, encode_png
 from normcli.files.sources import (
     SUPPORTED_SUFFIXES,
     Source,
@@ -88,3 +80,25 @@ __all__ = [
     "write_array",
     "write_npy_stream",
 ]
+
+
+# The PNG names are imported on first use: most runs never touch a PNG.
+_PNG = {
+    "encode_png_bytes": "normcli.files.png",
+    "read_png": "normcli.files.png",
+    "rescale_channels": "normcli.files.png",
+    "to_png_array": "normcli.files.png",
+    "to_png_image": "normcli.files.png",
+    "decode_png": "normcli.files.pngcodec",
+    "encode_png": "normcli.files.pngcodec",
+}
+
+
+def __getattr__(name: str):
+    if name not in _PNG:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_PNG[name]), name)
+    globals()[name] = value
+    return value

@@ -21,8 +21,8 @@ permissions of the file it replaces, or ``0o666`` minus the umask.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-import secrets
 import stat
 import threading
 import time
@@ -149,12 +149,13 @@ def _prepare(path: str | os.PathLike[str], force: bool,
         mode = 0o666 & ~(_umask() if umask is None else umask)
     else:
         mode = stat.S_IMODE(existing.st_mode)
-    name = f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}{secrets.token_hex(6)}.tmp"
+    name = f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}{os.urandom(6).hex()}.tmp"
     return target, target.parent / name, mode
 
 
-def _create(tmp: Path, target: Path, mode: int) -> BinaryIO:
-    """Create the temporary file (never an existing one) with ``mode``."""
+def _create(tmp: Path, target: Path, mode: int, raw: bool = False) -> BinaryIO:
+    """Create the temporary file (never an existing one) with ``mode``; unbuffered
+    (an ``io.FileIO``) if ``raw``."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(tmp, flags, 0o600)
@@ -163,7 +164,7 @@ def _create(tmp: Path, target: Path, mode: int) -> BinaryIO:
     try:
         with contextlib.suppress(OSError):
             os.fchmod(fd, mode)  # exactly the mode, whatever the umask
-        return os.fdopen(fd, "wb")
+        return io.FileIO(fd, "wb") if raw else os.fdopen(fd, "wb")
     except BaseException:
         os.close(fd)
         raise
@@ -223,6 +224,7 @@ class StagedWrites:
         self._umask = _umask()  # once: reading it costs a /proc read per file
         self._staged: list[tuple[Path, Path, bool]] = []
         self._made_dirs: list[Path] = []
+        self._present: set[Path] = set()  # directories made or found by makedirs()
         self._lock = threading.Lock()  # open() may be called from worker threads
         self._closed = False  # set by discard(): later files are removed, not staged
         self._creating: set[Path] = set()  # temporary files being written
@@ -234,6 +236,8 @@ class StagedWrites:
     def makedirs(self, directory: str | os.PathLike[str]) -> None:
         """Create ``directory`` and its parents; :meth:`discard` removes the new ones."""
         directory = Path(directory)
+        if directory in self._present:  # asked again for every output in it
+            return
         missing = []
         for d in (directory, *directory.parents):
             if d.exists():
@@ -245,6 +249,7 @@ class StagedWrites:
             raise _os_error(directory, e) from None
         with self._lock:
             self._made_dirs.extend(reversed(missing))
+            self._present.add(directory)
 
     def __enter__(self) -> StagedWrites:
         return self
@@ -253,15 +258,20 @@ class StagedWrites:
         self.discard()
 
     @contextlib.contextmanager
-    def open(self, path: str | os.PathLike[str], *, force: bool = False) -> Iterator[BinaryIO]:
-        """A file to write ``path``'s contents to; it is put in place by :meth:`commit`."""
+    def open(self, path: str | os.PathLike[str], *, force: bool = False,
+             raw: bool = False) -> Iterator[BinaryIO]:
+        """A file to write ``path``'s contents to; it is put in place by :meth:`commit`.
+
+        ``raw``: an unbuffered ``io.FileIO``, for writers that make a few large
+        writes (each ``write`` is then one system call).
+        """
         target, tmp, mode = _prepare(path, force, self._umask)
         with self._lock:
             if self._closed:
                 raise OutputError(target, "not written: the run was stopped")
             self._creating.add(tmp)  # discard() removes it from here on
         try:
-            with _create(tmp, target, mode) as f:
+            with _create(tmp, target, mode, raw) as f:
                 yield f
                 try:
                     f.flush()
@@ -341,6 +351,7 @@ class StagedWrites:
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if still empty
         self._made_dirs.clear()
+        self._present.clear()
 
 
 def _put_in_place(tmp: Path, target: Path, force: bool) -> None:

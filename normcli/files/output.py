@@ -18,7 +18,6 @@ import numpy as np
 from normcli.errors import OutputError
 from normcli.files.atomic import StagedWrites, atomic_write
 from normcli.files.npy import write_npy, write_npz
-from normcli.files.png import encode_png_bytes
 from normcli.files.sources import Source
 
 __all__ = [
@@ -99,6 +98,8 @@ def encode_to(
         raise ValueError(f"several arrays can only be written to .npz, not {suffix}")
     try:
         if suffix == ".png":
+            from normcli.files.png import encode_png_bytes  # Pillow only for PNGs
+
             f.write(encode_png_bytes(arr, png_bits))
         elif suffix == ".npy":
             write_npy(f, arr)
@@ -118,8 +119,9 @@ def stage_array(
     png_bits: int = 8,
 ) -> None:
     """Like :func:`write_array`, but put in place only by ``staged.commit()``."""
-    _output_suffix(Path(path))
-    with staged.open(path, force=force) as f:
+    suffix = _output_suffix(Path(path))
+    # .npy: a header and the data, written unbuffered (fewest system calls)
+    with staged.open(path, force=force, raw=suffix == ".npy") as f:
         encode_to(f, path, arr, png_bits=png_bits)
 
 

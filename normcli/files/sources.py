@@ -42,8 +42,14 @@ from typing import BinaryIO
 import numpy as np
 
 from normcli.errors import InputError
-from normcli.files.npy import npz_members, open_error, read_npy, read_npy_stream, read_npz_member
-from normcli.files.png import read_png
+from normcli.files.npy import (
+    npz_members,
+    open_error,
+    read_npy,
+    read_npy_into,
+    read_npy_stream,
+    read_npz_member,
+)
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -115,10 +121,25 @@ class Source:
         if self.path is None or self.kind == "array":
             return None
         try:
-            st = os.stat(self.path)
+            return _state(os.stat(self.path))
         except OSError as e:
             raise open_error(self.label, e) from None
-        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    def read(
+        self, *, raw_png: bool = False, max_bytes: int | None = None, mmap: bool = False,
+        out: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[int, ...] | None]:
+        """:meth:`load`, and the :meth:`state` of the file as it was read.
+
+        A ``.npy`` file is read with :func:`~normcli.files.npy.read_npy_into`
+        (fewest system calls; the state comes from the open file itself).
+        """
+        if self.kind == "npy":
+            arr, st = read_npy_into(self.path, out, max_bytes=max_bytes, mmap=mmap,
+                                    source=self.label)
+            return arr, _state(st)
+        arr = self.load(raw_png=raw_png, max_bytes=max_bytes, mmap=mmap, out=out)
+        return arr, self.state()
 
     def load(
         self,
@@ -160,6 +181,8 @@ class Source:
         if self.kind == "npz":
             return read_npz_member(self.path, self.member, max_bytes=max_bytes, source=self.label)
         if self.kind == "png":
+            from normcli.files.png import read_png  # Pillow only when a PNG is read
+
             return read_png(self.path, raw=raw_png, max_bytes=max_bytes, source=self.label)
         if self.kind == "array":
             return self.array
@@ -170,6 +193,10 @@ class Source:
                 raise InputError(self.label, "is a terminal; pipe a .npy file into it")
             return read_npy_stream(stream, source=self.label, max_bytes=max_bytes)
         raise ValueError(f"unknown source kind {self.kind!r}")  # pragma: no cover
+
+
+def _state(st: os.stat_result) -> tuple[int, ...]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _safe_relpart(name: str) -> str:

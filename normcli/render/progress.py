@@ -10,18 +10,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported only when a bar is drawn: start-up time
+    from rich.console import Console
+    from rich.progress import Progress
 
 __all__ = ["progress", "Tracker", "NullTracker"]
 
@@ -51,25 +44,15 @@ class Tracker:
             self._bar.update(self._task_id, advance=n, nbytes=self._nbytes)
 
 
-class _ThroughputColumn(ProgressColumn):
-    """Bytes per second over the elapsed time, in MB/s."""
-
-    def render(self, task: Task) -> Text:
-        elapsed = task.elapsed
-        nbytes = task.fields.get("nbytes", 0)
-        if not elapsed or not nbytes:
-            return Text("    - MB/s", style="progress.data.speed")
-        return Text(f"{nbytes / elapsed / 1e6:7.1f} MB/s", style="progress.data.speed")
-
-
 @contextmanager
-def progress(console: Console, total: int, description: str) -> Iterator[Tracker | NullTracker]:
+def progress(console: Console | None, total: int,
+             description: str) -> Iterator[Tracker | NullTracker]:
     """Show a progress bar while the block runs, if it helps anyone.
 
     Parameters
     ----------
-    console : rich.console.Console
-        Where to draw; normally the stderr console.
+    console : rich.console.Console or None
+        Where to draw; normally the stderr console.  None: nowhere.
     total : int
         Number of inputs.
     description : str
@@ -91,10 +74,38 @@ def progress(console: Console, total: int, description: str) -> Iterator[Tracker
     >>> type(bar).__name__
     'NullTracker'
     """
-    if total <= 1 or console.quiet or not console.is_terminal:
+    if console is None or total <= 1 or console.quiet or not console.is_terminal:
         yield NullTracker()
         return
-    bar = Progress(
+    bar = _bar(console)
+    with bar:
+        task_id = bar.add_task(description, total=total, nbytes=0)
+        yield Tracker(bar, task_id)
+
+
+def _bar(console: Console) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
+
+    class _ThroughputColumn(ProgressColumn):
+        """Bytes per second over the elapsed time, in MB/s."""
+
+        def render(self, task: Task) -> Text:
+            elapsed = task.elapsed
+            nbytes = task.fields.get("nbytes", 0)
+            if not elapsed or not nbytes:
+                return Text("    - MB/s", style="progress.data.speed")
+            return Text(f"{nbytes / elapsed / 1e6:7.1f} MB/s", style="progress.data.speed")
+
+    return Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
@@ -103,6 +114,3 @@ def progress(console: Console, total: int, description: str) -> Iterator[Tracker
         console=console,
         transient=True,
     )
-    with bar:
-        task_id = bar.add_task(description, total=total, nbytes=0)
-        yield Tracker(bar, task_id)
