@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -83,23 +82,20 @@ def run_normcli(src: Path, dst: Path, jobs: int | None, sync: bool = True) -> tu
         cmd += ["--jobs", str(jobs)]
     if not sync:
         cmd.append("--no-sync")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    child = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all children so far: run the
-    # smallest dataset first, and report it only when it grew.
-    return elapsed, max(peak, before) * 1024
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    return elapsed, usage.ru_maxrss * 1024
 
 
-def median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -129,14 +125,23 @@ def main() -> None:
         for files in sizes:
             src, dst, fdst = root / f"data{files}", root / f"out{files}", root / f"floor{files}"
             nbytes = make_dataset(src, files, shape)
-            floor = median_time(lambda: floor_loop(src, fdst), repeat)  # noqa: B023
-            synced = median_time(lambda: floor_loop(src, fdst, True), repeat)  # noqa: B023
-            runs = {}
-            for name, jobs, sync in (("j1", 1, False), ("jall", None, False),
-                                     ("synced", None, True)):
-                runs[name] = [run_normcli(src, dst, jobs, sync) for _ in range(repeat)]
+            # Each run starts with no dirty pages (os.sync, not timed), so that none
+            # pays for the write-back of the one before; the variants take turns.
+            variants = {
+                "floor": lambda: (timed(floor_loop, src, fdst), 0),  # noqa: B023
+                "synced floor": lambda: (timed(floor_loop, src, fdst, True), 0),  # noqa: B023
+                "j1": lambda: run_normcli(src, dst, 1, sync=False),  # noqa: B023
+                "jall": lambda: run_normcli(src, dst, None, sync=False),  # noqa: B023
+                "synced": lambda: run_normcli(src, dst, None, sync=True),  # noqa: B023
+            }
+            runs: dict[str, list[tuple[float, int]]] = {name: [] for name in variants}
+            for _ in range(repeat):
+                for name, run in variants.items():
+                    os.sync()
+                    runs[name].append(run())
             t = {name: statistics.median(r[0] for r in rs) for name, rs in runs.items()}
             peak = max(r[1] for rs in runs.values() for r in rs)
+            floor, synced = t["floor"], t["synced floor"]
             print(f"{files:>5} {nbytes / 1e6:>5.0f} | {floor:>7.2f} {t['j1']:>10.2f} "
                   f"{t['jall']:>5.2f} {t['jall'] / floor:>5.2f} | {synced:>12.2f} "
                   f"{t['synced']:>11.2f} {t['synced'] / synced:>5.2f} | {peak / 1e6:>11.0f}")

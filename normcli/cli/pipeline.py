@@ -684,12 +684,15 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
 
     with progress(err, len(sources), "batch statistics") as bar, \
             InputPool(io, len(sources)) as pool:
-        pending = pool.start(reader(groups[0], buffers[0]), len(groups[0]))
+        def read_group(g: int):
+            return pool.start(reader(groups[g], buffers[g % len(buffers)]), len(groups[g]))
+
+        pending = read_group(0)
         for g, group in enumerate(groups):
             buffer, loaded = buffers[g % len(buffers)], pending()
-            if g + 1 < len(groups):
-                nxt = groups[g + 1]
-                pending = pool.start(reader(nxt, buffers[(g + 1) % len(buffers)]), len(nxt))
+            ahead = g + 1 < len(groups) and len(buffers) > 1
+            if ahead:
+                pending = read_group(g + 1)
             if all(x is None for x in loaded):
                 batch = buffer[:len(group)]
             else:
@@ -703,6 +706,8 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
                 for i, sample in zip(group, batch, strict=True):
                     check_finite(sources[i], io, sample)
             del loaded, batch
+            if not ahead and g + 1 < len(groups):
+                pending = read_group(g + 1)
     stats = running.stats()
     if per == "activation" and stats.count < 2:
         raise InputError(sources[0].label, "a batch of one sample has no variance "
