@@ -579,18 +579,23 @@ def _batch_streamed(job: _Batch, sources: Sequence[Source], writer: ResultWriter
     buffers = _ThreadBuffers() if job.observe is None and not writer.plan.collects() else None
 
     def one(i: int) -> Row:
-        source = sources[i]
+        source, xbuf = sources[i], None
         if pass1 is None:  # saved statistics: each sample must fit them
             x = load_checked(source, io, mmap=True)
             job.check_stats_shape(source, (1, *as_sample(x, io.channels_last).shape))
+            before = job.summary(x)
         else:  # read, checked for NaN/Inf and counted in pass 1: unless it changed since
-            x, state = read_unchecked(source, io, buffers.get(
-                "x", pass1.sample_shape, pass1.dtype) if buffers is not None else None)
+            if buffers is not None:
+                xbuf = buffers.get("x", pass1.sample_shape, pass1.dtype)
+            x, state = read_unchecked(source, io, xbuf)
             pass1.check_unchanged(i, source, x, state)
-        sample = as_sample(x, io.channels_last)
+            before = pass1.befores[i]
+        sample, ct = as_sample(x, io.channels_last), compute_dtype(x.dtype)
         out = None
-        if buffers is not None:
-            out = buffers.get("y", (1, *sample.shape), compute_dtype(x.dtype))
+        if xbuf is not None and x.dtype == ct and np.may_share_memory(x, xbuf):
+            out = sample[None]  # in place: the buffer is ours (and half the cache)
+        elif buffers is not None:
+            out = buffers.get("y", (1, *sample.shape), ct)
         try:
             y = normalizer(sample[None], threads=1, out=out)[0].reshape(x.shape)
         except ValueError as e:
@@ -599,7 +604,7 @@ def _batch_streamed(job: _Batch, sources: Sequence[Source], writer: ResultWriter
         if job.observe is not None:
             job.observe(source, x, y)
         bar.advance(nbytes=x.nbytes)
-        return (source.label, pass1.befores[i] if pass1 else job.summary(x), job.summary(y))
+        return source.label, before, job.summary(y)
 
     with progress(job.err, len(sources), "normalizing") as bar:
         return map_inputs(io, one, len(sources)), stats

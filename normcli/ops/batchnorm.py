@@ -604,7 +604,8 @@ class BatchNormalizer:
 
     def __call__(self, x: object, *, threads: int | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
-        """Normalize ``x``; into ``out`` (of x's shape and compute dtype) if given."""
+        """Normalize ``x``; into ``out`` (of x's shape and compute dtype) if given,
+        which may be ``x`` itself."""
         arr = check_array(x)
         if arr.size == 0:
             raise ValueError(f"x has shape {arr.shape}: an empty batch cannot be normalized")
@@ -626,9 +627,8 @@ class BatchNormalizer:
             sl = blocks[i]
             xb, ob, cols = (v[sl], o[sl], slice(None)) if by_rows else (
                 v[:, sl, :], o[:, sl, :], sl)
-            dev = scratch.get("dev", xb.shape, ct)
-            np.subtract(xb, first[:, cols], out=dev, dtype=ct)
-            np.multiply(dev, scale[:, cols], out=ob)
+            np.subtract(xb, first[:, cols], out=ob, dtype=ct)  # (out may be x itself)
+            np.multiply(ob, scale[:, cols], out=ob)
             if shift is not None:
                 np.add(ob, shift[:, cols], out=ob)
 
