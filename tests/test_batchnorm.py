@@ -374,3 +374,18 @@ def test_stored_statistics_refuse_non_finite_scalar_affine(name):
         normcli.batch_norm(x, mean=np.zeros(3), var=np.ones(3), **{name: float("nan")})
     with pytest.raises(ValueError, match=f"{name} holds non-finite values"):
         normcli.BatchNormalizer(np.zeros(3), np.ones(3), **{name: float("inf")})
+
+
+@pytest.mark.parametrize("per", ["activation", "channel"])
+def test_variance_overflow_is_an_error_not_zeros(per):
+    """float64 data near 1e200: the squares overflow, so the statistics would be Inf
+    and the outputs 0 or NaN.  batch_norm and batch_stats refuse with a message that
+    says why; data holding NaN still propagate it (that is not an overflow)."""
+    x = np.random.default_rng(0).standard_normal((3, 2, 3)) * 1e200
+    for fn in (normcli.batch_norm, normcli.batch_stats):
+        with pytest.raises(ValueError, match="too large for batch statistics"):
+            fn(x, per=per)
+    x[0, 0, 0] = np.nan
+    assert np.isnan(normcli.batch_norm(x, per=per)).any()
+    ok = np.random.default_rng(0).standard_normal((3, 2, 3)) * 1e150  # squares fit
+    assert np.isfinite(normcli.batch_norm(ok, per=per)).all()

@@ -50,6 +50,7 @@ from normcli.ops.batchnorm import (
     RunningStats,
     batch_norm,
     batch_stats,
+    overflow_message,
     stats_shape,
 )
 from normcli.ops.summary import Summary, merge, summarize
@@ -570,7 +571,8 @@ def _batch_streamed(job: _Batch, sources: Sequence[Source], writer: ResultWriter
     try:  # one normalizer: scale and shift computed once for every file
         normalizer = BatchNormalizer(stats.mean, stats.var, per=job.per, eps=job.eps,
                                      gamma=job.gamma, beta=job.beta,
-                                     channels_last=io.channels_last)
+                                     channels_last=io.channels_last,
+                                     finite_stats=pass1 is None or not io.allow_nonfinite)
     except ValueError as e:
         files = [g for g in given if isinstance(g, str)]
         raise library_error(files[0] if files else sources[0], e) from None
@@ -714,6 +716,10 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
             if not ahead and g + 1 < len(groups):
                 pending = read_group(g + 1)
     stats = running.stats()
+    if not io.allow_nonfinite and not np.isfinite(stats.var).all():  # data beyond ~1e154
+        largest = max(float(np.max(np.abs(read_unchecked(s, io, None)[0]))) for s in sources)
+        raise InputError(io.inputs[0] if len(io.inputs) == 1 else sources[0].label,
+                         overflow_message(largest))
     if per == "activation" and stats.count < 2:
         raise InputError(sources[0].label, "a batch of one sample has no variance "
                          "per activation; give more inputs or --stats")

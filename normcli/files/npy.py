@@ -725,13 +725,17 @@ def _write_array(fp: BinaryIO, a: np.ndarray) -> None:
 
 
 class _WriteOnly:
-    """Expose only ``write`` so numpy never calls ``tofile`` on a pipe."""
+    """Expose only ``write`` so numpy never calls ``tofile`` on a pipe; each write
+    is completed (numpy ignores what a raw stream's short write returns)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
     def write(self, data: bytes) -> int:
-        return self._stream.write(data)
+        view, done = memoryview(data).cast("B"), 0
+        while done < len(view):
+            done += self._stream.write(view[done:]) or 0
+        return done
 
 
 def write_npy(fp: BinaryIO, arr: np.ndarray) -> None:

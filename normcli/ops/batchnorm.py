@@ -131,10 +131,13 @@ class RunningStats:
     """Batch statistics gathered piece by piece, for batches larger than memory.
 
     Each :meth:`add` takes a batch (axis 0) of samples, computes its moments
-    in float64 with the two-pass kernel, and merges them in place into the
-    running mean and M2 with Chan, Golub and LeVeque's parallel update; memory
-    is the running statistics plus one piece.  :meth:`stats` equals
-    :func:`batch_stats` of all the pieces stacked, to float64 rounding.
+    in float64, and merges them in place into the running mean and M2 with
+    Chan, Golub and LeVeque's parallel update; memory is the running
+    statistics plus one piece.  The running mean is kept as a fixed shift
+    (the first piece's mean) plus a small offset, so that its rounding
+    (relative to the mean, not to the spread) never enters the merge:
+    :meth:`stats` equals :func:`batch_stats` of all the pieces stacked, to
+    float64 rounding, even for data far from zero (1e8 +- 1e-3).
 
     >>> x = np.random.default_rng(0).normal(size=(10, 3, 4))
     >>> running = RunningStats(per="channel")
@@ -150,7 +153,8 @@ class RunningStats:
         self.per, self.channels_last, self.threads = per, channels_last, threads
         self.count = 0
         self.shape: tuple[int, ...] | None = None
-        self._mean: np.ndarray | None = None
+        self._shift: np.ndarray | None = None  # the first piece's mean
+        self._offset: np.ndarray | None = None  # running mean - shift
         self._m2: np.ndarray | None = None
 
     def add(self, batch: object) -> None:
@@ -164,25 +168,28 @@ class RunningStats:
                              f"{self.shape}")
         moments = _Moments(arr.reshape(_layout(arr.shape, self.per, self.channels_last)),
                            np.dtype(np.float64), self.threads)
-        if self._mean is not None and not moments.by_rows:
-            moments.merge_into(self._mean, self._m2, self.count)  # one pass, in place
+        if self._shift is not None and not moments.by_rows:  # one pass, in place
+            moments.merge_into(self._shift, self._offset, self._m2, self.count)
             self.count += moments.count
             return
         moments.compute()
-        if self._mean is None:
+        if self._shift is None:  # the mean as the piece's first pass left it, unrounded
             self.shape, self.count = shape, moments.count
-            self._mean, self._m2 = moments.mean, moments.m2
+            self._shift, self._offset, self._m2 = moments.first, moments.offset, moments.m2
             return
         na, nb = self.count, moments.count
         n = na + nb
-        delta = moments.mean  # reused in place: no array beyond the piece's own
-        delta -= self._mean
-        self._m2 += moments.m2
-        np.multiply(delta, nb / n, out=moments.m2)
-        self._mean += moments.m2
-        np.multiply(delta, delta, out=delta)
-        delta *= na * nb / n
-        self._m2 += delta
+        delta = moments.first  # reused in place: no array beyond the piece's own
+        with np.errstate(all="ignore"):  # (NaN and Inf propagate; finite() tells)
+            delta -= self._shift  # both near the data: exact where it matters
+            delta += moments.offset
+            delta -= self._offset
+            self._m2 += moments.m2
+            np.multiply(delta, nb / n, out=moments.m2)
+            self._offset += moments.m2
+            np.multiply(delta, delta, out=delta)
+            delta *= na * nb / n
+            self._m2 += delta
         self.count = n
 
     def finite(self) -> bool:
@@ -193,18 +200,22 @@ class RunningStats:
         at the cost of the statistics' size.  float64 values beyond about
         1e154 can overflow them without any NaN or Inf in the data.
         """
-        if self._mean is None:
+        if self._shift is None:
             return True
         # A finite sum has finite terms; an infinite one may only have overflowed.
-        total = float(np.add.reduce(self._mean)) + float(np.add.reduce(self._m2))
-        return math.isfinite(total) or _finite(self._mean, self._m2)
+        with np.errstate(all="ignore"):
+            total = (float(np.add.reduce(self._shift)) + float(np.add.reduce(self._offset))
+                     + float(np.add.reduce(self._m2)))
+        return math.isfinite(total) or _finite(self._shift, self._offset, self._m2)
 
     def stats(self) -> BatchStats:
         """The statistics of everything added so far (a snapshot)."""
-        if self._mean is None:
+        if self._shift is None:
             raise ValueError("no batch was added")
-        return BatchStats.from_moments(self._mean.reshape(self.shape).copy(),
-                                       self._m2.reshape(self.shape), self.count, self.per)
+        with np.errstate(all="ignore"):
+            mean = self._shift + self._offset
+        return BatchStats.from_moments(mean.reshape(self.shape), self._m2.reshape(self.shape),
+                                       self.count, self.per)
 
 
 def batch_axes(ndim: int) -> int:
@@ -299,6 +310,7 @@ class _Moments:
         self.by_rows, self.blocks = _block_plan(v.shape)
         # first-pass mean, rounded to the type the deviations are computed in
         self.first = np.empty(c)
+        self.offset = np.empty(c)  # mean - first, before rounding the mean
         self.mean = np.empty(c)
         self.m2 = np.empty(c)
 
@@ -347,7 +359,8 @@ class _Moments:
 
     def _finish(self, sl: slice, sum_dev: np.ndarray, sum_sq: np.ndarray) -> None:
         # corrected two-pass: the first mean's rounding is taken out of M2
-        self.mean[sl] = self.first[sl] + sum_dev / self.count
+        np.divide(sum_dev, self.count, out=self.offset[sl])
+        self.mean[sl] = self.first[sl] + self.offset[sl]
         self.m2[sl] = np.maximum(sum_sq - sum_dev**2 / self.count, 0.0)
 
     def _types(self):
@@ -400,12 +413,16 @@ class _Moments:
                 *self.block(i), scratch, ct)))
 
 
-    def merge_into(self, mean: np.ndarray, m2: np.ndarray, count: int) -> None:
-        """Merge this piece's moments into running ``mean`` and ``m2`` (of ``count``
-        values each), in place, one cache-sized block at a time.
+    def merge_into(self, shift: np.ndarray, offset: np.ndarray, m2: np.ndarray,
+                   count: int) -> None:
+        """Merge this piece's moments into running statistics of ``count`` values
+        each: mean ``shift + offset`` and ``m2``; ``offset`` and ``m2`` are
+        updated in place, one cache-sized block at a time.
 
-        Each block takes one pass over its data: the sums of ``d = x - mean``
-        (the running mean is a shift close to the piece's mean), from which the
+        Each block takes one pass over its data: the sums of
+        ``d = (x - shift) - offset``, the deviations from the running mean (the
+        first subtraction is exact for data near the shift, and the offset is
+        small, so the running mean's rounding never enters), from which the
         piece's offset ``delta = sum(d) / m`` and ``M2 = sum(d**2) - sum(d) * delta``
         follow, merged by Chan, Golub and LeVeque's update.  Where a piece is
         more than 100 times larger than what came before it, blocks whose
@@ -421,6 +438,10 @@ class _Moments:
         # are the blocks checked, and the failing ones redone by two passes.
         check = n / count > _ONE_PASS_LIMIT
 
+        def deviations(xb: np.ndarray, sl: slice, d: np.ndarray) -> None:
+            _subtract(xb, shift[sl][None, :, None], d)
+            np.subtract(d, offset[sl][None, :, None], out=d)
+
         def block(i: int, scratch: Scratch) -> None:
             # Every array comes from the scratch: temporaries of this size would be
             # fresh memory maps (page faults) block after block.
@@ -428,7 +449,7 @@ class _Moments:
             cols = xb.shape[1]
             d = scratch.get("dev", xb.shape, ct)
             s1, s2, delta, t = (scratch.get(k, (cols,), ct) for k in ("s1", "s2", "delta", "t"))
-            _subtract(xb, mean[sl][None, :, None], d)
+            deviations(xb, sl, d)
             np.add.reduce(d, axis=(0, 2), out=s1)
             np.multiply(d, d, out=d)
             np.add.reduce(d, axis=(0, 2), out=s2)
@@ -437,20 +458,21 @@ class _Moments:
             block_m2 = np.maximum(np.subtract(s2, t, out=t), 0.0, out=t)
             if check and not (np.all(s2 <= _ONE_PASS_LIMIT * (
                     m2[sl] + block_m2 + delta * delta * (count * nb / n))) and _finite(s2)):
-                # two passes: the piece's own mean first
-                first = np.add.reduce(xb, axis=(0, 2), dtype=ct) / nb
-                _subtract(xb, first[None, :, None], d)
+                # two passes: deviations from the piece's own mean
+                deviations(xb, sl, d)
+                first = np.add.reduce(d, axis=(0, 2)) / nb
+                np.subtract(d, first[None, :, None], out=d)
                 np.add.reduce(d, axis=(0, 2), out=s1)
                 np.multiply(d, d, out=d)
                 block_m2[:] = np.maximum(np.add.reduce(d, axis=(0, 2)) - s1 * s1 / nb, 0.0)
-                delta[:] = first + s1 / nb - mean[sl]
-            # m2 += block_m2 + delta**2 * (count * nb / n); mean += delta * (nb / n)
+                delta[:] = first + s1 / nb
+            # m2 += block_m2 + delta**2 * (count * nb / n); offset += delta * (nb / n)
             np.multiply(delta, delta, out=s2)
             s2 *= count * nb / n
             s2 += block_m2
             m2[sl] += s2
             delta *= nb / n
-            mean[sl] += delta
+            offset[sl] += delta
 
         self.run(block)
 
@@ -469,6 +491,20 @@ def _subtract(x: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
     else:
         np.copyto(out, x, casting="unsafe")
         np.subtract(out, v, out=out)
+
+
+def _check_overflow(arr: np.ndarray, m2: np.ndarray) -> None:
+    """Refuse finite data whose variance overflows float64 (values beyond about
+    1e154): its statistics would be Inf and its normalized values 0 or NaN."""
+    if _finite(m2) or not np.isfinite(arr).all():  # NaN/Inf data: they propagate
+        return
+    raise ValueError(overflow_message(float(np.max(np.abs(arr)))))
+
+
+def overflow_message(largest: float) -> str:
+    """What to say when finite values are too large for float64 statistics."""
+    return (f"values up to {largest:.3g} are too large for batch statistics: the sum of "
+            "their squares overflows float64 (about 1.8e308); scale the data down")
 
 
 def _finite(*arrays: np.ndarray) -> bool:
@@ -518,13 +554,15 @@ def batch_stats(
     # float64 deviations: statistics to save and reuse are exact to float64 rounding
     moments = _Moments(arr.reshape(layout), np.dtype(np.float64), threads)
     moments.compute()
+    _check_overflow(arr, moments.m2)
     shape = stats_shape(arr.shape, per, channels_last)
     return BatchStats.from_moments(
         moments.mean.reshape(shape), moments.m2.reshape(shape), moments.count, per
     )
 
 
-def _check_param(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray:
+def _check_param(value: object, name: str, shape: tuple[int, ...], *,
+                 finite: bool = True) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64) if not isinstance(value, np.ndarray) else value
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} has dtype {arr.dtype}; give a number or a numeric array")
@@ -538,7 +576,7 @@ def _check_param(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray
         ) from None
     if arr.ndim > len(shape):
         raise ValueError(f"{name} has shape {arr.shape}; the statistics' shape is {shape}")
-    if not np.all(np.isfinite(arr)):
+    if finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} holds non-finite values")
     return out
 
@@ -570,14 +608,17 @@ class BatchNormalizer:
     def __init__(self, mean: object, var: object, *, per: str = "activation",
                  eps: float = 1e-5, gamma: float | np.ndarray = 1.0,
                  beta: float | np.ndarray = 0.0, channels_last: bool = False,
-                 shape: tuple[int, ...] | None = None) -> None:
+                 shape: tuple[int, ...] | None = None, finite_stats: bool = True) -> None:
+        """``finite_stats=False`` accepts NaN and Inf in ``mean`` and ``var``: the
+        statistics of data that hold them (``--allow-nonfinite``), which then
+        propagate to the outputs as in :func:`batch_norm`."""
         _check_per(per)
         eps = _check_eps(eps)
         self.per, self.channels_last = per, channels_last
         self.shape = tuple(np.shape(mean)) if shape is None else tuple(shape)
         # broadcast views: a scalar gamma or beta is never copied to the full shape
-        mean_b = _check_param(mean, "mean", self.shape)
-        var_b = _check_param(var, "var", self.shape)
+        mean_b = _check_param(mean, "mean", self.shape, finite=finite_stats)
+        var_b = _check_param(var, "var", self.shape, finite=finite_stats)
         if np.any(var_b < 0):
             raise ValueError("var holds negative values")
         gamma_b = _check_param(gamma, "gamma", self.shape)
@@ -740,4 +781,5 @@ def batch_norm(
             np.add(ob, shift.astype(ct)[None, :, None], out=ob)
 
     moments.compute(normalize)
+    _check_overflow(arr, moments.m2)
     return out
