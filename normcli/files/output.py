@@ -176,24 +176,32 @@ class _InputSet:
     """The input files, for fast "is this output an input?" checks."""
 
     def __init__(self, sources: Iterable[Source]) -> None:
+        self.sources = [s for s in sources if s.path is not None]
         self.ids: dict[tuple[int, int], str] = {}
-        self.real: dict[str, str] = {}
-        for s in sources:
-            if s.path is None:
-                continue
-            self.real[os.path.normcase(os.path.realpath(s.path))] = s.label
+        for s in self.sources:
             try:
                 st = os.stat(s.path)
             except OSError:
                 continue
             self.ids[(st.st_dev, st.st_ino)] = s.label
+        self._real: dict[str, str] | None = None
 
     def find(self, out: str | os.PathLike[str]) -> str | None:
         try:
             st = os.stat(out)
-        except OSError:
-            return self.real.get(os.path.normcase(os.path.realpath(out)))
+        except FileNotFoundError:  # names no file, so no input (the usual case: cheap),
+            if ".." not in Path(out).parts:  # unless it is one once resolved on paper
+                return None
+            return self._resolved().get(os.path.normcase(os.path.realpath(out)))
+        except OSError:  # cannot tell by inode: compare resolved paths
+            return self._resolved().get(os.path.normcase(os.path.realpath(out)))
         return self.ids.get((st.st_dev, st.st_ino))
+
+    def _resolved(self) -> dict[str, str]:
+        if self._real is None:
+            self._real = {os.path.normcase(os.path.realpath(s.path)): s.label
+                          for s in self.sources}
+        return self._real
 
 
 def check_not_input(out: str | os.PathLike[str], sources: Iterable[Source]) -> None:
