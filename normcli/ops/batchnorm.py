@@ -308,11 +308,7 @@ class _Moments:
         outer, c, inner = v.shape
         self.count = outer * inner
         self.by_rows, self.blocks = _block_plan(v.shape)
-        # first-pass mean, rounded to the type the deviations are computed in
-        self.first = np.empty(c)
-        self.offset = np.empty(c)  # mean - first, before rounding the mean
-        self.mean = np.empty(c)
-        self.m2 = np.empty(c)
+        self.first = self.offset = self.mean = self.m2 = np.empty(0)  # see compute()
 
     def block(self, i: int) -> tuple[np.ndarray, slice]:
         """Block ``i`` of the data and the slice of statistics it covers."""
@@ -375,6 +371,12 @@ class _Moments:
         (values beyond about 1e19) is redone in float64, so that it is not
         silently normalized to zeros.  NaN and Inf inputs propagate.
         """
+        c = self.v.shape[1]
+        # first-pass mean, rounded to the type the deviations are computed in
+        self.first = np.empty(c)
+        self.offset = np.empty(c)  # mean - first, before rounding the mean
+        self.mean = np.empty(c)
+        self.m2 = np.empty(c)
         if not self.by_rows:
 
             def column_block(i: int, scratch: Scratch) -> None:
