@@ -102,7 +102,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=400, help="files in the first dataset")
     ap.add_argument("--shape", default="96,55,55")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=9,
+                    help="timed runs of each variant (the machine is shared: medians of many)")
     ap.add_argument("--dir", default=None, help="where to build the datasets (default: a temp dir)")
     ap.add_argument("--quick", action="store_true", help="one dataset size, one repeat")
     args = ap.parse_args()
