@@ -243,3 +243,21 @@ def test_compact_layout_without_after_says_values():
         stats_table(rows, title="statistics of the inputs", show_after=False))
     text = out.getvalue()
     assert "  values" in text and "before" not in text
+
+
+@pytest.mark.parametrize("width", [60, 140])
+def test_many_inputs_draw_the_first_ones_and_count_the_rest(width):
+    """A dataset's worth of inputs: the table draws max_inputs of them, says how many
+    more there are, and its total covers every input (in both layouts)."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((2, 3)) + i for i in range(30)]
+    rows = [(f"f{i:02d}.npy", summarize(a), summarize(a / 2)) for i, a in enumerate(arrays)]
+    text = render(stats_table(rows, title="demo", max_inputs=20, caption="wrote 30 files"),
+                  width)
+    assert "f19.npy" in text and "f20.npy" not in text
+    assert "10 more inputs not shown (--json lists every one)" in " ".join(text.split())
+    assert "30 inputs" in text and "wrote 30 files" in text
+    everything = np.concatenate([a.ravel() for a in arrays])
+    assert f"{everything.max():.4g}" in text  # the total's max: from the last input
+    unlimited = render(stats_table(rows, title="demo"), width)
+    assert "f29.npy" in unlimited and "not shown" not in unlimited

@@ -408,6 +408,10 @@ def _totals(rows: Sequence[Row]) -> tuple[Summary, Summary | None]:
     return before, after
 
 
+#: Inputs drawn in the table; the caption counts the others (--json lists them all).
+TABLE_INPUTS = 20
+
+
 def report(
     io: IOOptions,
     rows: Sequence[Row],
@@ -426,7 +430,7 @@ def report(
     err, _ = make_consoles(quiet=io.quiet)
     show_after = any(r[2] is not None for r in rows)
     err.print(stats_table(rows, title=title, caption=caption, show_after=show_after,
-                          total=total))
+                          total=total, max_inputs=TABLE_INPUTS))
 
 
 

@@ -126,7 +126,7 @@ def _stat_cells(s: Summary) -> list[str | Text]:
     ]
 
 
-def _lines(rows: Sequence[Row], show_after: bool, total: tuple | None):
+def _lines(rows: Sequence[Row], show_after: bool, total: tuple | None, inputs: int):
     """Yield ``(label, shape, is_after, summary)`` for every line of the table."""
     for label, before, after in rows:
         yield label, _shape(before.shape), False, before
@@ -134,7 +134,7 @@ def _lines(rows: Sequence[Row], show_after: bool, total: tuple | None):
             yield "", "", True, after
     if total is not None:
         t_before, t_after = total
-        yield "total", f"{len(rows)} inputs", False, t_before
+        yield "total", f"{inputs} inputs", False, t_before
         if show_after and t_after is not None:
             yield "", "", True, t_after
 
@@ -250,6 +250,7 @@ def stats_table(
     caption: str | None = None,
     show_after: bool = True,
     total: tuple[Summary, Summary | None] | None = None,
+    max_inputs: int | None = None,
 ) -> Table:
     """Build the before/after statistics table of one normalization run.
 
@@ -271,6 +272,9 @@ def stats_table(
         ``merge(befores), merge(afters)``, whose histogram is blank when the
         inputs' ranges differ.  Pass ``merge(..., arrays=...)`` results for
         an exact total histogram.  Ignored for a single input.
+    max_inputs : int, optional
+        Draw at most this many inputs' lines (the first ones); the caption
+        then says how many more there are, and the total covers them all.
 
     Returns
     -------
@@ -295,7 +299,12 @@ def stats_table(
         total = None
     elif total is None:
         total = _total(rows, show_after)
-    lines = list(_lines(rows, show_after, total))
+    shown = rows if max_inputs is None or len(rows) <= max_inputs else rows[:max_inputs]
+    if len(shown) < len(rows):
+        more = (f"{len(rows) - len(shown)} more inputs not shown (--json lists every one); "
+                "the total covers all")
+        caption = more if caption is None else f"{more}\n{caption}"
+    lines = list(_lines(shown, show_after, total, len(rows)))
 
     table = StatsTable(
         title=title,
