@@ -6,6 +6,7 @@ the passes, the one-pass merge's fallback, and interrupts while the next group i
 from __future__ import annotations
 
 import io
+import json
 import os
 import threading
 import time
@@ -1018,3 +1019,23 @@ def test_input_pool_with_one_job_runs_in_the_caller_when_asked():
         assert results() == [0, 1, 2, 3]
     assert [i for i, _ in ran] == [0, 1, 2, 3]
     assert {t for _, t in ran} == {threading.current_thread()}
+
+
+def test_histograms_only_where_someone_sees_them(tmp_path, invoke, monkeypatch):
+    """Over 25 inputs the table draws 20: their summaries have histograms, the others
+    skip them; --json shows every input, so every one has its histogram."""
+    from normcli.cli import pipeline
+
+    monkeypatch.setattr(pipeline, "TABLE_INPUTS", 20)
+    _dataset(tmp_path / "d", 25)
+    result = _ok(invoke, "batchnorm", "d", "--json")
+    data = json.loads(result.stdout)
+    assert len(data["inputs"]) == 25
+    assert all(row[k]["hist"] is not None for row in data["inputs"] for k in ("before", "after"))
+    seen = []
+    real = pipeline.summarize
+    monkeypatch.setattr(pipeline, "summarize",
+                        lambda x, **kw: seen.append(kw.get("histogram", True)) or real(x, **kw))
+    result = _ok(invoke, "batchnorm", "d", "-o", "out/")
+    assert "5 more inputs not shown" in " ".join(result.stderr.split())
+    assert sorted(seen) == [False] * 10 + [True] * 40  # before and after, 20 drawn inputs

@@ -229,3 +229,14 @@ def test_merge_dtype_shape_and_errors():
         merge([])
     with pytest.raises(ValueError, match="one to one"):
         merge([summarize(np.ones(2))], arrays=[])
+
+
+@pytest.mark.parametrize("values", [np.arange(10.0), np.array([1.0, np.nan, 3.0]),
+                                    np.array([], np.float32), np.arange(5, dtype=np.uint8)])
+def test_summary_without_histogram_is_the_same_but_the_histogram(values):
+    """histogram=False skips only the histogram: every other number is identical."""
+    full, light = summarize(values), summarize(values, histogram=False)
+    assert light.hist is None or light.count == 0
+    assert {k: v for k, v in full.to_dict().items() if k != "hist"} == \
+        {k: v for k, v in light.to_dict().items() if k != "hist"}
+    assert merge([light, full]).hist is None or light.count == 0
