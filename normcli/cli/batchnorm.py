@@ -6,8 +6,8 @@ import math
 
 import click
 
-from normcli.cli.compare import preview_option
 from normcli.cli.options import FloatOrFile, IOOptions, io_options
+from normcli.cli.preview import preview_option
 
 EXAMPLES = """\b
 Examples:
@@ -59,8 +59,8 @@ def batchnorm(per, eps, gamma, beta, save_stats, stats_file, preview, **kwargs) 
         if value is not None and not value.lower().endswith(".npz"):
             raise click.BadParameter(f"{value!r} must be a .npz file", param_hint=f"'{name}'")
     source = click.get_current_context().get_parameter_source("per")
-    from normcli.cli.compare import finish_preview, start_preview
     from normcli.cli.pipeline import process_batch
+    from normcli.cli.preview import finish_preview, start_preview
 
     fit = f"saved statistics {stats_file}" if stats_file else "batch statistics"
     shown = {name: f"{v:g}" if isinstance(v, float) else v for name, v in

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from normcli.cli.compare import preview_option
 from normcli.cli.options import IOOptions, conventions_text, io_options, lrn_options
+from normcli.cli.preview import preview_option
 from normcli.ops.conventions import resolve_lrn
 
 EXAMPLES = """\b
@@ -40,8 +40,8 @@ def lrn(mode, convention, n, k, alpha, beta, preview, **kwargs) -> None:
         params = resolve_lrn(mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    from normcli.cli.compare import finish_preview, start_preview
     from normcli.cli.pipeline import process_each
+    from normcli.cli.preview import finish_preview, start_preview
     from normcli.ops.lrn import lrn as lrn_op
 
     title, _, subtitle = params.describe().partition(": ")

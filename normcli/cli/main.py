@@ -28,8 +28,33 @@ class DataError(click.ClickException):
         click.echo(f"normcli: error: {self.format_message()}", err=True)
 
 
+#: The subcommands and where they live: each module is imported only when its
+#: command runs (or help lists it), so that ``normcli batchnorm`` does not pay
+#: for importing ``compare`` or ``explain``.
+COMMANDS = {
+    "lrn": "normcli.cli.lrn",
+    "batchnorm": "normcli.cli.batchnorm",
+    "stats": "normcli.cli.stats",
+    "explain": "normcli.cli.explain",
+    "compare": "normcli.cli.compare",
+    "conventions": "normcli.cli.conventions",
+}
+
+
 class NormcliGroup(click.Group):
-    """Turns the library's exceptions into exit codes, whoever calls ``main``."""
+    """Turns the library's exceptions into exit codes, whoever calls ``main``;
+    loads the subcommands on demand (click's "lazy group" pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            import importlib
+
+            module = importlib.import_module(COMMANDS[cmd_name])
+            self.add_command(getattr(module, cmd_name))
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -74,20 +99,6 @@ def cli() -> None:
     before/after statistics goes to stderr.
     """
 
-
-def _register() -> None:
-    from normcli.cli.batchnorm import batchnorm
-    from normcli.cli.compare import compare
-    from normcli.cli.conventions import conventions
-    from normcli.cli.explain import explain
-    from normcli.cli.lrn import lrn
-    from normcli.cli.stats import stats
-
-    for command in (lrn, batchnorm, stats, explain, compare, conventions):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

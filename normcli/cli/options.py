@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 import click
 
-from normcli.ops.conventions import CONVENTIONS
-
 
 @dataclass(frozen=True)
 class IOOptions:
@@ -93,6 +91,8 @@ def io_options(*, writes: bool = True) -> Callable:
 
 def conventions_text() -> str:
     """The conventions as a plain-text table for ``--help`` (from the same data)."""
+    from normcli.ops.conventions import CONVENTIONS  # (only lrn's help needs the table)
+
     rows = [("name", "n means", "window", "alpha'", "k intra", "n k alpha beta")]
     for c in CONVENTIONS.values():
         alpha = "alpha/" + c.alpha_div_inter if c.alpha_div_inter != "1" else "alpha"
@@ -110,6 +110,8 @@ def conventions_text() -> str:
 
 def lrn_options(f: Callable) -> Callable:
     """The LRN flags; None means the convention's default."""
+    from normcli.ops.conventions import CONVENTIONS
+
     return _stack(
         click.option(
             "--mode", type=click.Choice(["inter", "intra"]), default="inter", show_default=True,
