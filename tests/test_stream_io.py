@@ -558,12 +558,19 @@ def test_huge_finite_float64_values_are_not_called_nan(tmp_path, invoke, monkeyp
         assert out.shape == batch.shape and np.isfinite(out).all()
         np.testing.assert_allclose(out, want, rtol=1e-10)
     else:  # as the in-memory route (and the library) say it
-        largest = float(np.max(np.abs(batch)))
+        largest = float(np.max(np.abs(batch)))  # named: the file that holds it
+        where = int(np.argmax(np.abs(batch).reshape(len(batch), -1).max(axis=1)))
         assert one_line_error(result) == (
-            f"normcli: error: d: values up to {largest:.3g} are too large for batch "
+            f"normcli: error: d/s{where:03d}.npy: values up to {largest:.3g} are too large "
+            "for batch "
             "statistics: the sum of their squares overflows float64 (about 1.8e308); scale "
             "the data down")
         assert _temps(tmp_path) == [] and not (tmp_path / "out").exists()
+        # --allow-nonfinite does not let them through: they hold no NaN/Inf to propagate
+        result, runtime = _run(invoke, "batchnorm", "d", "--per", per, "-o", "out/", "-q",
+                               "--allow-nonfinite")
+        assert one_line_error(result).endswith("; scale the data down") and runtime == []
+        assert not (tmp_path / "out").exists()
         np.save(tmp_path / "all.npy", batch)
         result, _ = _run(invoke, "batchnorm", "all.npy", "--per", per, "-o", "all-out.npy")
         assert one_line_error(result).endswith("(about 1.8e308); scale the data down")
@@ -1039,3 +1046,31 @@ def test_histograms_only_where_someone_sees_them(tmp_path, invoke, monkeypatch):
     result = _ok(invoke, "batchnorm", "d", "-o", "out/")
     assert "5 more inputs not shown" in " ".join(result.stderr.split())
     assert sorted(seen) == [False] * 10 + [True] * 40  # before and after, 20 drawn inputs
+
+
+@pytest.mark.parametrize("first", ["<f4", ">f4"])
+def test_big_endian_float32_files_stream_like_native_ones(tmp_path, invoke, first):
+    """'>f4' files compute in float32 (as '<f4' do) and go through the thread buffers:
+    once refused with 'out must be a C-contiguous float32 array'."""
+    batch = _dataset(tmp_path / "d", 6)
+    np.save(tmp_path / "d" / "s000.npy", batch[0].astype(first))
+    np.save(tmp_path / "d" / "s003.npy", batch[3].astype(">f4"))
+    _ok(invoke, "batchnorm", "d", "-o", "out/", "-q")
+    out = _outputs(tmp_path / "out")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, normcli.batch_norm(batch), rtol=1e-6, atol=1e-6)
+    assert normcli.batch_norm(batch.astype(">f4")).dtype == np.float32
+
+
+def test_thread_scratch_keeps_small_buffers_only():
+    """Buffers up to 8 MiB stay with the thread for the next call; a larger one (a
+    whole channel of a big batch) is freed when the call ends."""
+    from normcli.ops import _blocks
+
+    with _blocks._thread_scratch() as scratch:
+        small = scratch.get("small", (1000,), np.dtype(np.float64))
+        scratch.get("big", (2 << 20,), np.dtype(np.float64))  # 16 MiB
+    with _blocks._thread_scratch() as again:
+        assert again is scratch
+        assert again.get("small", (1000,), np.dtype(np.float64)).base is small.base
+        assert ("big", np.dtype(np.float64)) not in again._buffers

@@ -726,14 +726,27 @@ def _stream_stats(io: IOOptions, sources: Sequence[Source], per: str, shown: boo
             if not ahead and g + 1 < len(groups):
                 pending = read_group(g + 1)
     stats = running.stats()
-    if not io.allow_nonfinite and not np.isfinite(stats.var).all():  # data beyond ~1e154
-        largest = max(float(np.max(np.abs(read_unchecked(s, io, None)[0]))) for s in sources)
-        raise InputError(io.inputs[0] if len(io.inputs) == 1 else sources[0].label,
-                         overflow_message(largest))
+    if not np.isfinite(stats.var).all():
+        _refuse_overflow(io, sources)
     if per == "activation" and stats.count < 2:
         raise InputError(sources[0].label, "a batch of one sample has no variance "
                          "per activation; give more inputs or --stats")
     return stats, info
+
+
+def _refuse_overflow(io: IOOptions, sources: Sequence[Source]) -> None:
+    """Statistics that are not finite come from NaN/Inf in the data (allowed with
+    --allow-nonfinite: they propagate, as in memory) or from finite values too
+    large for float64 sums of squares: then name the file holding the largest."""
+    largest, where = -1.0, sources[0]
+    for source in sources:  # (a rare path: read again, memory-mapped)
+        x = read_unchecked(source, io, None)[0]
+        if count_nonfinite(x):
+            return
+        top = float(np.max(np.abs(x)))
+        if top > largest:
+            largest, where = top, source
+    raise InputError(where.label, overflow_message(largest))
 
 
 def as_sample(x: np.ndarray, channels_last: bool) -> np.ndarray:

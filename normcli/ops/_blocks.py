@@ -41,10 +41,12 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
     booleans are converted to float64 before any arithmetic (so uint8 cannot
     wrap when squared).
 
-    >>> [str(compute_dtype(np.dtype(t))) for t in ("float16", "float32", "uint8", "bool")]
-    ['float32', 'float32', 'float64', 'float64']
+    Byte order does not matter (a big-endian ``>f4`` computes in float32).
+
+    >>> [str(compute_dtype(np.dtype(t))) for t in ("float16", "float32", "uint8", "bool", ">f4")]
+    ['float32', 'float32', 'float64', 'float64', 'float32']
     """
-    if dtype == np.float16 or dtype == np.float32:
+    if dtype.kind == "f" and dtype.itemsize <= 4:
         return np.dtype(np.float32)
     return np.dtype(np.float64)
 
@@ -89,6 +91,11 @@ class Scratch:
         self._buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
         self.busy = False
 
+    def trim(self, limit: int) -> None:
+        """Drop the buffers larger than ``limit`` bytes (kept ones are reused)."""
+        for key in [k for k, b in self._buffers.items() if b.nbytes > limit]:
+            del self._buffers[key]
+
     def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         size = int(np.prod(shape))
         buf = self._buffers.get((key, dtype))
@@ -99,6 +106,10 @@ class Scratch:
 
 
 _local = threading.local()
+#: A thread keeps scratch buffers up to this size from call to call; a larger
+#: one (a whole channel of a big batch, when a block cannot be smaller) is
+#: freed when the call ends.
+_KEPT_SCRATCH_BYTES = 8 << 20
 
 
 @contextlib.contextmanager
@@ -119,6 +130,7 @@ def _thread_scratch() -> Iterator[Scratch]:
         yield scratch
     finally:
         scratch.busy = False
+        scratch.trim(_KEPT_SCRATCH_BYTES)
 
 
 def run_blocks(

@@ -635,14 +635,17 @@ class BatchNormalizer:
     def _coefficients(self, ct: np.dtype):
         """(mean rounded to ct, scale, shift or None) as ct column vectors."""
         if ct not in self._cache:
-            first = self._mean.astype(ct)
-            # y = (x - first) * scale + shift, with x - first exact where it matters
-            shift = self._beta - (self._mean - first) * self._scale
-            self._cache[ct] = (
-                first[None, :, None],
-                self._scale.astype(ct)[None, :, None],
-                shift.astype(ct)[None, :, None] if np.any(shift != 0) else None,
-            )
+            # (statistics beyond float32's range, from float64 data, round to Inf as
+            # IEEE says; NaN statistics, with --allow-nonfinite, stay NaN)
+            with np.errstate(over="ignore", invalid="ignore"):
+                first = self._mean.astype(ct)
+                # y = (x - first) * scale + shift, with x - first exact where it matters
+                shift = self._beta - (self._mean - first) * self._scale
+                self._cache[ct] = (
+                    first[None, :, None],
+                    self._scale.astype(ct)[None, :, None],
+                    shift.astype(ct)[None, :, None] if np.any(shift != 0) else None,
+                )
         return self._cache[ct]
 
     def __call__(self, x: object, *, threads: int | None = None,
