@@ -240,3 +240,14 @@ def test_summary_without_histogram_is_the_same_but_the_histogram(values):
     assert {k: v for k, v in full.to_dict().items() if k != "hist"} == \
         {k: v for k, v in light.to_dict().items() if k != "hist"}
     assert merge([light, full]).hist is None or light.count == 0
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e200, 1e300])
+def test_std_of_values_whose_squares_overflow(scale):
+    """|x| beyond ~1e154: the squares overflow float64, the standard deviation does
+    not; it is computed on the values scaled by a power of two (exactly)."""
+    x = np.random.default_rng(0).standard_normal(1000)
+    s = summarize(x * scale)
+    assert math.isfinite(s.std)
+    assert s.std == pytest.approx(np.std(x) * scale, rel=1e-13)
+    assert s.mean == pytest.approx(np.mean(x) * scale, rel=1e-12, abs=1e-14 * scale)

@@ -314,6 +314,12 @@ def summarize(arr: object, *, bins: int = 16, histogram: bool = True) -> Summary
         mean = mean0 + s / count
         m2 = max(ss - s * s / count, 0.0)
         std = math.sqrt(m2 / count)
+        if not math.isfinite(std):  # squares beyond float64 (|x| > ~1e154): scale them
+            scale = 2.0 ** -math.frexp(max(abs(lo_f), abs(hi_f)))[1]  # exact, to [0.5, 1)
+            s, ss = _moments((np.multiply(b, scale, dtype=np.float64) for b in finite_blocks()),
+                             mean0 * scale, buf)
+            std = math.sqrt(max(ss - s * s / count, 0.0) / count) / scale
+            m2 = math.inf  # (it is: a merge of this summary has an infinite spread)
         # keep mean inside the data range despite rounding
         mean = min(max(mean, lo_f), hi_f)
         hist = _histogram(finite_blocks(), lo_f, hi_f, bins, buf) if histogram else None
