@@ -487,3 +487,34 @@ def test_png_with_channels_last_is_read_and_written_as_hwc(invoke, tmp_path):
     assert result.exit_code == 0, result.stderr
     with Image.open(tmp_path / "y.png") as img:
         assert img.size == (7, 6) and img.mode == "RGB"
+
+
+def test_format_npy_keeps_the_values_of_png_inputs(invoke, tmp_path, files_in):
+    """PNG inputs into -o DIR/ are PNGs (each channel rescaled to 0..255); with
+    --format npy the normalized float32 values themselves are kept."""
+    (tmp_path / "img").mkdir()
+    rng = np.random.default_rng(5)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)).save(
+            tmp_path / "img" / f"{name}.png")
+    assert invoke("lrn", "img", "-o", "asis/", "-q").exit_code == 0
+    assert files_in(tmp_path / "asis") == ["a.png", "b.png"]
+    assert invoke("lrn", "img", "-o", "vals/", "-q", "--format", "npy").exit_code == 0
+    assert files_in(tmp_path / "vals") == ["a.npy", "b.npy"]
+    with Image.open(tmp_path / "img" / "a.png") as image:
+        x = np.asarray(image).transpose(2, 0, 1) / np.float32(255)
+    got = np.load(tmp_path / "vals" / "a.npy")
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, normcli.lrn(x.astype(np.float32)), rtol=1e-6)
+
+
+def test_format_png_and_its_limits(invoke, three, tmp_path, files_in):
+    """--format png turns .npy inputs into images; it applies to -o DIR/ only."""
+    assert invoke("batchnorm", "in", "-o", "pics/", "-q", "--format", "png").exit_code == 0
+    assert files_in(tmp_path / "pics") == ["x0.png", "x1.png", "x2.png"]
+    with Image.open(tmp_path / "pics" / "x0.png") as image:
+        assert image.size == (4, 4)
+    for out in ("y.npy", "-"):
+        line = usage_error(invoke("lrn", "in/x0.npy", "-o", out, "--format", "npy"))
+        assert line == "Error: --format is for -o DIR/; a file's suffix gives its type"
+    assert "--format" in usage_error(invoke("lrn", "in", "-o", "d/", "--format", "jpg"))

@@ -24,6 +24,7 @@ class IOOptions:
     png_bits: int = 8
     jobs: int | None = None
     sync: bool = True
+    out_format: str | None = None
 
     @classmethod
     def pop(cls, kwargs: dict) -> IOOptions:
@@ -69,6 +70,12 @@ def io_options(*, writes: bool = True) -> Callable:
             "or - for .npy on stdout. Without -o nothing is written.",
         ),
         click.option("--force", is_flag=True, help="Replace existing output files."),
+        click.option(
+            "--format", "out_format", type=click.Choice(["npy", "png"]), default=None,
+            help="File type of the outputs of -o DIR/ [default: each input's own; "
+            "PNG outputs rescale each channel to the full range, so keep the values "
+            "with npy].",
+        ),
         click.option(
             "--sync/--no-sync", default=True, show_default=True,
             help="Flush outputs to disk before they replace anything. --no-sync is faster "

@@ -131,6 +131,9 @@ class OutputPlan:
         self.targets: list[Path] = []
         self.path: Path | None = None
         out = io.output
+        to_dir = out not in (None, "-") and (out.endswith(("/", os.sep)) or Path(out).is_dir())
+        if io.out_format is not None and not to_dir:
+            raise click.UsageError("--format is for -o DIR/; a file's suffix gives its type")
         if out is None:
             self.kind = "none"
             return
@@ -150,7 +153,8 @@ class OutputPlan:
         if out.endswith(("/", os.sep)) or path.is_dir():
             self.kind = "dir"
             self.path = path
-            self.targets = plan_outputs(sources, path)
+            suffix = None if io.out_format is None else f".{io.out_format}"
+            self.targets = plan_outputs(sources, path, suffix)
             for target in self.targets:
                 self._check_new(target)
             return
