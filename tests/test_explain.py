@@ -210,3 +210,58 @@ def test_cli_bad_settings_and_data(invoke, save):
     assert result.exit_code == 1 and "batch of one" in result.stderr
     result = invoke("explain", "batchnorm", "--eps", "0")
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("per", ["activation", "channel"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_bn_explanation_with_saved_statistics_equals_inference(per, channels_last):
+    """stats=: the saved mean and variance of the position's statistic, as
+    batch_norm(x, mean=, var=) uses them; this batch's values do not enter."""
+    import normcli
+
+    rng = np.random.default_rng(9)
+    train = rng.normal(3, 2, (6, 3, 4, 5))
+    x = rng.normal(0, 1, (2, 3, 4, 5))  # another batch: a batch of one is fine too
+    if channels_last:
+        train, x = np.moveaxis(train, 1, -1).copy(), np.moveaxis(x, 1, -1).copy()
+    stats = normcli.batch_stats(train, per=per, channels_last=channels_last)
+    want = batch_norm(x, per=per, mean=stats.mean, var=stats.var, gamma=1.5, beta=0.25,
+                      channels_last=channels_last)
+    for pos in [(0, 0, 0, 0), (1, 2, 3, 2), (1, 1, 2, 4)]:
+        pos = pos if not channels_last else (pos[0], pos[2], pos[3] % 4, pos[1])
+        e = explain_batch_norm(x, pos, per=per, gamma=1.5, beta=0.25,
+                               channels_last=channels_last, stats=stats)
+        assert e.saved and e.count == stats.count
+        assert e.result == pytest.approx(float(want[pos]), rel=1e-12, abs=1e-12)
+        view = bn_explanation(e, source="x.npy", stats_source="s.npz")
+        text = " ".join(render(view, 200).split())
+        assert "saved (s.npz)" in text and "μ, saved" in text
+    with pytest.raises(ValueError, match="statistics are per"):
+        fewer = x[..., :2] if channels_last else x[:, :2]  # two channels of three
+        explain_batch_norm(fewer, (0, 0, 0, 0), per=per, stats=stats,
+                           channels_last=channels_last)
+
+
+def test_explain_batchnorm_stats_on_the_command_line(invoke, tmp_path):
+    """--stats FILE.npz takes per from the file; a contradicting --per is refused."""
+    import normcli
+
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "train.npy", rng.normal(5, 3, (8, 2, 3, 3)).astype(np.float32))
+    np.save(tmp_path / "new.npy", rng.normal(5, 3, (1, 2, 3, 3)).astype(np.float32))
+    assert invoke("batchnorm", "train.npy", "--per", "channel", "--save-stats", "s.npz",
+                  "-q").exit_code == 0
+    result = invoke("explain", "batchnorm", "new.npy", "--at", "0,1,2,2", "--stats", "s.npz",
+                    "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["statistics"] == "saved" and data["per"] == "channel"
+    with np.load(tmp_path / "s.npz") as s:
+        want = normcli.batch_norm(np.load(tmp_path / "new.npy"), per="channel",
+                                  mean=s["mean"], var=s["var"])
+    assert data["result"] == pytest.approx(float(want[0, 1, 2, 2]), rel=1e-6)
+    result = invoke("explain", "batchnorm", "new.npy", "--at", "0,1,2,2", "--stats", "s.npz",
+                    "--per", "activation")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("normcli: error: s.npz: holds statistics per channel, "
+                                     "but --per activation was given")

@@ -171,12 +171,16 @@ Examples:
               help="Added to the variance; > 0.")
 @click.option("--gamma", type=float, default=1.0, show_default=True, help="Scale (a number).")
 @click.option("--beta", type=float, default=0.0, show_default=True, help="Shift (a number).")
-def explain_batchnorm(inputs, position, per, eps, gamma, beta, channels_last, raw_png,
-                      as_json) -> None:
-    """Explain one value of `normcli batchnorm` with batch statistics.  The batch
-    is the stack of the INPUTs (a directory's arrays in name order) or, for a
-    single input, its first axis; POSITION starts with the batch index.
-    Without INPUT: the seed's mini-batch of three (4, 4, 4) activations."""
+@click.option("--stats", "stats_file", metavar="FILE.npz",
+              help="Saved statistics (batchnorm --save-stats) instead of the batch's: "
+              "inference, as batchnorm --stats.")
+def explain_batchnorm(inputs, position, per, eps, gamma, beta, stats_file, channels_last,
+                      raw_png, as_json) -> None:
+    """Explain one value of `normcli batchnorm` with batch statistics (or saved
+    ones, --stats).  The batch is the stack of the INPUTs (a directory's arrays
+    in name order) or, for a single input, its first axis; POSITION starts with
+    the batch index.  Without INPUT: the seed's mini-batch of three (4, 4, 4)
+    activations."""
     import math
 
     for name, value in (("--gamma", gamma), ("--beta", beta)):
@@ -200,9 +204,20 @@ def explain_batchnorm(inputs, position, per, eps, gamma, beta, channels_last, ra
                          "(N, ...)")
     names = axis_names(x.ndim, channels_last=channels_last, batch=True)
     pos = _checked_position(x.shape, position, names)
+    stats = None
+    if stats_file is not None:
+        from normcli.cli.pipeline import read_stats_file
+
+        stats = read_stats_file(stats_file)
+        source = click.get_current_context().get_parameter_source("per")
+        if source is click.core.ParameterSource.COMMANDLINE and per != stats.per:
+            raise InputError(stats_file, f"holds statistics per {stats.per}, but --per {per} "
+                             "was given")
+        per = stats.per
     try:
         e = explain_batch_norm(x, pos, per=per, eps=eps, gamma=gamma, beta=beta,
-                               channels_last=channels_last)
+                               channels_last=channels_last, stats=stats)
     except ValueError as err:
-        raise InputError(label, str(err)) from None
-    _show(e, bn_explanation(e, source=label))
+        raise InputError(stats_file if stats is not None and "statistics" in str(err)
+                         else label, str(err)) from None
+    _show(e, bn_explanation(e, source=label, stats_source=stats_file))

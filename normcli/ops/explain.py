@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from normcli.ops.batchnorm import batch_axes
+from normcli.ops.batchnorm import BatchStats, batch_axes, stats_shape
 from normcli.ops.conventions import LRNParams, resolve_lrn
 
 __all__ = [
@@ -365,6 +365,9 @@ class BNExplanation:
         ``gamma * normalized + beta``.
     dtype : str
         The input's dtype.
+    saved : bool
+        ``mean``, ``var`` and ``count`` are saved statistics (inference), not
+        the batch's; ``values`` are then still the batch's, for comparison.
     """
 
     per: str
@@ -385,11 +388,13 @@ class BNExplanation:
     normalized: float
     result: float
     dtype: str
+    saved: bool = False
 
     def to_dict(self) -> dict:
         """Plain JSON-ready values."""
         return {
             "normalization": "batchnorm",
+            "statistics": "saved" if self.saved else "batch",
             "per": self.per,
             "shape": list(self.shape),
             "position": list(self.position),
@@ -424,13 +429,16 @@ def explain_batch_norm(
     gamma: float = 1.0,
     beta: float = 0.0,
     channels_last: bool = False,
+    stats: BatchStats | None = None,
 ) -> BNExplanation:
-    """Recompute :func:`normcli.batch_norm` (batch statistics) at one ``position``.
+    """Recompute :func:`normcli.batch_norm` at one ``position``: with the batch's
+    statistics, or with saved ones (``stats``, as ``batch_norm(x, mean=, var=)``).
 
     ``x`` is the batch ``(N, ...)``; ``position`` indexes it as stored, the
     batch index first.  ``gamma`` and ``beta`` are numbers.  Raises
-    :class:`ValueError` for bad settings, a bad position, or a batch with a
-    single value per statistic (as ``batch_norm`` does).
+    :class:`ValueError` for bad settings, a bad position, statistics of
+    another shape, or (batch statistics) a batch with a single value per
+    statistic (as ``batch_norm`` does).
 
     >>> e = explain_batch_norm(SEED_BATCH, (0, 0, 0, 0), eps=0)
     >>> e.values.tolist(), e.mean, round(e.var, 6), round(e.result, 7)
@@ -464,17 +472,24 @@ def explain_batch_norm(
         all_values = np.array(chan, dtype=np.float64).reshape(-1)
         values = all_values[:FIRST_VALUES].copy()
     m = all_values.size
-    if m < 2:
+    if stats is not None:  # inference: the saved statistics of this position
+        want = stats_shape(arr.shape, per, channels_last)
+        if stats.per != per or stats.mean.shape != want:
+            raise ValueError(f"the statistics are per {stats.per} of shape {stats.mean.shape}; "
+                             f"x per {per} needs shape {want}")
+        m = stats.count
+        mean, var = float(stats.mean[statistic]), float(stats.var[statistic])
+    elif m < 2:
         what = "batch of one" if per == "activation" else "single value per channel"
         raise ValueError(
             f"x has shape {arr.shape}: a {what} has zero variance everywhere; give a larger batch"
         )
-    # the library's corrected two-pass moments
-    first = all_values.sum() / m
-    dev = all_values - first
-    sum_dev = dev.sum()
-    mean = float(first + sum_dev / m)
-    var = float(max(float(np.sum(dev * dev)) - sum_dev**2 / m, 0.0) / m)
+    else:  # the library's corrected two-pass moments
+        first = all_values.sum() / m
+        dev = all_values - first
+        sum_dev = dev.sum()
+        mean = float(first + sum_dev / m)
+        var = float(max(float(np.sum(dev * dev)) - sum_dev**2 / m, 0.0) / m)
     value = float(np.float64(arr[pos]))
     std = float(np.sqrt(var + eps))
     normalized = (value - mean) / std if std > 0 else 0.0
@@ -483,5 +498,5 @@ def explain_batch_norm(
         per=per, shape=tuple(arr.shape), position=pos, axes=names, sample=pos[0],
         statistic=tuple(statistic), value=value, count=m, values=values, mean=mean, var=var,
         eps=eps, gamma=gamma, beta=beta, std=std, normalized=float(normalized),
-        result=float(result), dtype=str(arr.dtype),
+        result=float(result), dtype=str(arr.dtype), saved=stats is not None,
     )

@@ -241,11 +241,14 @@ def bn_equation(e: BNExplanation) -> str:
             f"sqrt({num(e.var)} + {num(e.eps)}) + {_operand(e.beta)} = {num(e.result)}")
 
 
-def bn_explanation(e: BNExplanation, *, source: str) -> RenderableType:
-    """Everything about one batch-normalized value."""
+def bn_explanation(e: BNExplanation, *, source: str,
+                   stats_source: str | None = None) -> RenderableType:
+    """Everything about one batch-normalized value (``stats_source``: the file of
+    saved statistics, when ``e.saved``)."""
     names = ", ".join(e.axes)
+    kind = "saved statistics" if e.saved else "batch statistics, biased variance"
     head = Text(f"batch norm per {e.per}: eps={num(e.eps)}, gamma={num(e.gamma)}, "
-                f"beta={num(e.beta)} (batch statistics, biased variance)", style="bold")
+                f"beta={num(e.beta)} ({kind})", style="bold")
     src = Text.assemble(("input: ", "bold"), f"{source}, batch shape {_shape(e.shape)} read as "
                         f"({names}), {e.dtype}")
     pos = ", ".join(str(i) for i in e.position)
@@ -254,7 +257,11 @@ def bn_explanation(e: BNExplanation, *, source: str) -> RenderableType:
     where = Text.assemble(("position: ", "bold"), f"({pos}) = sample {e.sample}, {what}: ",
                           ("x = " + num(e.value), "bold"))
     parts: list[RenderableType] = [head, src, where]
-    if e.per == "activation":
+    if e.saved:
+        parts.append(Text.assemble(
+            ("statistics: ", "bold"), f"saved ({stats_source or 'given'}): μ and σ² of {what}, "
+            f"fitted on m = {e.count:,} values; this batch's own values do not enter"))
+    elif e.per == "activation":
         parts.append(Text.assemble(("statistics: ", "bold"),
                                    f"over the batch axis: the m = {e.count} values of "
                                    f"{what}, one per sample"))
@@ -274,8 +281,12 @@ def bn_explanation(e: BNExplanation, *, source: str) -> RenderableType:
             f"over the batch and spatial axes: {what} holds m = {e.count:,} values; "
             f"the first {len(e.values)} in storage order: {first}{more}"))
     steps = _steps_table()
-    steps.add_row("mean", f"μ = Σ x / m = {_mean_terms(e)}", num(e.mean))
-    steps.add_row("variance", f"σ² = Σ (x - μ)² / m = {_var_terms(e)}", num(e.var))
+    if e.saved:
+        steps.add_row("mean", "μ, saved", num(e.mean))
+        steps.add_row("variance", "σ², saved (biased)", num(e.var))
+    else:
+        steps.add_row("mean", f"μ = Σ x / m = {_mean_terms(e)}", num(e.mean))
+        steps.add_row("variance", f"σ² = Σ (x - μ)² / m = {_var_terms(e)}", num(e.var))
     steps.add_row("std", f"sqrt(σ² + ε) = sqrt({num(e.var)} + {num(e.eps)})", num(e.std))
     steps.add_row("normalized", f"x̂ = (x - μ) / sqrt(σ² + ε) = ({num(e.value)} - "
                   f"{_operand(e.mean)}) / {num(e.std)}", num(e.normalized))
