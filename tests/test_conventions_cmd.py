@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from normcli.ops.conventions import CONVENTIONS
 
 
@@ -38,3 +40,14 @@ def test_json(invoke):
                                  "beta": c.default_beta}
         assert tuple(d["window"]["n4"]) == c.window.bounds(4)
         assert d["modes"] == list(c.modes)
+
+
+@pytest.mark.parametrize("columns", [60, 100])
+def test_narrow_consoles_get_one_convention_after_another(invoke, columns):
+    """Below 150 columns six side-by-side columns would break words in the middle
+    ("neighbourho / od"): each convention is drawn on its own, words whole."""
+    out = invoke("conventions", env={"COLUMNS": str(columns)}).stdout
+    assert all(len(li.rstrip()) <= columns for li in out.splitlines())
+    for c in CONVENTIONS.values():
+        assert f"{c.name}  {c.framework}" in out
+    assert "neighbourhood" in out and "nn.LocalResponseNorm" in out

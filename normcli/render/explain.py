@@ -19,7 +19,7 @@ import json
 from collections.abc import Sequence
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -410,19 +410,18 @@ def conventions_data() -> list[dict]:
     return out
 
 
-def conventions_table() -> Table:
-    """The LRN conventions side by side, one column each, from :data:`CONVENTIONS`."""
-    convs = list(CONVENTIONS.values())
-    table = Table(title="LRN conventions (normcli lrn --convention NAME)", title_justify="left",
-                  caption=escape(
-                      "window: [i-lo, i+hi] around channel i (the same on each spatial axis "
-                      "within a channel), clipped at the borders, with n//2 = floor(n/2); "
-                      "α' inter and α'' intra: what alpha becomes; –: no within-channel LRN."),
-                  caption_justify="left", box=box.SIMPLE_HEAD, show_edge=False, show_lines=True)
-    table.add_column("", style="bold", no_wrap=True)
-    for c in convs:
-        table.add_column(c.name, ratio=1, overflow="fold")
-    rows = [
+_CONVENTIONS_TITLE = "LRN conventions (normcli lrn --convention NAME)"
+_CONVENTIONS_CAPTION = (
+    "window: [i-lo, i+hi] around channel i (the same on each spatial axis within a channel), "
+    "clipped at the borders, with n//2 = floor(n/2); α' inter and α'' intra: what alpha "
+    "becomes; –: no within-channel LRN.")
+#: Below this console width the conventions are drawn one after another: side by
+#: side, six columns of ~20 characters would break words in the middle.
+_CONVENTIONS_WIDE = 150
+
+
+def _convention_rows(convs) -> list[tuple[str, list[str]]]:
+    return [
         ("framework", [c.framework for c in convs]),
         ("n means", [c.n_means for c in convs]),
         ("window", [_window(c) for c in convs]),
@@ -434,6 +433,40 @@ def conventions_table() -> Table:
         ("restrictions", [c.restrictions() for c in convs]),
         ("note", [c.note for c in convs]),
     ]
-    for label, cells in rows:
-        table.add_row(label, *(escape(cell) for cell in cells))
-    return table
+
+
+class ConventionsView:
+    """The conventions from :data:`CONVENTIONS`: side by side, one column each, on
+    a wide console; one after another (a name, then its fields) on a narrow one."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        convs = list(CONVENTIONS.values())
+        rows = _convention_rows(convs)
+        if options.max_width >= _CONVENTIONS_WIDE:
+            table = Table(title=_CONVENTIONS_TITLE, title_justify="left",
+                          caption=escape(_CONVENTIONS_CAPTION), caption_justify="left",
+                          box=box.SIMPLE_HEAD, show_edge=False, show_lines=True)
+            table.add_column("", style="bold", no_wrap=True)
+            for c in convs:
+                table.add_column(c.name, ratio=1, overflow="fold")
+            for label, cells in rows:
+                table.add_row(label, *(escape(cell) for cell in cells))
+            yield table
+            return
+        yield Text(_CONVENTIONS_TITLE)
+        for k, c in enumerate(convs):
+            table = Table(box=None, show_header=False, padding=(0, 1), show_edge=False)
+            table.add_column(style="bold", no_wrap=True)
+            table.add_column(overflow="fold")
+            for label, cells in rows[1:]:
+                table.add_row(label.replace("\n", " "), escape(cells[k]))
+            yield Text("")
+            yield Text.assemble((c.name, "bold underline"), f"  {c.framework}")
+            yield table
+        yield Text("")
+        yield Text(_CONVENTIONS_CAPTION)
+
+
+def conventions_table() -> ConventionsView:
+    """The LRN conventions, from :data:`CONVENTIONS` (see :class:`ConventionsView`)."""
+    return ConventionsView()
