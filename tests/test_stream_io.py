@@ -1074,3 +1074,20 @@ def test_thread_scratch_keeps_small_buffers_only():
         assert again is scratch
         assert again.get("small", (1000,), np.dtype(np.float64)).base is small.base
         assert ("big", np.dtype(np.float64)) not in again._buffers
+
+
+def test_without_positional_reads_the_portable_reader_is_used(tmp_path, monkeypatch, invoke):
+    """Where os.pread/os.preadv are missing (Windows), read_npy_into falls back to
+    read_npy plus os.stat; and without os.writev the writes go through write()."""
+    from normcli.files import npy
+
+    monkeypatch.setattr(npy, "_POSITIONAL_READS", False)
+    monkeypatch.delattr(npy.os, "writev")
+    batch = _dataset(tmp_path / "d", 7)
+    buf = np.empty(batch[0].shape, batch.dtype)
+    arr, st = npy.read_npy_into(tmp_path / "d" / "s001.npy", buf)
+    assert np.shares_memory(arr, buf) and st.st_size == (tmp_path / "d" / "s001.npy").stat().st_size
+    np.testing.assert_array_equal(arr, batch[1])
+    _ok(invoke, "batchnorm", "d", "-o", "out/", "-q")
+    np.testing.assert_allclose(_outputs(tmp_path / "out"), normcli.batch_norm(batch), rtol=1e-6,
+                               atol=1e-6)

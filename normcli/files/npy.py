@@ -497,6 +497,12 @@ def read_npy_into(
     :func:`read_npy`, with the same checks and messages.
     """
     source = path if source is None else source
+    if not _POSITIONAL_READS:  # (Windows): the portable reader, then the file's state
+        arr = read_npy(path, max_bytes=max_bytes, mmap=mmap, source=source, out=out)
+        try:
+            return arr, os.stat(path)
+        except OSError as e:
+            raise open_error(source, e) from None
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
@@ -529,6 +535,8 @@ def read_npy_into(
 
 #: How much of a file :func:`read_npy_into` reads for the header.
 _HEAD_BYTES = 4096
+#: os.pread and os.preadv exist on Linux, the BSDs and macOS, not on Windows.
+_POSITIONAL_READS = hasattr(os, "pread") and hasattr(os, "preadv")
 
 
 def _header_end(head: bytes) -> int:
@@ -713,7 +721,7 @@ def _write_array(fp: BinaryIO, a: np.ndarray) -> None:
     header = io.BytesIO()
     npformat.write_array_header_1_0(header, npformat.header_data_from_array_1_0(a))
     chunks = [header.getbuffer(), memoryview(a.reshape(-1).view(np.uint8))]
-    if isinstance(fp, io.FileIO):  # unbuffered: both in one system call
+    if isinstance(fp, io.FileIO) and hasattr(os, "writev"):  # unbuffered: one system call
         done = os.writev(fp.fileno(), chunks)
         starts = (0, len(chunks[0]))
         chunks = [c[max(0, done - start):] for c, start in zip(chunks, starts, strict=True)
