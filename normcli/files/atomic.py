@@ -162,7 +162,7 @@ def _create(tmp: Path, target: Path, mode: int, raw: bool = False) -> BinaryIO:
     except OSError as e:
         raise _os_error(target, e) from None
     try:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, AttributeError):  # (no fchmod: Windows < 3.13)
             os.fchmod(fd, mode)  # exactly the mode, whatever the umask
         return io.FileIO(fd, "wb") if raw else os.fdopen(fd, "wb")
     except BaseException:
