@@ -1091,3 +1091,28 @@ def test_without_positional_reads_the_portable_reader_is_used(tmp_path, monkeypa
     _ok(invoke, "batchnorm", "d", "-o", "out/", "-q")
     np.testing.assert_allclose(_outputs(tmp_path / "out"), normcli.batch_norm(batch), rtol=1e-6,
                                atol=1e-6)
+
+
+def test_many_small_npy_inputs_default_to_one_job(tmp_path):
+    """Without --jobs, .npy inputs under SMALL_INPUT_BYTES on average get one job
+    (the GIL makes more slower); larger ones, other kinds and an explicit --jobs
+    keep theirs."""
+    from normcli.cli import pipeline
+    from normcli.cli.options import IOOptions
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.mkdir()
+    large.mkdir()
+    for i in range(3):
+        np.save(small / f"s{i}.npy", np.zeros((4, 8, 8), np.float32))
+        np.save(large / f"l{i}.npy", np.zeros(pipeline.SMALL_INPUT_BYTES // 4 + 1, np.float32))
+
+    def jobs(folder, given=None):
+        io = IOOptions(inputs=(str(folder),), jobs=given)
+        return pipeline.with_jobs(io, pipeline.open_sources(io)).jobs
+
+    assert jobs(small) == 1
+    assert jobs(small, 3) == 3
+    assert jobs(large) is None
+    np.savez(tmp_path / "small.npz", a=np.zeros(3), b=np.zeros(3))
+    assert jobs(tmp_path / "small.npz") is None  # members: their size is not known cheaply

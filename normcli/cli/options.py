@@ -60,7 +60,8 @@ def io_options(*, writes: bool = True) -> Callable:
         ),
         click.option(
             "-j", "--jobs", type=click.IntRange(min=1), default=None,
-            help="Worker threads for reading, computing and writing [default: cores].",
+            help="Worker threads for reading, computing and writing [default: cores; 1 "
+            "for many small .npy inputs].",
         ),
     ]
     writing = [

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -67,6 +68,28 @@ def open_sources(io: IOOptions) -> list[Source]:
     and Ctrl-C must reach a read that waits for it)."""
     sources = expand_inputs(list(io.inputs), stdin=sys.stdin.buffer)
     return [s.loaded(raw_png=io.raw_png) for s in sources]
+
+
+#: Below this mean size of .npy inputs, one job is faster than several: the
+#: per-file Python work, serialized by the GIL, outweighs the numpy work that
+#: runs in parallel (measured on 2 cores, 400 files: at 256 KiB one job was
+#: 10% faster for lrn and batchnorm, at 512 KiB two jobs were 10-25% faster).
+SMALL_INPUT_BYTES = 384 << 10
+
+
+def with_jobs(io: IOOptions, sources: Sequence[Source]) -> IOOptions:
+    """``io`` with ``--jobs`` decided: as given, else one job for many small
+    ``.npy`` inputs (judged from up to 64 of them), else the default (cores)."""
+    if io.jobs is not None or len(sources) < 2:
+        return io
+    sample = [s for s in sources[:64] if s.kind == "npy"]
+    if len(sample) < min(len(sources), 64):
+        return io  # PNG, .npz members, stdin: their size on disk says little
+    try:
+        mean = sum(os.stat(s.path).st_size for s in sample) / len(sample)
+    except OSError:
+        return io  # (the read will name the file)
+    return dataclasses.replace(io, jobs=1) if mean < SMALL_INPUT_BYTES else io
 
 
 def stderr_console(io: IOOptions):
@@ -367,6 +390,7 @@ def process_each(
     only computed when they are shown (not with ``-q``).
     """
     sources = open_sources(io)
+    io = with_jobs(io, sources)
     plan = OutputPlan(io, sources) if transform is not None else None
     if plan is not None:
         plan.reserve(preview)
@@ -510,6 +534,7 @@ def process_batch(
     statistics, so that memory holds a group of samples, not the batch.
     """
     sources = open_sources(io)
+    io = with_jobs(io, sources)
     plan = OutputPlan(io, sources)
     plan.reserve(preview)
     if save_stats is not None:
