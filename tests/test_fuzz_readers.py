@@ -36,6 +36,7 @@ from PIL import Image
 
 from normcli.errors import InputError
 from normcli.files import encode_png, expand_inputs, read_npy, read_npy_stream
+from normcli.files.npy import read_npy_into
 
 #: Bad inputs tried, by kind; reported at the end of the module (see _report_counts).
 COUNTS: Counter[str] = Counter()
@@ -438,6 +439,17 @@ def test_npy_reader_survives(workdir, data):
         assert not arrays, e
     else:
         assert arrays and np.array_equal(s, arrays[0], equal_nan=True)
+    # so does the streamed batchnorm's reader, into a buffer of the right size or not
+    for size in ({arrays[0].nbytes, 16} if arrays else {16}):
+        out = np.empty(size, np.uint8)
+        try:
+            got, _ = read_npy_into(path, out.view(arrays[0].dtype) if arrays and
+                                   size == arrays[0].nbytes else out, max_bytes=LIMIT)
+        except InputError as e:
+            assert not arrays, e
+            assert "\n" not in str(e) and str(e).startswith(str(path))
+        else:
+            assert arrays and np.array_equal(np.asarray(got), arrays[0], equal_nan=True)
 
 
 @settings(FUZZ, max_examples=600)
