@@ -67,16 +67,15 @@ def floor_loop(src: Path, dst: Path, synced: bool = False) -> None:
 
     Run as a script in its own process, like normcli, so that both pay for
     starting Python and importing numpy.  ``synced``: fsync every saved file,
-    as normcli's atomic writes do.
+    as normcli's atomic writes do.  ``dst`` must not exist (see :func:`settle`).
     """
-    shutil.rmtree(dst, ignore_errors=True)
     subprocess.run([sys.executable, "-c", FLOOR, str(src), str(dst), "1" if synced else "0"],
                    check=True)
 
 
 def run_normcli(src: Path, dst: Path, jobs: int | None, sync: bool = True) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of one ``normcli batchnorm`` run."""
-    shutil.rmtree(dst, ignore_errors=True)
+    """Wall time and peak RSS (bytes) of one ``normcli batchnorm`` run into ``dst``,
+    which must not exist (see :func:`settle`)."""
     cmd = [sys.executable, "-m", "normcli", "batchnorm", str(src), "-o", f"{dst}/", "-q"]
     if jobs is not None:
         cmd += ["--jobs", str(jobs)]
@@ -90,6 +89,22 @@ def run_normcli(src: Path, dst: Path, jobs: int | None, sync: bool = True) -> tu
     if child.returncode != 0:
         raise subprocess.CalledProcessError(child.returncode, cmd)
     return elapsed, usage.ru_maxrss * 1024
+
+
+def settle(*folders: Path) -> None:
+    """Remove the previous outputs, then write every dirty page to disk: so that no
+    run pays for the deletes and write-back of the one before (on ext4 with
+    ``discard`` the deletes alone kept the disk busy for a second)."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    os.sync()
+    time.sleep(0.2)
+
+
+def paired_ratio(runs: dict[str, list[tuple[float, int]]], name: str, base: str) -> float:
+    """The median of ``name``'s time over ``base``'s within each repeat: runs seconds
+    apart, so that a slow drift of the shared machine's speed cancels."""
+    return statistics.median(a[0] / b[0] for a, b in zip(runs[name], runs[base], strict=True))
 
 
 def timed(fn, *args) -> float:
@@ -116,7 +131,8 @@ def main() -> None:
     print("floor: a numpy script that loads every file twice and saves it once; synced: the same")
     print("with an fsync per saved file. Both run in their own process, like normcli.")
     print("no-sync: normcli --no-sync, against the floor; synced: normcli's default, against the")
-    print("synced floor. j1: --jobs 1; jall: all cores (the default).")
+    print("synced floor. j1: --jobs 1; jall: all cores (the default). Times: medians; ratio: the")
+    print("median of the ratios within each repeat (the runs it compares are seconds apart).")
     head = (f"{'files':>5} {'MB':>5} | {'floor s':>7} {'no-sync j1':>10} {'jall':>5} "
             f"{'ratio':>5} | {'synced floor':>12} {'synced jall':>11} {'ratio':>5} | "
             f"{'peak RSS MB':>11}")
@@ -126,8 +142,7 @@ def main() -> None:
         for files in sizes:
             src, dst, fdst = root / f"data{files}", root / f"out{files}", root / f"floor{files}"
             nbytes = make_dataset(src, files, shape)
-            # Each run starts with no dirty pages (os.sync, not timed), so that none
-            # pays for the write-back of the one before; the variants take turns.
+            # Each run starts settled (not timed); the variants take turns.
             variants = {
                 "floor": lambda: (timed(floor_loop, src, fdst), 0),  # noqa: B023
                 "synced floor": lambda: (timed(floor_loop, src, fdst, True), 0),  # noqa: B023
@@ -138,14 +153,15 @@ def main() -> None:
             runs: dict[str, list[tuple[float, int]]] = {name: [] for name in variants}
             for _ in range(repeat):
                 for name, run in variants.items():
-                    os.sync()
+                    settle(dst, fdst)
                     runs[name].append(run())
             t = {name: statistics.median(r[0] for r in rs) for name, rs in runs.items()}
             peak = max(r[1] for rs in runs.values() for r in rs)
-            floor, synced = t["floor"], t["synced floor"]
-            print(f"{files:>5} {nbytes / 1e6:>5.0f} | {floor:>7.2f} {t['j1']:>10.2f} "
-                  f"{t['jall']:>5.2f} {t['jall'] / floor:>5.2f} | {synced:>12.2f} "
-                  f"{t['synced']:>11.2f} {t['synced'] / synced:>5.2f} | {peak / 1e6:>11.0f}")
+
+            print(f"{files:>5} {nbytes / 1e6:>5.0f} | {t['floor']:>7.2f} {t['j1']:>10.2f} "
+                  f"{t['jall']:>5.2f} {paired_ratio(runs, 'jall', 'floor'):>5.2f} | "
+                  f"{t['synced floor']:>12.2f} {t['synced']:>11.2f} "
+                  f"{paired_ratio(runs, 'synced', 'synced floor'):>5.2f} | {peak / 1e6:>11.0f}")
             shutil.rmtree(src)
             shutil.rmtree(dst, ignore_errors=True)
             shutil.rmtree(fdst, ignore_errors=True)

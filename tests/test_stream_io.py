@@ -1116,3 +1116,37 @@ def test_many_small_npy_inputs_default_to_one_job(tmp_path):
     assert jobs(large) is None
     np.savez(tmp_path / "small.npz", a=np.zeros(3), b=np.zeros(3))
     assert jobs(tmp_path / "small.npz") is None  # members: their size is not known cheaply
+
+
+def test_input_pool_map_works_in_the_caller_too_and_stops_on_a_failure():
+    """map(): results in input order; the calling thread takes inputs as well (it
+    would only wait otherwise); after a failure no thread starts another input, and
+    the failure is raised."""
+    from normcli.cli import pipeline
+    from normcli.cli.options import IOOptions
+
+    who: dict[int, str] = {}
+
+    def square(i):
+        who[i] = threading.current_thread().name
+        time.sleep(0.002)
+        return i * i
+
+    with pipeline.InputPool(IOOptions(inputs=("x",), jobs=3), 40) as pool:
+        assert pool.map(square, 40) == [i * i for i in range(40)]
+    names = set(who.values())
+    assert threading.current_thread().name in names and len(names) >= 2
+
+    started = []
+
+    def fail_at_5(i):
+        started.append(i)
+        time.sleep(0.002)
+        if i == 5:
+            raise ValueError("five")
+        return i
+
+    with pytest.raises(ValueError, match="five"), \
+            pipeline.InputPool(IOOptions(inputs=("x",), jobs=3), 100) as pool:
+        pool.map(fail_at_5, 100)
+    assert 5 in started and len(started) < 20  # the others stopped taking inputs

@@ -319,7 +319,7 @@ def map_inputs(io: IOOptions, fn: Callable[[int], object], count: int) -> list:
     depend on the number of jobs.
     """
     with InputPool(io, count) as pool:
-        return pool.start(fn, count)()
+        return pool.map(fn, count)
 
 
 class InputPool:
@@ -349,6 +349,46 @@ class InputPool:
             return
         self._blas.__exit__(kind, value, tb)
         self._pool.shutdown(wait=False, cancel_futures=kind is not None)
+
+    def map(self, fn: Callable[[int], object], count: int) -> list:
+        """``[fn(0), ..., fn(count - 1)]``, the calling thread working alongside
+        the pool's (it would only wait otherwise: a wake-up per result).
+
+        Each thread takes the next index until none is left or a call fails;
+        the first failure is raised once the other threads have finished
+        their current call (at most one input each).  Ctrl-C in the calling
+        thread stops the others from taking more and is raised at once.
+        """
+        if self._pool is None:
+            return [fn(i) for i in range(count)]
+        results: list = [None] * count
+        indices = iter(range(count))
+        take = threading.Lock()
+        failed: list[BaseException] = []
+
+        def work() -> None:
+            while not failed:
+                with take:
+                    i = next(indices, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = fn(i)
+                except BaseException as e:  # noqa: BLE001 (re-raised by the caller)
+                    failed.append(e)
+                    return
+
+        helpers = [self._pool.submit(work) for _ in range(self.jobs - 1)]
+        try:
+            work()
+            for helper in helpers:
+                helper.result()
+        except BaseException as e:
+            failed.append(e)
+            raise
+        if failed:
+            raise failed[0]
+        return results
 
     def start(self, fn: Callable[[int], object], count: int) -> Callable[[], list]:
         """Start ``fn(0)`` ... ``fn(count - 1)``; return a function that waits for
