@@ -421,15 +421,15 @@ class _Moments:
         each: mean ``shift + offset`` and ``m2``; ``offset`` and ``m2`` are
         updated in place, one cache-sized block at a time.
 
-        Each block takes one pass over its data: the sums of
-        ``d = (x - shift) - offset``, the deviations from the running mean (the
-        first subtraction is exact for data near the shift, and the offset is
-        small, so the running mean's rounding never enters), from which the
-        piece's offset ``delta = sum(d) / m`` and ``M2 = sum(d**2) - sum(d) * delta``
-        follow, merged by Chan, Golub and LeVeque's update.  Where a piece is
-        more than 100 times larger than what came before it, blocks whose
-        ``sum(d**2)`` is over 100 times the merged M2 are recomputed by two
-        passes.  Column blocks only.
+        Each block takes one pass over its data: the sums ``s1`` and ``s2`` of
+        ``d = (x - shift) - offset`` and of ``d**2``, the deviations from the
+        running mean (the first subtraction is exact for data near the shift,
+        and the offset is small, so the running mean's rounding never enters).
+        Around the running mean, Chan, Golub and LeVeque's update is
+        ``m2 += s2 - s1**2 / n`` and ``offset += s1 / n`` (``n`` values in all).
+        Where a piece is more than 100 times larger than what came before it,
+        blocks whose ``s2`` is over 100 times the merged M2 are recomputed by
+        two passes.  Column blocks only.
         """
         nb = self.count
         n = count + nb
@@ -450,33 +450,42 @@ class _Moments:
             xb, sl = self.block(i)
             cols = xb.shape[1]
             d = scratch.get("dev", xb.shape, ct)
-            s1, s2, delta, t = (scratch.get(k, (cols,), ct) for k in ("s1", "s2", "delta", "t"))
+            s1, s2, t = (scratch.get(k, (cols,), ct) for k in ("s1", "s2", "t"))
             deviations(xb, sl, d)
             np.add.reduce(d, axis=(0, 2), out=s1)
             np.multiply(d, d, out=d)
             np.add.reduce(d, axis=(0, 2), out=s2)
-            np.divide(s1, nb, out=delta)
-            np.multiply(s1, delta, out=t)
-            block_m2 = np.maximum(np.subtract(s2, t, out=t), 0.0, out=t)
-            if check and not (np.all(s2 <= _ONE_PASS_LIMIT * (
-                    m2[sl] + block_m2 + delta * delta * (count * nb / n))) and _finite(s2)):
-                # two passes: deviations from the piece's own mean
+            if check and not _one_pass_ok(s1, s2, m2[sl], count, nb):
+                # two passes: deviations from the piece's own mean, then Chan's
+                # update in terms of the piece's M2 and its offset from the mean
                 deviations(xb, sl, d)
                 first = np.add.reduce(d, axis=(0, 2)) / nb
                 np.subtract(d, first[None, :, None], out=d)
-                np.add.reduce(d, axis=(0, 2), out=s1)
+                c1 = np.add.reduce(d, axis=(0, 2))
                 np.multiply(d, d, out=d)
-                block_m2[:] = np.maximum(np.add.reduce(d, axis=(0, 2)) - s1 * s1 / nb, 0.0)
-                delta[:] = first + s1 / nb
-            # m2 += block_m2 + delta**2 * (count * nb / n); offset += delta * (nb / n)
-            np.multiply(delta, delta, out=s2)
-            s2 *= count * nb / n
-            s2 += block_m2
+                piece_m2 = np.maximum(np.add.reduce(d, axis=(0, 2)) - c1 * c1 / nb, 0.0)
+                delta = first + c1 / nb
+                m2[sl] += piece_m2 + delta * delta * (count * nb / n)
+                offset[sl] += delta * (nb / n)
+                return
+            # With sums around the running mean, Chan's update is
+            # m2 += s2 - s1**2 / n and offset += s1 / n.
+            np.multiply(s1, s1, out=t)
+            t /= n
+            s2 -= t
             m2[sl] += s2
-            delta *= nb / n
-            offset[sl] += delta
+            s1 /= n
+            offset[sl] += s1
 
         self.run(block)
+
+
+def _one_pass_ok(s1: np.ndarray, s2: np.ndarray, m2: np.ndarray, count: int, nb: int) -> bool:
+    """Whether a block's one-pass sums are accurate: ``s2`` (whose rounding error,
+    about eps * s2, the one-pass M2 carries) within the limit of the merged M2."""
+    n = count + nb
+    merged = m2 + (s2 - s1 * s1 / n)
+    return bool(np.all(s2 <= _ONE_PASS_LIMIT * merged)) and _finite(s2)
 
 
 #: A one-pass block is recomputed by two passes where its sum of squared
