@@ -265,3 +265,38 @@ def test_explain_batchnorm_stats_on_the_command_line(invoke, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip() == ("normcli: error: s.npz: holds statistics per channel, "
                                      "but --per activation was given")
+
+
+@pytest.mark.parametrize("per", ["activation", "channel"])
+def test_bn_explanation_with_array_gamma_and_beta(per):
+    """Arrays of γ and β (broadcasting to the statistics' shape, as batch_norm takes
+    them): the explanation uses their element for the position's statistic."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(2, 3, (5, 3, 4, 4))
+    shape = (3, 4, 4) if per == "activation" else (3,)
+    gamma, beta = rng.uniform(0.5, 2, shape), rng.normal(0, 1, shape)
+    want = batch_norm(x, per=per, gamma=gamma, beta=beta)
+    for pos in [(0, 0, 0, 0), (4, 2, 3, 1), (2, 1, 0, 3)]:
+        e = explain_batch_norm(x, pos, per=per, gamma=gamma, beta=beta)
+        assert e.result == pytest.approx(float(want[pos]), rel=1e-12, abs=1e-12)
+    with pytest.raises(ValueError, match="gamma has shape"):
+        explain_batch_norm(x, (0, 0, 0, 0), per=per, gamma=np.ones(7))
+
+
+def test_explain_batchnorm_gamma_file_on_the_command_line(invoke, tmp_path):
+    """--gamma FILE.npy as in batchnorm; a file of the wrong shape is named."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, (4, 2, 3, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    gamma = rng.uniform(1, 2, (2,))
+    np.save(tmp_path / "g.npy", gamma)
+    np.save(tmp_path / "bad.npy", np.ones(5))
+    result = invoke("explain", "batchnorm", "x.npy", "--per", "channel", "--at", "3,1,2,0",
+                    "--gamma", "g.npy", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    want = batch_norm(x.astype(np.float64), per="channel", gamma=gamma)[3, 1, 2, 0]
+    assert data["gamma"] == gamma[1] and data["result"] == pytest.approx(float(want), rel=1e-12)
+    result = invoke("explain", "batchnorm", "x.npy", "--per", "channel", "--gamma", "bad.npy")
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("normcli: error: bad.npy: gamma has shape (5,)")

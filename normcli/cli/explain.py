@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from normcli.cli.options import lrn_options
+from normcli.cli.options import FloatOrFile, lrn_options
 
 AT_HELP = ("Comma-separated indices into the array as stored, e.g. 0,0,0 for (C, H, W); "
            "for batchnorm the batch index first [default: the first value].")
@@ -169,8 +169,10 @@ Examples:
               "channel over batch and space.")
 @click.option("--eps", type=float, default=1e-5, show_default=True,
               help="Added to the variance; > 0.")
-@click.option("--gamma", type=float, default=1.0, show_default=True, help="Scale (a number).")
-@click.option("--beta", type=float, default=0.0, show_default=True, help="Shift (a number).")
+@click.option("--gamma", type=FloatOrFile(), default=1.0, show_default=True,
+              help="Scale: a number, or a .npy of the statistics' shape (as for batchnorm).")
+@click.option("--beta", type=FloatOrFile(), default=0.0, show_default=True,
+              help="Shift: a number, or a .npy of the statistics' shape.")
 @click.option("--stats", "stats_file", metavar="FILE.npz",
               help="Saved statistics (batchnorm --save-stats) instead of the batch's: "
               "inference, as batchnorm --stats.")
@@ -183,9 +185,6 @@ def explain_batchnorm(inputs, position, per, eps, gamma, beta, stats_file, chann
     activations."""
     import math
 
-    for name, value in (("--gamma", gamma), ("--beta", beta)):
-        if not math.isfinite(value):
-            raise click.BadParameter(f"{value} must be finite", param_hint=f"'{name}'")
     if not (math.isfinite(eps) and eps > 0):
         raise click.BadParameter(f"{eps} must be finite and > 0", param_hint="'--eps'")
 
@@ -214,10 +213,17 @@ def explain_batchnorm(inputs, position, per, eps, gamma, beta, stats_file, chann
             raise InputError(stats_file, f"holds statistics per {stats.per}, but --per {per} "
                              "was given")
         per = stats.per
+    from normcli.files import read_npy
+
+    params = {name: read_npy(v, source=v) if isinstance(v, str) else v
+              for name, v in (("gamma", gamma), ("beta", beta))}
     try:
-        e = explain_batch_norm(x, pos, per=per, eps=eps, gamma=gamma, beta=beta,
-                               channels_last=channels_last, stats=stats)
+        e = explain_batch_norm(x, pos, per=per, eps=eps, channels_last=channels_last,
+                               stats=stats, **params)
     except ValueError as err:
-        raise InputError(stats_file if stats is not None and "statistics" in str(err)
-                         else label, str(err)) from None
+        text = str(err)
+        files = {"gamma": gamma, "beta": beta}
+        where = next((f for n, f in files.items() if text.startswith(n) and isinstance(f, str)),
+                     stats_file if stats is not None and "statistics are" in text else label)
+        raise InputError(where, text) from None
     _show(e, bn_explanation(e, source=label, stats_source=stats_file))

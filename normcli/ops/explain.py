@@ -416,6 +416,24 @@ class BNExplanation:
         }
 
 
+def _parameter_at(value: object, name: str, shape: tuple[int, ...],
+                  statistic: tuple[int, ...]) -> float:
+    """γ or β for one statistic: the number, or the array's element there."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} has dtype {arr.dtype}; give a number or a numeric array")
+    if arr.ndim:
+        try:
+            arr = np.broadcast_to(arr, shape)[statistic]
+        except ValueError:
+            raise ValueError(f"{name} has shape {arr.shape}, which does not broadcast to the "
+                             f"statistics' shape {shape}") from None
+    v = float(arr)
+    if not np.isfinite(v):
+        raise ValueError(f"{name}={v} must be finite")
+    return v
+
+
 #: How many of a channel's values a per-channel explanation keeps.
 FIRST_VALUES = 8
 
@@ -435,7 +453,9 @@ def explain_batch_norm(
     statistics, or with saved ones (``stats``, as ``batch_norm(x, mean=, var=)``).
 
     ``x`` is the batch ``(N, ...)``; ``position`` indexes it as stored, the
-    batch index first.  ``gamma`` and ``beta`` are numbers.  Raises
+    batch index first.  ``gamma`` and ``beta`` are numbers, or arrays that
+    broadcast to the statistics' shape (as for ``batch_norm``): the
+    explanation uses their value for the position's statistic.  Raises
     :class:`ValueError` for bad settings, a bad position, statistics of
     another shape, or (batch statistics) a batch with a single value per
     statistic (as ``batch_norm`` does).
@@ -446,12 +466,9 @@ def explain_batch_norm(
     """
     if per not in ("activation", "channel"):
         raise ValueError(f"per={per!r} is not known; use 'activation' or 'channel'")
-    eps, gamma, beta = float(eps), float(gamma), float(beta)
+    eps = float(eps)
     if not (np.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps={eps} must be finite and >= 0")
-    for name, v in (("gamma", gamma), ("beta", beta)):
-        if not np.isfinite(v):
-            raise ValueError(f"{name}={v} must be finite")
     arr = np.asarray(x)
     if arr.ndim < 2:
         raise ValueError(f"x has shape {arr.shape}; a batch needs at least 2 dimensions (N, ...)")
@@ -471,6 +488,8 @@ def explain_batch_norm(
         chan = arr[..., c] if channels_last else arr[(*(slice(None),) * nb, c)]
         all_values = np.array(chan, dtype=np.float64).reshape(-1)
         values = all_values[:FIRST_VALUES].copy()
+    gamma = _parameter_at(gamma, "gamma", stats_shape(arr.shape, per, channels_last), statistic)
+    beta = _parameter_at(beta, "beta", stats_shape(arr.shape, per, channels_last), statistic)
     m = all_values.size
     if stats is not None:  # inference: the saved statistics of this position
         want = stats_shape(arr.shape, per, channels_last)
