@@ -507,7 +507,6 @@ def report(
                           total=total, max_inputs=TABLE_INPUTS))
 
 
-
 def _parameter(value: float | str) -> float | np.ndarray:
     """``--gamma``/``--beta``: a number, or an array read from a .npy file."""
     if isinstance(value, float):
