@@ -281,6 +281,10 @@ def test_bn_explanation_with_array_gamma_and_beta(per):
         assert e.result == pytest.approx(float(want[pos]), rel=1e-12, abs=1e-12)
     with pytest.raises(ValueError, match="gamma has shape"):
         explain_batch_norm(x, (0, 0, 0, 0), per=per, gamma=np.ones(7))
+    bad = gamma.copy()
+    bad.flat[-1] = np.nan  # not the element explained: refused all the same, as batch_norm
+    with pytest.raises(ValueError, match="gamma holds non-finite values"):
+        explain_batch_norm(x, (0, 0, 0, 0), per=per, gamma=bad)
 
 
 def test_explain_batchnorm_gamma_file_on_the_command_line(invoke, tmp_path):

@@ -1150,3 +1150,37 @@ def test_input_pool_map_works_in_the_caller_too_and_stops_on_a_failure():
             pipeline.InputPool(IOOptions(inputs=("x",), jobs=3), 100) as pool:
         pool.map(fail_at_5, 100)
     assert 5 in started and len(started) < 20  # the others stopped taking inputs
+
+
+def test_input_pool_map_raises_ctrl_c_at_once_and_errors_by_index():
+    """Ctrl-C in the calling thread is raised without waiting for the others' current
+    inputs (and wins over their errors); otherwise the error of the lowest input
+    index is raised, as with one job."""
+    from normcli.cli import pipeline
+    from normcli.cli.options import IOOptions
+
+    main = threading.current_thread()
+
+    def slow_helpers(i):
+        if threading.current_thread() is main:
+            time.sleep(0.05)
+            raise KeyboardInterrupt
+        time.sleep(1.0)
+        raise ValueError(f"helper {i}")
+
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt), \
+            pipeline.InputPool(IOOptions(inputs=("x",), jobs=2), 10) as pool:
+        pool.map(slow_helpers, 10)
+    assert time.perf_counter() - start < 0.8
+
+    def two_bad(i):
+        time.sleep(0.05 if i == 1 else 0.001)  # index 1 fails last
+        if i in (1, 6):
+            raise ValueError(f"input {i}")
+        return i
+
+    for jobs in (1, 2, 3):
+        with pytest.raises(ValueError, match="input 1"), \
+                pipeline.InputPool(IOOptions(inputs=("x",), jobs=jobs), 10) as pool:
+            pool.map(two_bad, 10)

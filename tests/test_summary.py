@@ -251,3 +251,23 @@ def test_std_of_values_whose_squares_overflow(scale):
     assert math.isfinite(s.std)
     assert s.std == pytest.approx(np.std(x) * scale, rel=1e-13)
     assert s.mean == pytest.approx(np.mean(x) * scale, rel=1e-12, abs=1e-14 * scale)
+
+
+def test_merge_of_summaries_whose_squares_overflow():
+    """Totals of values near 1e160..1e200: no NaN from Inf * 0, and the spread is
+    computed in scaled form (it was NaN, and --json crashed on it)."""
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(100) * 1e200, rng.standard_normal(50) * 1e200 + 5e199
+    total = merge([summarize(x), summarize(y)])
+    both = np.concatenate([x, y])
+    assert total.std == pytest.approx(np.std(both / 1e200) * 1e200, rel=1e-12)
+    assert total.mean == pytest.approx(np.mean(both / 1e200) * 1e200, rel=1e-12)
+    a, b = np.array([1e160, 1.0001e160]), np.array([1e160, 1.0002e160])
+    assert merge([summarize(a), summarize(b)]).std == pytest.approx(
+        np.std(np.concatenate([a, b]) / 1e160) * 1e160, rel=1e-9)
+
+
+def test_to_dict_has_no_non_finite_numbers():
+    """JSON has no Inf or NaN: a number that is not finite is null."""
+    s = Summary((1,), "float64", 1, 0.0, 1.0, 0.5, math.inf, 0, 0, (1,), count=1, m2=math.inf)
+    assert s.to_dict()["std"] is None and s.to_dict()["mean"] == 0.5

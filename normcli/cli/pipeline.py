@@ -354,19 +354,20 @@ class InputPool:
         """``[fn(0), ..., fn(count - 1)]``, the calling thread working alongside
         the pool's (it would only wait otherwise: a wake-up per result).
 
-        Each thread takes the next index until none is left or a call fails;
-        the first failure is raised once the other threads have finished
-        their current call (at most one input each).  Ctrl-C in the calling
-        thread stops the others from taking more and is raised at once.
+        Each thread takes the next index until none is left or a call fails.
+        Ctrl-C (or SIGTERM's SystemExit) in the calling thread is raised at
+        once, and the others take no more inputs.  Otherwise, once every
+        thread has finished its current call, the failure of the lowest
+        index is raised, whatever the number of threads.
         """
         if self._pool is None:
             return [fn(i) for i in range(count)]
         results: list = [None] * count
         indices = iter(range(count))
         take = threading.Lock()
-        failed: list[BaseException] = []
+        failed: list[tuple[int, BaseException]] = []
 
-        def work() -> None:
+        def work(caller: bool = False) -> None:
             while not failed:
                 with take:
                     i = next(indices, None)
@@ -374,20 +375,22 @@ class InputPool:
                     return
                 try:
                     results[i] = fn(i)
-                except BaseException as e:  # noqa: BLE001 (re-raised by the caller)
-                    failed.append(e)
+                except BaseException as e:  # noqa: BLE001 (raised by the caller)
+                    failed.append((i, e))
+                    if caller and not isinstance(e, Exception):
+                        raise  # an interrupt: now, not after the other threads
                     return
 
         helpers = [self._pool.submit(work) for _ in range(self.jobs - 1)]
         try:
-            work()
+            work(caller=True)
             for helper in helpers:
                 helper.result()
         except BaseException as e:
-            failed.append(e)
+            failed.append((-1, e))  # (stops the helpers taking more)
             raise
         if failed:
-            raise failed[0]
+            raise min(failed, key=lambda f: f[0])[1]
         return results
 
     def start(self, fn: Callable[[int], object], count: int) -> Callable[[], list]:

@@ -422,6 +422,8 @@ def _parameter_at(value: object, name: str, shape: tuple[int, ...],
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} has dtype {arr.dtype}; give a number or a numeric array")
+    if not np.isfinite(arr).all():  # all of it, as batch_norm checks it
+        raise ValueError(f"{name} holds non-finite values")
     if arr.ndim:
         try:
             arr = np.broadcast_to(arr, shape)[statistic]

@@ -127,7 +127,8 @@ class Summary:
 
 
 def _py_float(value: float | None) -> float | None:
-    return None if value is None else float(value)
+    """A JSON number, or None (null) when missing or not finite."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -413,11 +414,14 @@ def merge(
         if s.m2 is None or s.mean is None:
             raise ValueError("summaries must come from summarize() or merge() (m2 missing)")
         nb = s.count
-        delta = s.mean - mean
-        total = n + nb
-        mean += delta * (nb / total)
-        m2 += s.m2 + delta * delta * (n * nb / total)
-        n = total
+        if n == 0:  # (no Inf * 0 when a mean's square overflows)
+            mean, m2, n = s.mean, s.m2, nb
+        else:
+            delta = s.mean - mean
+            total = n + nb
+            mean += delta * (nb / total)
+            m2 += s.m2 + delta * delta * (n * nb / total)
+            n = total
         lo = s.min if lo is None else min(lo, s.min)
         hi = s.max if hi is None else max(hi, s.max)
 
@@ -426,8 +430,13 @@ def merge(
 
     mean = min(max(mean, lo), hi)
     std = math.sqrt(m2 / n)
-    hist: tuple[int, ...] | None = None
     with_values = [s for s in summaries if s.count]
+    if not math.isfinite(std) and math.isfinite(mean):  # squares beyond float64: scale
+        scale = 2.0 ** -math.frexp(max(abs(lo), abs(hi)))[1]
+        std = math.sqrt(sum(s.count * ((s.std * scale) ** 2 + ((s.mean - mean) * scale) ** 2)
+                            for s in with_values) / n) / scale
+        m2 = math.inf
+    hist: tuple[int, ...] | None = None
     if all(
         s.hist is not None and len(s.hist) == nbins and s.min == lo and s.max == hi
         for s in with_values
