@@ -21,6 +21,7 @@ Every problem with a file raises :class:`normcli.errors.InputError` or
 
 from __future__ import annotations
 
+from normcli._lazy import lazy_attributes
 from normcli.files.atomic import StagedWrites, atomic_write, cleanup_stale_temps, same_file
 from normcli.files.limits import DEFAULT_MAX_BYTES, MAX_BYTES_ENV, resolve_max_bytes
 from normcli.files.npy import (
@@ -83,7 +84,7 @@ __all__ = [
 
 
 # The PNG names are imported on first use: most runs never touch a PNG.
-_PNG = {
+__getattr__ = lazy_attributes(__name__, globals(), {
     "encode_png_bytes": "normcli.files.png",
     "read_png": "normcli.files.png",
     "rescale_channels": "normcli.files.png",
@@ -91,14 +92,4 @@ _PNG = {
     "to_png_image": "normcli.files.png",
     "decode_png": "normcli.files.pngcodec",
     "encode_png": "normcli.files.pngcodec",
-}
-
-
-def __getattr__(name: str):
-    if name not in _PNG:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_PNG[name]), name)
-    globals()[name] = value
-    return value
+})

@@ -7,25 +7,17 @@ Names are imported on first use, so that a quiet run never imports rich.
 
 from __future__ import annotations
 
-import importlib
+from normcli._lazy import lazy_attributes
 
 __all__ = ["make_consoles", "progress", "sparkline", "stats_json", "stats_table"]
 
-_WHERE = {
+__getattr__ = lazy_attributes(__name__, globals(), {
     "make_consoles": "normcli.render.console",
     "progress": "normcli.render.progress",
     "sparkline": "normcli.render.tables",
     "stats_json": "normcli.render.tables",
     "stats_table": "normcli.render.tables",
-}
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+})
 
 
 def __dir__() -> list[str]:
