@@ -21,12 +21,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "lrn": "normcli.ops.lrn",
     "batch_norm": "normcli.ops.batchnorm",
-    "batch_stats": "normcli.ops.batchnorm",
-    "BatchStats": "normcli.ops.batchnorm",
     "BatchNormalizer": "normcli.ops.batchnorm",
-    "RunningStats": "normcli.ops.batchnorm",
+    "resolve_batchnorm": "normcli.ops.batchnorm",
+    "batch_stats": "normcli.ops.moments",
+    "BatchStats": "normcli.ops.moments",
+    "RunningStats": "normcli.ops.moments",
     "CONVENTIONS": "normcli.ops.conventions",
     "Convention": "normcli.ops.conventions",
+    "resolve_lrn": "normcli.ops.conventions",
 }
 __all__ = [*_LAZY, "__version__"]
 

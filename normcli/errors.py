@@ -1,12 +1,56 @@
-"""The exceptions normcli raises for bad data and failed I/O.
+"""The exceptions normcli raises, by cause.
 
-Invalid *arguments* to the library functions raise :class:`ValueError` (or
-:class:`TypeError`) naming the parameter, the value and what is allowed.
-Problems with *files* raise a :class:`NormcliError` subclass whose message is
-one line that names the file; the command line prints it and exits 1.
+Two kinds of problem, told apart by who must fix them:
+
+* the **request** is wrong (a parameter out of range, options that exclude
+  each other, an output name without a file type): :class:`UsageError`, a
+  :class:`ValueError`; :class:`ParameterError` when one parameter is to
+  blame, named by ``.param`` (as the library spells it) with its ``.value``.
+  The command line prints it as a usage error and exits 2.
+* the **data or the file system** is wrong (a truncated file, NaN values, a
+  full disk): a :class:`NormcliError` subclass whose message is one line
+  that names the file.  The command line prints it and exits 1.
+
+A parameter read from a file (``--gamma g.npy``, ``--stats s.npz``) turns a
+:class:`ParameterError` about it into an :class:`InputError` naming that
+file: the caller knows which file supplied ``.param``, so no message text is
+ever parsed to find it.
 """
 
 from __future__ import annotations
+
+
+class UsageError(ValueError):
+    """A request that cannot be carried out as given, whatever the data.
+
+    ``param`` is the keyword the problem concerns (``"output"``, ``"eps"``), or
+    None when it concerns several; ``value`` is the value given for it.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.value = value
+
+
+class ParameterError(UsageError):
+    """One parameter's value is invalid: ``.param`` names it, ``.value`` holds it.
+
+    ``str(error)`` names the parameter (``eps=0.0 must be finite and > 0``);
+    ``problem`` says the same without the name, about the value alone
+    (``0.0 must be finite and > 0``), for callers that name the parameter
+    their own way (a command line, by its flag).
+
+    >>> e = ParameterError("eps=0.0 must be finite and > 0", param="eps", value=0.0,
+    ...                    problem="0.0 must be finite and > 0")
+    >>> isinstance(e, ValueError), e.param, e.problem
+    (True, 'eps', '0.0 must be finite and > 0')
+    """
+
+    def __init__(self, message: str, *, param: str, value: object = None,
+                 problem: str | None = None) -> None:
+        super().__init__(message, param=param, value=value)
+        self.problem = problem
 
 
 class NormcliError(Exception):

@@ -29,9 +29,10 @@ from normcli.files import npy as npymod
 from normcli.files.atomic import TEMP_MARKER, StagedWrites
 from normcli.files.npy import read_npy, read_npy_into, write_npy, write_npy_stream
 from normcli.files.sources import Source, expand_inputs
-from normcli.ops import batchnorm as bnmod
+from normcli.ops import moments as bnmod
 from normcli.ops._blocks import _thread_scratch
-from normcli.ops.batchnorm import BatchNormalizer, RunningStats, batch_stats
+from normcli.ops.batchnorm import BatchNormalizer
+from normcli.ops.moments import RunningStats, batch_stats
 
 EPS = np.finfo(np.float64).eps
 

@@ -66,14 +66,15 @@ def _load(inputs: tuple[str, ...], *, channels_last: bool, raw_png: bool,
 
 
 def _checked_position(shape, position, names) -> tuple[int, ...]:
+    from normcli.errors import ParameterError
     from normcli.ops.explain import check_position
 
     if position is None:
         position = (0,) * len(shape)
     try:
         return check_position(shape, position, names)
-    except ValueError as e:
-        raise click.BadParameter(f"{','.join(map(str, position))} {e}",
+    except ParameterError as e:
+        raise click.BadParameter(f"{','.join(map(str, position))} {e.problem}",
                                  param_hint="'--at'") from None
 
 

@@ -44,12 +44,12 @@ from normcli.files import (
     write_npy_stream,
 )
 from normcli.ops._blas import single_threaded_blas
-from normcli.ops._blocks import compute_dtype, default_threads
-from normcli.ops.batchnorm import (
-    BatchNormalizer,
+from normcli.ops._blocks import default_threads
+from normcli.ops.arrays import compute_dtype
+from normcli.ops.batchnorm import BatchNormalizer, batch_norm
+from normcli.ops.moments import (
     BatchStats,
     RunningStats,
-    batch_norm,
     batch_stats,
     overflow_message,
     stats_shape,

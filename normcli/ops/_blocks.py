@@ -1,4 +1,4 @@
-"""Shared machinery for the kernels: dtype rules, cache-sized blocks, threads.
+"""Shared machinery for the kernels: cache-sized blocks and threads.
 
 The kernels cut an array into independent blocks that fit in the L2 cache,
 do every elementwise step of one block while it is there (``out=`` into
@@ -19,8 +19,6 @@ import numpy as np
 from normcli.ops._blas import single_threaded_blas
 
 __all__ = [
-    "compute_dtype",
-    "check_array",
     "run_blocks",
     "Scratch",
     "BLOCK_ELEMENTS",
@@ -32,41 +30,6 @@ __all__ = [
 BLOCK_ELEMENTS = 1 << 16
 
 _MIN_PARALLEL = 1 << 18  # below this many elements, threads cost more than they save
-
-
-def compute_dtype(dtype: np.dtype) -> np.dtype:
-    """The floating type a normalization computes (and returns) in.
-
-    float16 and float32 compute in float32, float64 in float64; integers and
-    booleans are converted to float64 before any arithmetic (so uint8 cannot
-    wrap when squared).
-
-    Byte order does not matter (a big-endian ``>f4`` computes in float32).
-
-    >>> [str(compute_dtype(np.dtype(t))) for t in ("float16", "float32", "uint8", "bool", ">f4")]
-    ['float32', 'float32', 'float64', 'float64', 'float32']
-    """
-    if dtype.kind == "f" and dtype.itemsize <= 4:
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
-
-
-def check_array(x: object, *, name: str = "x", min_ndim: int = 2) -> np.ndarray:
-    """Return ``x`` as a C-contiguous numeric array, or raise ``ValueError``."""
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(
-            f"{name} has dtype {arr.dtype}; use bool, integer or floating-point data"
-        )
-    if arr.ndim < min_ndim:
-        raise ValueError(
-            f"{name} has shape {arr.shape}; it needs at least {min_ndim} dimensions"
-        )
-    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
-        raise ValueError(f"{name} has dtype {arr.dtype}; use float16, float32 or float64")
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return np.ascontiguousarray(arr)
 
 
 def default_threads() -> int:

@@ -1,607 +1,162 @@
-"""Batch normalization, per activation (the seed's form) or per channel."""
+"""Batch normalization, per activation (the seed's form) or per channel.
+
+:func:`resolve_batchnorm` checks the settings once (``per``, ``eps``, ``gamma``,
+``beta``) into a :class:`BNParams`, which :func:`batch_norm`,
+:class:`BatchNormalizer`, ``normcli explain`` and the commands all take.  The
+statistics themselves are :mod:`normcli.ops.moments`'s.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from normcli.ops._blocks import Scratch, check_array, compute_dtype, run_blocks
+from normcli.errors import ParameterError
+from normcli.ops._blocks import Scratch, run_blocks
+from normcli.ops.arrays import check_array, compute_dtype
+from normcli.ops.moments import (
+    Moments,
+    batch_layout,
+    block_plan,
+    check_overflow,
+    check_per,
+    stats_shape,
+)
 
 __all__ = [
+    "BNParams",
     "BatchNormalizer",
-    "BatchStats",
-    "RunningStats",
     "batch_norm",
-    "batch_stats",
-    "stats_shape",
+    "resolve_batchnorm",
+    "bn_params",
 ]
 
-PER = ("activation", "channel")
-_ROWS = 32  # rows summed in float32 before a float64 accumulation
+
+#: batch_norm's defaults, which ``params=`` requires to be left as they are.
+_DEFAULTS = {"per": "activation", "eps": 1e-5, "gamma": 1.0, "beta": 0.0}
 
 
-@dataclass(frozen=True)
-class BatchStats:
-    """Statistics of a batch, to normalize it or to save and apply later.
+@dataclass(frozen=True, eq=False)
+class BNParams:
+    """Checked batch-norm settings, from :func:`resolve_batchnorm`.
 
-    Attributes
-    ----------
-    mean : ndarray
-        The batch mean, float64, of shape ``x.shape[1:]`` (``per="activation"``)
-        or ``(C,)`` (``per="channel"``).
-    var : ndarray
-        The biased variance (divided by ``count``): what normalization uses.
-    var_unbiased : ndarray
-        ``var * count / (count - 1)``: what PyTorch's ``running_var`` tracks
-        (NaN when ``count`` is 1); derived from ``var`` when asked for.
-    count : int
-        Values behind each statistic (``N``, or ``N * H * W``).
-    per : str
-        ``"activation"`` or ``"channel"``.
+    ``gamma`` and ``beta`` are float64: a number, or an array that
+    :meth:`broadcast` fits to the statistics' shape once the data's shape is
+    known.
     """
 
-    mean: np.ndarray
-    var: np.ndarray
-    count: int
     per: str
+    eps: float
+    gamma: float | np.ndarray
+    beta: float | np.ndarray
 
-    @property
-    def var_unbiased(self) -> np.ndarray:
-        """``var * count / (count - 1)`` (NaN for a count of 1), computed when asked."""
-        if self.count < 2:
-            return np.full_like(self.var, np.nan)
-        return self.var * (self.count / (self.count - 1))
+    def broadcast(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``(gamma, beta)`` as read-only views of the statistics' ``shape``.
 
-    @classmethod
-    def from_moments(cls, mean: np.ndarray, m2: np.ndarray, count: int, per: str) -> BatchStats:
-        """Build from the mean and the sum of squared deviations ``m2`` (reused in place)."""
-        mean = np.asarray(mean, np.float64)
-        var = np.maximum(np.asarray(m2, np.float64), 0.0)
-        var /= count
-        return cls(mean, var, int(count), per)
-
-    def merge(self, other: BatchStats) -> BatchStats:
-        """Statistics of the union of two batches (Chan, Golub and LeVeque's update).
-
-        >>> a, b = np.arange(6.0).reshape(3, 2), np.arange(6.0, 14.0).reshape(4, 2)
-        >>> m = batch_stats(a).merge(batch_stats(b))
-        >>> bool(np.allclose(m.var, np.vstack([a, b]).var(axis=0)))
-        True
+        Raises
+        ------
+        ParameterError
+            ``.param`` ``"gamma"`` or ``"beta"``: an array that does not
+            broadcast to ``shape``, or has more dimensions than it.
         """
-        if other.per != self.per or other.mean.shape != self.mean.shape:
-            raise ValueError(
-                f"cannot merge statistics per {self.per} of shape {self.mean.shape} with "
-                f"statistics per {other.per} of shape {other.mean.shape}"
-            )
-        na, nb = self.count, other.count
-        n = na + nb
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (nb / n)
-        m2 = self.var * na + other.var * nb + delta**2 * (na * nb / n)
-        return BatchStats.from_moments(mean, m2, n, self.per)
+        return _broadcast(self.gamma, "gamma", shape), _broadcast(self.beta, "beta", shape)
 
-    def to_dict(self) -> dict[str, object]:
-        """The arrays to save in an ``.npz``: mean, var, var_unbiased, count, per."""
-        return {
-            "mean": self.mean,
-            "var": self.var,
-            "var_unbiased": self.var_unbiased,
-            "count": np.asarray(self.count, np.int64),
-            "per": np.asarray(self.per),
-        }
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, np.ndarray]) -> BatchStats:
-        """Rebuild saved statistics; raises ``ValueError`` naming what is wrong."""
-        missing = [key for key in ("mean", "var", "count", "per") if key not in data]
-        if missing:
-            raise ValueError(f"statistics lack {', '.join(missing)}")
-        per = _scalar(data["per"], "per", str)
-        if per not in PER:
-            raise ValueError(f"statistics have per={per!r}; expected 'activation' or 'channel'")
-        mean = np.asarray(data["mean"], np.float64)
-        var = np.asarray(data["var"], np.float64)
-        count = _scalar(data["count"], "count", int)
-        if mean.shape != var.shape:
-            raise ValueError(f"statistics mean {mean.shape} and var {var.shape} differ in shape")
-        if count < 1:
-            raise ValueError(f"statistics have count={count}; it must be at least 1")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
-            raise ValueError("statistics hold non-finite means or negative/non-finite variances")
-        return cls(mean, var, count, per)
+    def describe(self) -> str:
+        """``eps=1e-05, gamma=1, beta=0`` (an array as its shape)."""
+        return f"eps={self.eps:g}, gamma={_text(self.gamma)}, beta={_text(self.beta)}"
 
 
-def _scalar(value: object, name: str, kind: type):
-    """The single value of a saved field (0-d or one-element array)."""
-    arr = np.asarray(value)
-    if arr.size != 1:
-        raise ValueError(f"statistics field {name} has shape {arr.shape}; expected one value")
-    item = arr.reshape(-1)[0]
-    if kind is int and (arr.dtype.kind not in "iu"):
-        raise ValueError(f"statistics field count has dtype {arr.dtype}; expected an integer")
-    if kind is str and arr.dtype.kind != "U":
-        raise ValueError(f"statistics field per has dtype {arr.dtype}; expected a string")
-    return kind(item)
+def _text(value: float | np.ndarray) -> str:
+    if np.ndim(value) == 0:
+        return f"{float(value):g}"
+    return "array " + "×".join(map(str, np.shape(value)))
 
 
-class RunningStats:
-    """Batch statistics gathered piece by piece, for batches larger than memory.
+def resolve_batchnorm(
+    *,
+    per: str = "activation",
+    eps: float = 1e-5,
+    gamma: float | np.ndarray = 1.0,
+    beta: float | np.ndarray = 0.0,
+) -> BNParams:
+    """Validate batch-norm settings once: the ``_iv`` step of every BN entry point.
 
-    Each :meth:`add` takes a batch (axis 0) of samples, computes its moments
-    in float64, and merges them in place into the running mean and M2 with
-    Chan, Golub and LeVeque's parallel update; memory is the running
-    statistics plus one piece.  The running mean is kept as a fixed shift
-    (the first piece's mean) plus a small offset, so that its rounding
-    (relative to the mean, not to the spread) never enters the merge:
-    :meth:`stats` equals :func:`batch_stats` of all the pieces stacked, to
-    float64 rounding, even for data far from zero (1e8 +- 1e-3).
+    Raises :class:`~normcli.errors.ParameterError` (a ``ValueError``) whose
+    ``.param`` names the setting: ``per`` not ``"activation"`` or
+    ``"channel"``, ``eps`` not finite and > 0, ``gamma`` or ``beta`` not
+    numbers or holding NaN/Inf.  Their shapes are checked against the
+    statistics by :meth:`BNParams.broadcast`.
 
-    >>> x = np.random.default_rng(0).normal(size=(10, 3, 4))
-    >>> running = RunningStats(per="channel")
-    >>> for piece in (x[:3], x[3:7], x[7:]):
-    ...     running.add(piece)
-    >>> bool(np.allclose(running.stats().var, batch_stats(x, per="channel").var, rtol=1e-14))
-    True
+    >>> resolve_batchnorm(per="channel", gamma=2).describe()
+    'eps=1e-05, gamma=2, beta=0'
+    >>> resolve_batchnorm(eps=0)
+    Traceback (most recent call last):
+    ...
+    normcli.errors.ParameterError: eps=0.0 must be finite and > 0
     """
+    return BNParams(check_per(per), _eps(eps), _parameter(gamma, "gamma"),
+                    _parameter(beta, "beta"))
 
-    def __init__(self, *, per: str = "activation", channels_last: bool = False,
-                 threads: int | None = None) -> None:
-        _check_per(per)
-        self.per, self.channels_last, self.threads = per, channels_last, threads
-        self.count = 0
-        self.shape: tuple[int, ...] | None = None
-        self._shift: np.ndarray | None = None  # the first piece's mean
-        self._offset: np.ndarray | None = None  # running mean - shift
-        self._m2: np.ndarray | None = None
 
-    def add(self, batch: object) -> None:
-        """Merge the moments of ``batch`` (samples along axis 0)."""
-        arr = check_array(batch)
-        if arr.size == 0:
-            raise ValueError(f"batch has shape {arr.shape}: an empty batch has no statistics")
-        shape = stats_shape(arr.shape, self.per, self.channels_last)
-        if self.shape is not None and shape != self.shape:
-            raise ValueError(f"batch has statistics of shape {shape}; earlier batches had "
-                             f"{self.shape}")
-        moments = _Moments(arr.reshape(_layout(arr.shape, self.per, self.channels_last)),
-                           np.dtype(np.float64), self.threads)
-        if self._shift is not None and not moments.by_rows:  # one pass, in place
-            moments.merge_into(self._shift, self._offset, self._m2, self.count)
-            self.count += moments.count
-            return
-        moments.compute()
-        if self._shift is None:  # the mean as the piece's first pass left it, unrounded
-            self.shape, self.count = shape, moments.count
-            self._shift, self._offset, self._m2 = moments.first, moments.offset, moments.m2
-            return
-        na, nb = self.count, moments.count
-        n = na + nb
-        delta = moments.first  # reused in place: no array beyond the piece's own
-        with np.errstate(all="ignore"):  # (NaN and Inf propagate; finite() tells)
-            delta -= self._shift  # both near the data: exact where it matters
-            delta += moments.offset
-            delta -= self._offset
-            self._m2 += moments.m2
-            np.multiply(delta, nb / n, out=moments.m2)
-            self._offset += moments.m2
-            np.multiply(delta, delta, out=delta)
-            delta *= na * nb / n
-            self._m2 += delta
-        self.count = n
-
-    def finite(self) -> bool:
-        """Whether the running statistics are finite.
-
-        They stay finite while every value added is finite (NaN and Inf
-        propagate through every sum), so this checks a whole piece for NaN/Inf
-        at the cost of the statistics' size.  float64 values beyond about
-        1e154 can overflow them without any NaN or Inf in the data.
-        """
-        if self._shift is None:
-            return True
-        # A finite sum has finite terms; an infinite one may only have overflowed.
-        with np.errstate(all="ignore"):
-            total = (float(np.add.reduce(self._shift)) + float(np.add.reduce(self._offset))
-                     + float(np.add.reduce(self._m2)))
-        return math.isfinite(total) or _finite(self._shift, self._offset, self._m2)
-
-    def stats(self) -> BatchStats:
-        """The statistics of everything added so far (a snapshot)."""
-        if self._shift is None:
-            raise ValueError("no batch was added")
-        with np.errstate(all="ignore"):
-            mean = self._shift + self._offset
-        return BatchStats.from_moments(mean.reshape(self.shape), self._m2.reshape(self.shape),
-                                       self.count, self.per)
-
-
-def batch_axes(ndim: int) -> int:
-    """How many leading axes are batch axes: 1 up to 4-D, all but the last 3 beyond.
-
-    As everywhere in normcli, ``(N, C, H, W)`` is a batch and more leading axes
-    are batch axes too; ``(N, C)`` and ``(N, C, L)`` have the one batch axis.
-
-    >>> [batch_axes(n) for n in (2, 3, 4, 5, 6)]
-    [1, 1, 1, 2, 3]
-    """
-    return max(1, ndim - 3)
-
-
-def stats_shape(shape: tuple[int, ...], per: str, channels_last: bool = False) -> tuple[int, ...]:
-    """Shape of the statistics of a batch of ``shape``.
-
-    >>> stats_shape((8, 3, 4, 4), "activation"), stats_shape((8, 3, 4, 4), "channel")
-    ((3, 4, 4), (3,))
-    >>> stats_shape((2, 8, 3, 4, 4), "activation"), stats_shape((2, 8, 3, 4, 4), "channel")
-    ((3, 4, 4), (3,))
-    """
-    nb = batch_axes(len(shape))
-    if per == "activation":
-        return tuple(shape[nb:])
-    return (shape[-1],) if channels_last else (shape[nb],)
-
-
-def _check_per(per: str) -> None:
-    if per not in PER:
-        raise ValueError(f"per={per!r} is not known; use 'activation' or 'channel'")
-
-
-def _layout(shape: tuple[int, ...], per: str, channels_last: bool) -> tuple[int, int, int]:
-    """View a batch as ``(outer, C, inner)``: statistics for each of C over outer and inner.
-
-    The leading :func:`batch_axes` are the batch.  Per activation the batch is
-    ``(N, F, 1)``; per channel ``(N, C, H*W)``, or ``(N*H*W, C, 1)`` with the
-    channels last.
-    """
-    nb = batch_axes(len(shape))
-    n = int(np.prod(shape[:nb], dtype=np.int64))
-    if per == "activation":
-        return n, int(np.prod(shape[nb:], dtype=np.int64)), 1
-    if channels_last:
-        return int(np.prod(shape[:-1], dtype=np.int64)), shape[-1], 1
-    return n, shape[nb], int(np.prod(shape[nb + 1:], dtype=np.int64))
-
-
-#: Values per block.  Four times the LRN kernels' blocks: batch norm does only
-#: a few numpy calls per block, and each call lets the other threads take the
-#: GIL; with 64 Ki values two threads were no faster than one, with 256 Ki
-#: (2 MiB of float64 deviations, one L2 cache) they are about 1.6x faster.
-#: (Measured on the benchmark's (32, 96, 55, 55) float32 batch and on
-#: groups of 7 to 14 samples of the streaming statistics.)
-BLOCK_ELEMENTS = 1 << 18
-
-
-def _block_plan(layout: tuple[int, int, int]) -> tuple[bool, list[slice]]:
-    """Cut a batch viewed as ``(outer, C, inner)`` into cache-sized blocks.
-
-    Returns ``(by_rows, slices)``: slices of C (column blocks, every value of a
-    few statistics) or, when a statistic's values are scattered across the
-    array, slices of the outer axis (row blocks).
-    """
-    outer, c, inner = layout
-    if inner == 1 and outer * 16 > BLOCK_ELEMENTS:
-        step = max(1, BLOCK_ELEMENTS // c)
-        return True, [slice(i, min(outer, i + step)) for i in range(0, outer, step)]
-    step = max(1, BLOCK_ELEMENTS // (outer * inner))
-    return False, [slice(i, min(c, i + step)) for i in range(0, c, step)]
-
-
-class _Moments:
-    """Mean and M2 of each statistic of a batch viewed as ``(outer, C, inner)``.
-
-    Two strategies, both two-pass with float64 accumulators:
-
-    * *column blocks* (the usual case): all the values of a few statistics make
-      one cache-sized block, so their mean, their deviations and, in training
-      mode, their normalized output are computed while the block is in cache:
-      one read and one write of memory;
-    * *row blocks*, when a statistic's values are scattered across the whole
-      array (channels last, or very many tiny samples): per-block partial sums,
-      merged, in separate passes.
-    """
-
-    def __init__(self, v: np.ndarray, ct: np.dtype, threads: int | None) -> None:
-        self.v, self.ct, self.threads = v, ct, threads
-        outer, c, inner = v.shape
-        self.count = outer * inner
-        self.by_rows, self.blocks = _block_plan(v.shape)
-        self.first = self.offset = self.mean = self.m2 = np.empty(0)  # see compute()
-
-    def block(self, i: int) -> tuple[np.ndarray, slice]:
-        """Block ``i`` of the data and the slice of statistics it covers."""
-        sl = self.blocks[i]
-        if self.by_rows:
-            return self.v[sl], slice(None)
-        return self.v[:, sl, :], sl
-
-    def out_block(self, o: np.ndarray, i: int) -> np.ndarray:
-        sl = self.blocks[i]
-        return o[sl] if self.by_rows else o[:, sl, :]
-
-    def run(self, work) -> None:
-        run_blocks(work, len(self.blocks), elements=self.v.size, threads=self.threads)
-
-    def deviations(self, xb: np.ndarray, sl: slice, scratch: Scratch, ct=None) -> np.ndarray:
-        """``xb - first`` in ``ct`` (default: the compute type), in a scratch buffer."""
-        ct = self.ct if ct is None else ct
-        dev = scratch.get("dev", xb.shape, ct)
-        _subtract(xb, self.first[sl].astype(ct)[None, :, None], dev)
-        return dev
-
-    @staticmethod
-    def _reduce(a: np.ndarray, ct: np.dtype) -> np.ndarray:
-        """Sums over axes 0 and 2 of a block, as float64.
-
-        In float64 directly for float64 work.  For float32 work, float32 partial
-        sums (pairwise along the contiguous axis, or of at most 32 rows) are
-        added in float64: as accurate for these sizes, and several times faster
-        than converting every value.
-        """
-        if ct != np.float32:
-            return np.add.reduce(a, axis=(0, 2), dtype=np.float64)
-        if a.shape[2] > 1:
-            return np.add.reduce(a, axis=2, dtype=np.float32).sum(axis=0, dtype=np.float64)
-        if a.shape[0] > _ROWS:  # many rows (channels last): convert as numpy reduces
-            return np.add.reduce(a, axis=(0, 2), dtype=np.float64)
-        return np.add.reduce(a[:, :, 0], axis=0, dtype=np.float32).astype(np.float64)
-
-    def _sums(self, dev: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
-        sq = scratch.get("sq", dev.shape, dev.dtype)
-        np.multiply(dev, dev, out=sq)
-        return self._reduce(dev, dev.dtype), self._reduce(sq, dev.dtype)
-
-    def _finish(self, sl: slice, sum_dev: np.ndarray, sum_sq: np.ndarray) -> None:
-        # corrected two-pass: the first mean's rounding is taken out of M2
-        np.divide(sum_dev, self.count, out=self.offset[sl])
-        self.mean[sl] = self.first[sl] + self.offset[sl]
-        self.m2[sl] = np.maximum(sum_sq - sum_dev**2 / self.count, 0.0)
-
-    def _types(self):
-        """The compute type, then float64 for data whose squares overflow it."""
-        return (self.ct,) if self.ct == np.float64 else (self.ct, np.dtype(np.float64))
-
-    def compute(self, normalize=None) -> None:
-        """Fill ``mean`` and ``m2``; then ``normalize(i, sl, dev)`` for each block,
-        with column blocks while the block's deviations are still in cache.
-
-        A block (or, by rows, the whole batch) whose float32 sums overflow
-        (values beyond about 1e19) is redone in float64, so that it is not
-        silently normalized to zeros.  NaN and Inf inputs propagate.
-        """
-        c = self.v.shape[1]
-        # first-pass mean, rounded to the type the deviations are computed in
-        self.first = np.empty(c)
-        self.offset = np.empty(c)  # mean - first, before rounding the mean
-        self.mean = np.empty(c)
-        self.m2 = np.empty(c)
-        if not self.by_rows:
-
-            def column_block(i: int, scratch: Scratch) -> None:
-                xb, sl = self.block(i)
-                for ct in self._types():
-                    self.first[sl] = (self._reduce(xb, ct) / self.count).astype(ct)
-                    dev = self.deviations(xb, sl, scratch, ct)
-                    sums = self._sums(dev, scratch)
-                    if _finite(sums[1]):  # an overflowed mean or square shows up here
-                        break
-                self._finish(sl, *sums)
-                if normalize is not None:
-                    normalize(i, sl, dev)
-
-            self.run(column_block)
-            return
-
-        parts: list = [None] * len(self.blocks)
-        for ct in self._types():
-
-            def partial_sums(i: int, scratch: Scratch, ct=ct) -> None:
-                parts[i] = self._reduce(self.v[self.blocks[i]], ct)
-
-            def partial_moments(i: int, scratch: Scratch, ct=ct) -> None:
-                parts[i] = self._sums(self.deviations(*self.block(i), scratch, ct), scratch)
-
-            self.run(partial_sums)
-            self.first[:] = (np.sum(parts, axis=0) / self.count).astype(ct)
-            self.run(partial_moments)
-            sums = sum(p[0] for p in parts), sum(p[1] for p in parts)
-            if _finite(self.first, *sums):
-                break
-        self._finish(slice(None), *sums)
-        if normalize is not None:
-            self.run(lambda i, scratch: normalize(i, slice(None), self.deviations(
-                *self.block(i), scratch, ct)))
-
-
-    def merge_into(self, shift: np.ndarray, offset: np.ndarray, m2: np.ndarray,
-                   count: int) -> None:
-        """Merge this piece's moments into running statistics of ``count`` values
-        each: mean ``shift + offset`` and ``m2``; ``offset`` and ``m2`` are
-        updated in place, one cache-sized block at a time.
-
-        Each block takes one pass over its data: the sums ``s1`` and ``s2`` of
-        ``d = (x - shift) - offset`` and of ``d**2``, the deviations from the
-        running mean (the first subtraction is exact for data near the shift,
-        and the offset is small, so the running mean's rounding never enters).
-        Around the running mean, Chan, Golub and LeVeque's update is
-        ``m2 += s2 - s1**2 / n`` and ``offset += s1 / n`` (``n`` values in all).
-        Where a piece is more than 10 times larger than what came before it,
-        blocks whose ``s2`` is over 10 times the merged M2 are recomputed by
-        two passes.  Column blocks only.
-        """
-        nb = self.count
-        n = count + nb
-        ct = np.dtype(np.float64)
-        # The one-pass M2 of a block is off by about eps * s2, where
-        # s2 = M2_piece + nb * delta**2 <= (n / count) * (merged M2): harmless
-        # unless the piece is much larger than everything before it.  Only then
-        # are the blocks checked, and the failing ones redone by two passes.
-        check = n / count > _ONE_PASS_LIMIT
-
-        def deviations(xb: np.ndarray, sl: slice, d: np.ndarray) -> None:
-            _subtract(xb, shift[sl][None, :, None], d)
-            np.subtract(d, offset[sl][None, :, None], out=d)
-
-        def block(i: int, scratch: Scratch) -> None:
-            # Every array comes from the scratch: temporaries of this size would be
-            # fresh memory maps (page faults) block after block.
-            xb, sl = self.block(i)
-            cols = xb.shape[1]
-            d = scratch.get("dev", xb.shape, ct)
-            s1, s2, t = (scratch.get(k, (cols,), ct) for k in ("s1", "s2", "t"))
-            deviations(xb, sl, d)
-            np.add.reduce(d, axis=(0, 2), out=s1)
-            np.multiply(d, d, out=d)
-            np.add.reduce(d, axis=(0, 2), out=s2)
-            if check and not _one_pass_ok(s1, s2, m2[sl], count, nb):
-                # two passes: deviations from the piece's own mean, then Chan's
-                # update in terms of the piece's M2 and its offset from the mean
-                deviations(xb, sl, d)
-                first = np.add.reduce(d, axis=(0, 2)) / nb
-                np.subtract(d, first[None, :, None], out=d)
-                c1 = np.add.reduce(d, axis=(0, 2))
-                np.multiply(d, d, out=d)
-                piece_m2 = np.maximum(np.add.reduce(d, axis=(0, 2)) - c1 * c1 / nb, 0.0)
-                delta = first + c1 / nb
-                m2[sl] += piece_m2 + delta * delta * (count * nb / n)
-                offset[sl] += delta * (nb / n)
-                return
-            # With sums around the running mean, Chan's update is
-            # m2 += s2 - s1**2 / n and offset += s1 / n.
-            np.multiply(s1, s1, out=t)
-            t /= n
-            s2 -= t
-            m2[sl] += s2
-            s1 /= n
-            offset[sl] += s1
-
-        self.run(block)
-
-
-def _one_pass_ok(s1: np.ndarray, s2: np.ndarray, m2: np.ndarray, count: int, nb: int) -> bool:
-    """Whether a block's one-pass sums are accurate: ``s2`` (whose rounding error,
-    about eps * s2, the one-pass M2 carries) within the limit of the merged M2."""
-    n = count + nb
-    merged = m2 + (s2 - s1 * s1 / n)
-    return bool(np.all(s2 <= _ONE_PASS_LIMIT * merged)) and _finite(s2)
-
-
-#: A one-pass block is recomputed by two passes where its sum of squared
-#: deviations exceeds this many times the merged M2: the update s2 - s1**2 / n
-#: cancels, and multiplies the sums' own rounding errors (a few eps, up to
-#: sqrt(m) eps for long sums) by up to this factor.  With 100, a piece of 99
-#: samples 1000 sigma from one sample came out 6e-12 off; with 10, 4e-16.
-_ONE_PASS_LIMIT = 10.0
-
-
-def _subtract(x: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
-    """``out = x - v`` in out's dtype: x converted first (exactly, as the
-    ufunc's own cast would), which is about twice as fast for float32 data."""
-    if x.dtype == out.dtype:
-        np.subtract(x, v, out=out)
-    else:
-        np.copyto(out, x, casting="unsafe")
-        np.subtract(out, v, out=out)
-
-
-def _check_overflow(arr: np.ndarray, m2: np.ndarray) -> None:
-    """Refuse finite data whose variance overflows float64 (values beyond about
-    1e154): its statistics would be Inf and its normalized values 0 or NaN."""
-    if _finite(m2) or not np.isfinite(arr).all():  # NaN/Inf data: they propagate
-        return
-    raise ValueError(overflow_message(float(np.max(np.abs(arr)))))
-
-
-def overflow_message(largest: float) -> str:
-    """What to say when finite values are too large for float64 statistics."""
-    return (f"values up to {largest:.3g} are too large for batch statistics: the sum of "
-            "their squares overflows float64 (about 1.8e308); scale the data down")
-
-
-def _finite(*arrays: np.ndarray) -> bool:
-    return all(bool(np.isfinite(a).all()) for a in arrays)
-
-
-def batch_stats(
-    x: object, *, per: str = "activation", channels_last: bool = False, threads: int | None = None
-) -> BatchStats:
-    r"""Mean and variances of a batch (axis 0), in float64, by two passes.
-
-    Parameters
-    ----------
-    x : array_like
-        ``(N, ...)``: a batch of N samples, at least 2-D.  Beyond 4-D the
-        leading axes are all batch axes: ``(..., C, H, W)``.
-    per : {"activation", "channel"}
-        One statistic per activation (shape ``x.shape[1:]``, or the last three
-        axes beyond 4-D, over the batch) or per channel (shape ``(C,)``, over
-        the batch and spatial axes; C is axis 1 (axis -3 beyond 4-D), or the
-        last axis with ``channels_last``).
-
-    Returns
-    -------
-    BatchStats
-        ``mean``, biased ``var``, ``var_unbiased`` and ``count``.
-
-    Notes
-    -----
-    Each statistic is computed from the deviations from a first-pass mean,
-    with the corrected two-pass formula
-    :math:`\sigma^2 = (\sum d^2 - (\sum d)^2 / m) / m`, never as
-    :math:`E[x^2] - E[x]^2`.  Sums accumulate in float64 (for float32 data,
-    from float32 partial sums of one contiguous row or of at most 32 rows).
-
-    Examples
-    --------
-    >>> s = batch_stats(np.array([[1.0, 10.0], [3.0, 10.0]]))
-    >>> s.mean.tolist(), s.var.tolist(), s.var_unbiased.tolist(), s.count
-    ([2.0, 10.0], [1.0, 0.0], [2.0, 0.0], 2)
-    """
-    _check_per(per)
-    arr = check_array(x)
-    if arr.size == 0:
-        raise ValueError(f"x has shape {arr.shape}: an empty batch has no statistics")
-    layout = _layout(arr.shape, per, channels_last)
-    # float64 deviations: statistics to save and reuse are exact to float64 rounding
-    moments = _Moments(arr.reshape(layout), np.dtype(np.float64), threads)
-    moments.compute()
-    _check_overflow(arr, moments.m2)
-    shape = stats_shape(arr.shape, per, channels_last)
-    return BatchStats.from_moments(
-        moments.mean.reshape(shape), moments.m2.reshape(shape), moments.count, per
-    )
-
-
-def _check_param(value: object, name: str, shape: tuple[int, ...], *,
-                 finite: bool = True) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64) if not isinstance(value, np.ndarray) else value
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} has dtype {arr.dtype}; give a number or a numeric array")
-    arr = arr.astype(np.float64, copy=False)
+def _eps(eps: object) -> float:
     try:
-        out = np.broadcast_to(arr, shape)
-    except ValueError:
-        raise ValueError(
-            f"{name} has shape {arr.shape}, which does not broadcast to the statistics' "
-            f"shape {shape}"
-        ) from None
-    if arr.ndim > len(shape):
-        raise ValueError(f"{name} has shape {arr.shape}; the statistics' shape is {shape}")
-    if finite and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} holds non-finite values")
-    return out
-
-
-def _check_eps(eps: object) -> float:
-    try:
-        eps = float(eps)
+        value = float(eps)
     except (TypeError, ValueError):
-        raise ValueError(f"eps={eps!r} must be a number > 0") from None
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps={eps} must be finite and > 0")
-    return eps
+        raise ParameterError(f"eps={eps!r} must be a number > 0", param="eps", value=eps,
+                             problem=f"{eps!r} must be a number > 0") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ParameterError(f"eps={value} must be finite and > 0", param="eps", value=eps,
+                             problem=f"{value} must be finite and > 0")
+    return value
+
+
+def _parameter(value: object, name: str, *, finite: bool = True) -> float | np.ndarray:
+    """A number as a float, an array as float64; refused if not numeric (or finite)."""
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        problem = f"has dtype {arr.dtype}; give a number or a numeric array"
+        raise ParameterError(f"{name} {problem}", param=name, value=value, problem=problem)
+    arr = arr.astype(np.float64, copy=False)
+    if finite and not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{name} holds non-finite values", param=name, value=value,
+                             problem="holds non-finite values")
+    return float(arr) if arr.ndim == 0 else arr
+
+
+def _broadcast(value: float | np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    arr = np.asarray(value, np.float64)
+    if arr.ndim > len(shape):
+        problem = f"has shape {arr.shape}; the statistics' shape is {shape}"
+        raise ParameterError(f"{name} {problem}", param=name, value=value, problem=problem)
+    try:
+        return np.broadcast_to(arr, shape)
+    except ValueError:
+        problem = (f"has shape {arr.shape}, which does not broadcast to the statistics' "
+                   f"shape {shape}")
+        raise ParameterError(f"{name} {problem}", param=name, value=value,
+                             problem=problem) from None
+
+
+def bn_params(params: BNParams | None, **given: object) -> BNParams:
+    """``params`` if given (the other settings left at their defaults), else
+    :func:`resolve_batchnorm` of the settings."""
+    if params is None:
+        return resolve_batchnorm(**given)
+    if not isinstance(params, BNParams):
+        raise ParameterError(f"params must be a BNParams from resolve_batchnorm, not "
+                             f"{type(params).__name__}", param="params", value=params)
+    also = [name for name, default in _DEFAULTS.items()
+            if not (_same(given[name], default) or _same(given[name], getattr(params, name)))]
+    if also:
+        raise ParameterError(f"give params or {', '.join(also)}, not both", param="params",
+                             value=params)
+    return params
+
+
+def _same(a: object, b: object) -> bool:
+    return a is b or (np.ndim(a) == 0 and np.ndim(b) == 0 and a == b)
 
 
 class BatchNormalizer:
@@ -612,6 +167,7 @@ class BatchNormalizer:
     computed once, so each call costs three passes over its data.  This is
     how the command line applies one batch's statistics to file after file.
 
+    >>> from normcli.ops.moments import batch_stats
     >>> s = batch_stats(np.arange(12.0).reshape(4, 3), per="channel")
     >>> norm = BatchNormalizer(s.mean, s.var, per="channel")
     >>> norm(np.array([[4.5, 5.5, 6.5]])).round(6).tolist()
@@ -621,23 +177,25 @@ class BatchNormalizer:
     def __init__(self, mean: object, var: object, *, per: str = "activation",
                  eps: float = 1e-5, gamma: float | np.ndarray = 1.0,
                  beta: float | np.ndarray = 0.0, channels_last: bool = False,
-                 shape: tuple[int, ...] | None = None, finite_stats: bool = True) -> None:
-        """``finite_stats=False`` accepts NaN and Inf in ``mean`` and ``var``: the
-        statistics of data that hold them (``--allow-nonfinite``), which then
-        propagate to the outputs as in :func:`batch_norm`."""
-        _check_per(per)
-        eps = _check_eps(eps)
-        self.per, self.channels_last = per, channels_last
+                 shape: tuple[int, ...] | None = None, finite_stats: bool = True,
+                 params: BNParams | None = None) -> None:
+        """``params``: settings from :func:`resolve_batchnorm` instead of ``per``,
+        ``eps``, ``gamma`` and ``beta``.  ``finite_stats=False`` accepts NaN and
+        Inf in ``mean`` and ``var``: the statistics of data that hold them
+        (``--allow-nonfinite``), which then propagate to the outputs as in
+        :func:`batch_norm`."""
+        p = bn_params(params, per=per, eps=eps, gamma=gamma, beta=beta)
+        self.params, self.per, self.channels_last = p, p.per, channels_last
         self.shape = tuple(np.shape(mean)) if shape is None else tuple(shape)
         # broadcast views: a scalar gamma or beta is never copied to the full shape
-        mean_b = _check_param(mean, "mean", self.shape, finite=finite_stats)
-        var_b = _check_param(var, "var", self.shape, finite=finite_stats)
+        mean_b = _broadcast(_parameter(mean, "mean", finite=finite_stats), "mean", self.shape)
+        var_b = _broadcast(_parameter(var, "var", finite=finite_stats), "var", self.shape)
         if np.any(var_b < 0):
-            raise ValueError("var holds negative values")
-        gamma_b = _check_param(gamma, "gamma", self.shape)
-        beta_b = _check_param(beta, "beta", self.shape)  # checked even when a scalar
-        self._beta = beta_b.reshape(-1) if np.ndim(beta) else np.float64(beta)
-        scale = np.sqrt(var_b + eps)
+            raise ParameterError("var holds negative values", param="var", value=var,
+                                 problem="holds negative values")
+        gamma_b, beta_b = p.broadcast(self.shape)
+        self._beta = beta_b.reshape(-1) if np.ndim(p.beta) else np.float64(p.beta)
+        scale = np.sqrt(var_b + p.eps)
         np.divide(gamma_b, scale, out=scale)
         self._scale = scale.reshape(-1)
         self._mean = np.ascontiguousarray(mean_b).reshape(-1)
@@ -665,20 +223,21 @@ class BatchNormalizer:
         which may be ``x`` itself."""
         arr = check_array(x)
         if arr.size == 0:
-            raise ValueError(f"x has shape {arr.shape}: an empty batch cannot be normalized")
+            _refuse_x(arr, f"has shape {arr.shape}: an empty batch cannot be normalized")
         shape = stats_shape(arr.shape, self.per, self.channels_last)
         if shape != self.shape:
-            raise ValueError(f"x has shape {arr.shape}, whose statistics per {self.per} have "
-                             f"shape {shape}; these statistics have shape {self.shape}")
+            _refuse_x(arr, f"has shape {arr.shape}, whose statistics per {self.per} have "
+                      f"shape {shape}; these statistics have shape {self.shape}")
         ct = compute_dtype(arr.dtype)
         first, scale, shift = self._coefficients(ct)
         if out is None:
             out = np.empty(arr.shape, ct)
         elif out.shape != arr.shape or out.dtype != ct or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous {ct} array of shape {arr.shape}")
-        layout = _layout(arr.shape, self.per, self.channels_last)
+            raise ParameterError(f"out must be a C-contiguous {ct} array of shape {arr.shape}",
+                                 param="out", value=out)
+        layout = batch_layout(arr.shape, self.per, self.channels_last)
         v, o = arr.reshape(layout), out.reshape(layout)
-        by_rows, blocks = _block_plan(layout)
+        by_rows, blocks = block_plan(layout)
 
         def work(i: int, scratch: Scratch) -> None:
             sl = blocks[i]
@@ -702,6 +261,7 @@ def batch_norm(
     beta: float | np.ndarray = 0.0,
     mean: np.ndarray | None = None,
     var: np.ndarray | None = None,
+    params: BNParams | None = None,
     channels_last: bool = False,
     threads: int | None = None,
 ) -> np.ndarray:
@@ -734,6 +294,9 @@ def batch_norm(
         Stored statistics (give both): normalize with them instead of the
         batch's.  ``var`` is the variance to divide by (biased, for PyTorch's
         running_var it is whatever was stored).
+    params : BNParams, optional
+        Settings already checked by :func:`resolve_batchnorm`, instead of
+        ``per``, ``eps``, ``gamma`` and ``beta`` (which are then left out).
     channels_last : bool
         With ``per="channel"``, the channel axis is the last one.
 
@@ -754,35 +317,34 @@ def batch_norm(
 
     With ``gamma = sqrt(var + eps)`` and ``beta = mean`` training can undo it:
 
+    >>> from normcli.ops.moments import batch_stats
     >>> s = batch_stats(x)
     >>> back = batch_norm(x, gamma=np.sqrt(s.var + 1e-5), beta=s.mean)
     >>> bool(np.allclose(back, x))
     True
     """
-    _check_per(per)
-    eps = _check_eps(eps)
+    p = bn_params(params, per=per, eps=eps, gamma=gamma, beta=beta)
+    per, eps = p.per, p.eps
     arr = check_array(x)
     if arr.size == 0:
-        raise ValueError(f"x has shape {arr.shape}: an empty batch cannot be normalized")
+        _refuse_x(arr, f"has shape {arr.shape}: an empty batch cannot be normalized")
     shape = stats_shape(arr.shape, per, channels_last)
     if (mean is None) != (var is None):
-        raise ValueError("give both mean and var (stored statistics), or neither")
+        raise ParameterError("give both mean and var (stored statistics), or neither",
+                             param="mean" if var is None else "var", value=None)
     if mean is not None:
-        return BatchNormalizer(mean, var, per=per, eps=eps, gamma=gamma, beta=beta,
-                               channels_last=channels_last, shape=shape)(arr, threads=threads)
-    gamma_b = _check_param(gamma, "gamma", shape).reshape(-1)
-    beta_b = _check_param(beta, "beta", shape).reshape(-1)
-    outer, c, inner = _layout(arr.shape, per, channels_last)
+        return BatchNormalizer(mean, var, params=p, channels_last=channels_last,
+                               shape=shape)(arr, threads=threads)
+    gamma_b, beta_b = (a.reshape(-1) for a in p.broadcast(shape))
+    outer, c, inner = batch_layout(arr.shape, per, channels_last)
     if outer * inner < 2:
         what = "batch of one" if per == "activation" else "single value per channel"
-        raise ValueError(
-            f"x has shape {arr.shape}: a {what} has zero variance everywhere; "
-            "give a larger batch, or stored statistics (mean and var)"
-        )
+        _refuse_x(arr, f"has shape {arr.shape}: a {what} has zero variance everywhere; "
+                  "give a larger batch, or stored statistics (mean and var)")
     ct = compute_dtype(arr.dtype)
     out = np.empty(arr.shape, ct)
-    layout = _layout(arr.shape, per, channels_last)
-    moments = _Moments(arr.reshape(layout), ct, threads)
+    layout = batch_layout(arr.shape, per, channels_last)
+    moments = Moments(arr.reshape(layout), ct, threads)
     o = out.reshape(layout)
 
     def normalize(i: int, sl: slice, dev: np.ndarray) -> None:
@@ -797,5 +359,9 @@ def batch_norm(
             np.add(ob, shift.astype(ct)[None, :, None], out=ob)
 
     moments.compute(normalize)
-    _check_overflow(arr, moments.m2)
+    check_overflow(arr, moments.m2)
     return out
+
+
+def _refuse_x(arr: np.ndarray, problem: str) -> None:
+    raise ParameterError(f"x {problem}", param="x", value=arr, problem=problem)

@@ -26,7 +26,12 @@ import math
 import numbers
 from dataclasses import dataclass
 
-__all__ = ["Convention", "Window", "CONVENTIONS", "get_convention", "LRNParams"]
+from normcli.errors import ParameterError
+
+__all__ = [
+    "Convention", "Window", "CONVENTIONS", "get_convention", "LRNParams", "resolve_lrn",
+    "lrn_params",
+]
 
 
 @dataclass(frozen=True)
@@ -215,8 +220,9 @@ def get_convention(name: str) -> Convention:
     try:
         return CONVENTIONS[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"convention={name!r} is not known; use one of {', '.join(CONVENTIONS)}"
+        raise ParameterError(
+            f"convention={name!r} is not known; use one of {', '.join(CONVENTIONS)}",
+            param="convention", value=name,
         ) from None
 
 
@@ -282,8 +288,8 @@ def resolve_lrn(
 ) -> LRNParams:
     """Validate LRN settings against the convention and resolve its defaults.
 
-    Raises :class:`ValueError` naming the parameter, the value and what is
-    allowed.
+    Raises :class:`~normcli.errors.ParameterError` (a ``ValueError``) naming
+    the parameter, the value and what is allowed.
 
     >>> p = resolve_lrn(convention="pytorch", n=4)
     >>> (p.lo, p.hi, p.alpha_eff)
@@ -291,17 +297,20 @@ def resolve_lrn(
     >>> resolve_lrn(mode="intra", convention="onnx")
     Traceback (most recent call last):
     ...
-    ValueError: mode='intra' is not available in the onnx convention (ONNX operator LRN has \
-no within-channel LRN); conventions with an intra-channel form: seed, cudnn, caffe
+    normcli.errors.ParameterError: mode='intra' is not available in the onnx convention \
+(ONNX operator LRN has no within-channel LRN); conventions with an intra-channel form: seed, \
+cudnn, caffe
     """
     conv = get_convention(convention)
     if mode not in ("inter", "intra"):
-        raise ValueError(f"mode={mode!r} is not known; use 'inter' or 'intra'")
+        raise ParameterError(f"mode={mode!r} is not known; use 'inter' or 'intra'",
+                             param="mode", value=mode)
     if not conv.has_intra and mode == "intra":
         with_intra = ", ".join(c.name for c in CONVENTIONS.values() if c.has_intra)
-        raise ValueError(
+        raise ParameterError(
             f"mode='intra' is not available in the {conv.name} convention ({conv.framework} "
-            f"has no within-channel LRN); conventions with an intra-channel form: {with_intra}"
+            f"has no within-channel LRN); conventions with an intra-channel form: {with_intra}",
+            param="mode", value=mode,
         )
     n = conv.default_n if n is None else n
     k = conv.default_k if k is None else k
@@ -309,28 +318,34 @@ no within-channel LRN); conventions with an intra-channel form: seed, cudnn, caf
     beta = conv.default_beta if beta is None else beta
 
     if not _is_integral(n):
-        raise ValueError(f"n={n!r} must be an integer ({conv.name}: {conv.restrictions()})")
+        raise ParameterError(f"n={n!r} must be an integer ({conv.name}: {conv.restrictions()})",
+                             param="n", value=n)
     n = int(n)
     allowed = f"{conv.name} allows {conv.restrictions()}"
     if n < conv.n_min or (conv.n_max is not None and n > conv.n_max):
-        raise ValueError(f"n={n} is out of range; {allowed}")
+        raise ParameterError(f"n={n} is out of range; {allowed}", param="n", value=n)
     if conv.n_odd and n % 2 == 0:
-        raise ValueError(f"n={n} must be odd in the {conv.name} convention; {allowed}")
+        raise ParameterError(f"n={n} must be odd in the {conv.name} convention; {allowed}",
+                             param="n", value=n)
     for name, value, lowest in (("k", k, conv.k_min), ("alpha", alpha, 0.0),
                                 ("beta", beta, conv.beta_min)):
         try:
-            value = float(value)
+            number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name}={value!r} must be a number; {allowed}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"{name}={value} must be finite; {allowed}")
-        if value < lowest:
-            raise ValueError(f"{name}={value:g} is out of range; {allowed}")
+            raise ParameterError(f"{name}={value!r} must be a number; {allowed}",
+                                 param=name, value=value) from None
+        if not math.isfinite(number):
+            raise ParameterError(f"{name}={number} must be finite; {allowed}",
+                                 param=name, value=value)
+        if number < lowest:
+            raise ParameterError(f"{name}={number:g} is out of range; {allowed}",
+                                 param=name, value=value)
     k, alpha, beta = float(k), float(alpha), float(beta)
     k_eff = k if mode == "inter" or conv.k_intra is None else conv.k_intra
     if k_eff == 0 and alpha == 0:
-        raise ValueError(
-            "k=0 with alpha=0 makes every denominator 0; give k > 0 or alpha > 0"
+        raise ParameterError(
+            "k=0 with alpha=0 makes every denominator 0; give k > 0 or alpha > 0",
+            param="k", value=k,
         )
     lo, hi = conv.window.bounds(n)
     return LRNParams(
@@ -354,3 +369,21 @@ def _is_integral(value: object) -> bool:
     if isinstance(value, numbers.Integral):
         return True  # however large: the range check says what is wrong with it
     return math.isfinite(value) and float(value).is_integer()
+
+
+def lrn_params(params: LRNParams | None, **given: object) -> LRNParams:
+    """``params`` if given (the other settings left out), else :func:`resolve_lrn`
+    of the settings: how every function that takes both forms reads them."""
+    if params is None:
+        return resolve_lrn(**given)
+    if not isinstance(params, LRNParams):
+        raise ParameterError(f"params must be an LRNParams from resolve_lrn, not "
+                             f"{type(params).__name__}", param="params", value=params)
+    own = {"mode": params.mode, "convention": params.convention.name}
+    defaults = {"mode": "inter", "convention": "seed"}
+    also = [name for name, value in given.items()
+            if value is not None and value not in (defaults.get(name), own.get(name))]
+    if also:
+        raise ParameterError(f"give params or {', '.join(also)}, not both", param="params",
+                             value=params)
+    return params

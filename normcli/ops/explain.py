@@ -27,8 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from normcli.ops.batchnorm import BatchStats, batch_axes, stats_shape
-from normcli.ops.conventions import LRNParams, resolve_lrn
+from normcli.errors import ParameterError
+from normcli.ops.batchnorm import BNParams, bn_params
+from normcli.ops.conventions import LRNParams, lrn_params
+from normcli.ops.moments import BatchStats, batch_axes, stats_shape
 
 __all__ = [
     "LRNExplanation",
@@ -108,35 +110,44 @@ def check_position(
 ) -> tuple[int, ...]:
     """Validate ``position`` as an index into an array of ``shape``.
 
-    Raises :class:`ValueError` saying what is wrong (count, or which index is
-    out of range) and what is allowed.  Negative indices are refused.
+    Raises :class:`~normcli.errors.ParameterError` (``.param`` ``"position"``,
+    a ``ValueError``) saying what is wrong (count, or which index is out of
+    range) and what is allowed.  Its ``problem`` leaves out the word
+    "position".  Negative indices are refused.
 
     >>> check_position((4, 3, 3), [0, 2, 1])
     (0, 2, 1)
     >>> check_position((4, 3, 3), [0, 0], ("C", "H", "W"))
     Traceback (most recent call last):
     ...
-    ValueError: has 2 indices but the array has 3 axes (C, H, W) of shape (4, 3, 3): give 3
+    normcli.errors.ParameterError: position has 2 indices but the array has 3 axes (C, H, W) of \
+shape (4, 3, 3): give 3
     """
     shape = tuple(int(s) for s in shape)
     names = tuple(names) if names is not None else tuple(f"axis {i}" for i in range(len(shape)))
     pos = tuple(position)
     for p in pos:
         if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
-            raise ValueError(f"index {p!r} is not an integer")
+            _refuse_position(pos, f"index {p!r} is not an integer")
     if len(pos) != len(shape):
-        raise ValueError(
-            f"has {len(pos)} ind{'ex' if len(pos) == 1 else 'ices'} but the array has "
-            f"{len(shape)} axes ({', '.join(names)}) of shape {shape}: give {len(shape)}"
-        )
+        _refuse_position(
+            pos, f"has {len(pos)} ind{'ex' if len(pos) == 1 else 'ices'} but the array has "
+            f"{len(shape)} axes ({', '.join(names)}) of shape {shape}: give {len(shape)}")
     for i, (p, size, name) in enumerate(zip(pos, shape, names, strict=True)):
         if not 0 <= p < size:
             allowed = f"0..{size - 1}" if size else "none (the axis is empty)"
-            raise ValueError(
-                f"index {p} is out of range for axis {i} ({name}) of size {size}: "
-                f"allowed {allowed}"
-            )
+            _refuse_position(pos, f"index {p} is out of range for axis {i} ({name}) of size "
+                             f"{size}: allowed {allowed}")
     return tuple(int(p) for p in pos)
+
+
+def _refuse_position(position: tuple, problem: str) -> None:
+    raise ParameterError(f"position {problem}", param="position", value=position,
+                         problem=problem)
+
+
+def _refuse_x(arr: np.ndarray, problem: str) -> None:
+    raise ParameterError(f"x {problem}", param="x", value=arr, problem=problem)
 
 
 # --------------------------------------------------------------------------- LRN
@@ -259,24 +270,26 @@ def explain_lrn(
     k: float | None = None,
     alpha: float | None = None,
     beta: float | None = None,
+    params: LRNParams | None = None,
     channels_last: bool = False,
 ) -> LRNExplanation:
     """Recompute :func:`normcli.lrn` at one ``position``, keeping every step.
 
     Parameters are those of :func:`normcli.ops.lrn.lrn`; ``position`` indexes
-    ``x`` as stored.  Raises :class:`ValueError` for bad settings (as ``lrn``
-    does) or a bad position (see :func:`check_position`).
+    ``x`` as stored.  Raises :class:`~normcli.errors.ParameterError` for bad
+    settings (as ``lrn`` does) or a bad position (see :func:`check_position`).
 
     >>> e = explain_lrn(SEED_INTRA, (1, 1), mode="intra", k=0, alpha=1, beta=1, n=2)
     >>> e.rows, e.cols, e.sum_squares, e.result
     ((0, 1, 2), (0, 1, 2), 16.0, 0.0625)
     """
-    params = resolve_lrn(mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)
+    params = lrn_params(params, mode=mode, convention=convention, n=n, k=k, alpha=alpha,
+                        beta=beta)
     arr = np.asarray(x)
     if arr.ndim < 2:
-        raise ValueError(f"x has shape {arr.shape}; LRN needs at least 2 dimensions (H, W)")
+        _refuse_x(arr, f"has shape {arr.shape}; LRN needs at least 2 dimensions (H, W)")
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"x has dtype {arr.dtype}; give bool, integer or real floating data")
+        _refuse_x(arr, f"has dtype {arr.dtype}; give bool, integer or real floating data")
     names = axis_names(arr.ndim, channels_last=channels_last)
     pos = check_position(arr.shape, position, names)
     lead, c, y, xcol = _lrn_split(pos, arr.ndim, channels_last)
@@ -416,26 +429,6 @@ class BNExplanation:
         }
 
 
-def _parameter_at(value: object, name: str, shape: tuple[int, ...],
-                  statistic: tuple[int, ...]) -> float:
-    """γ or β for one statistic: the number, or the array's element there."""
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} has dtype {arr.dtype}; give a number or a numeric array")
-    if not np.isfinite(arr).all():  # all of it, as batch_norm checks it
-        raise ValueError(f"{name} holds non-finite values")
-    if arr.ndim:
-        try:
-            arr = np.broadcast_to(arr, shape)[statistic]
-        except ValueError:
-            raise ValueError(f"{name} has shape {arr.shape}, which does not broadcast to the "
-                             f"statistics' shape {shape}") from None
-    v = float(arr)
-    if not np.isfinite(v):
-        raise ValueError(f"{name}={v} must be finite")
-    return v
-
-
 #: How many of a channel's values a per-channel explanation keeps.
 FIRST_VALUES = 8
 
@@ -446,8 +439,9 @@ def explain_batch_norm(
     *,
     per: str = "activation",
     eps: float = 1e-5,
-    gamma: float = 1.0,
-    beta: float = 0.0,
+    gamma: float | np.ndarray = 1.0,
+    beta: float | np.ndarray = 0.0,
+    params: BNParams | None = None,
     channels_last: bool = False,
     stats: BatchStats | None = None,
 ) -> BNExplanation:
@@ -457,25 +451,25 @@ def explain_batch_norm(
     ``x`` is the batch ``(N, ...)``; ``position`` indexes it as stored, the
     batch index first.  ``gamma`` and ``beta`` are numbers, or arrays that
     broadcast to the statistics' shape (as for ``batch_norm``): the
-    explanation uses their value for the position's statistic.  Raises
-    :class:`ValueError` for bad settings, a bad position, statistics of
-    another shape, or (batch statistics) a batch with a single value per
-    statistic (as ``batch_norm`` does).
+    explanation uses their value for the position's statistic.  The settings
+    are checked as :func:`~normcli.ops.batchnorm.batch_norm` checks them
+    (``params``: already checked).  Raises
+    :class:`~normcli.errors.ParameterError` for bad settings, a bad position,
+    statistics of another shape (``.param`` ``"stats"``), or (batch
+    statistics) a batch with a single value per statistic (as ``batch_norm``
+    does).
 
-    >>> e = explain_batch_norm(SEED_BATCH, (0, 0, 0, 0), eps=0)
+    >>> e = explain_batch_norm(SEED_BATCH, (0, 0, 0, 0))
     >>> e.values.tolist(), e.mean, round(e.var, 6), round(e.result, 7)
-    ([-4.0, -3.0, -2.0], -3.0, 0.666667, -1.2247449)
+    ([-4.0, -3.0, -2.0], -3.0, 0.666667, -1.2247357)
     """
-    if per not in ("activation", "channel"):
-        raise ValueError(f"per={per!r} is not known; use 'activation' or 'channel'")
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps={eps} must be finite and >= 0")
+    p = bn_params(params, per=per, eps=eps, gamma=gamma, beta=beta)
+    per, eps = p.per, p.eps
     arr = np.asarray(x)
     if arr.ndim < 2:
-        raise ValueError(f"x has shape {arr.shape}; a batch needs at least 2 dimensions (N, ...)")
+        _refuse_x(arr, f"has shape {arr.shape}; a batch needs at least 2 dimensions (N, ...)")
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"x has dtype {arr.dtype}; give bool, integer or real floating data")
+        _refuse_x(arr, f"has dtype {arr.dtype}; give bool, integer or real floating data")
     names = axis_names(arr.ndim, channels_last=channels_last, batch=True)
     pos = check_position(arr.shape, position, names)
     nb = batch_axes(arr.ndim)
@@ -490,21 +484,21 @@ def explain_batch_norm(
         chan = arr[..., c] if channels_last else arr[(*(slice(None),) * nb, c)]
         all_values = np.array(chan, dtype=np.float64).reshape(-1)
         values = all_values[:FIRST_VALUES].copy()
-    gamma = _parameter_at(gamma, "gamma", stats_shape(arr.shape, per, channels_last), statistic)
-    beta = _parameter_at(beta, "beta", stats_shape(arr.shape, per, channels_last), statistic)
+    want = stats_shape(arr.shape, per, channels_last)
+    gamma, beta = (float(a[statistic]) for a in p.broadcast(want))
     m = all_values.size
     if stats is not None:  # inference: the saved statistics of this position
-        want = stats_shape(arr.shape, per, channels_last)
         if stats.per != per or stats.mean.shape != want:
-            raise ValueError(f"the statistics are per {stats.per} of shape {stats.mean.shape}; "
-                             f"x per {per} needs shape {want}")
+            problem = (f"are per {stats.per} of shape {stats.mean.shape}; x per {per} needs "
+                       f"shape {want}")
+            raise ParameterError(f"the statistics {problem}", param="stats", value=stats,
+                                 problem=problem)
         m = stats.count
         mean, var = float(stats.mean[statistic]), float(stats.var[statistic])
     elif m < 2:
         what = "batch of one" if per == "activation" else "single value per channel"
-        raise ValueError(
-            f"x has shape {arr.shape}: a {what} has zero variance everywhere; give a larger batch"
-        )
+        _refuse_x(arr, f"has shape {arr.shape}: a {what} has zero variance everywhere; give a "
+                  "larger batch")
     else:  # the library's corrected two-pass moments
         first = all_values.sum() / m
         dev = all_values - first

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
-from normcli.ops._blocks import BLOCK_ELEMENTS, Scratch, check_array, compute_dtype, run_blocks
+from normcli.ops._blocks import BLOCK_ELEMENTS, Scratch, run_blocks
 from normcli.ops._windows import box_sum, choose_method
-from normcli.ops.conventions import LRNParams, resolve_lrn
+from normcli.ops.arrays import check_array, compute_dtype
+from normcli.ops.conventions import LRNParams, lrn_params
 
 __all__ = ["lrn", "lrn_blocks_plan"]
 
@@ -22,6 +23,7 @@ def lrn(
     k: float | None = None,
     alpha: float | None = None,
     beta: float | None = None,
+    params: LRNParams | None = None,
     channels_last: bool = False,
     threads: int | None = None,
 ) -> np.ndarray:
@@ -56,6 +58,10 @@ def lrn(
         Window parameter, additive constant, scale and exponent; ``None`` takes
         the convention's default.  What ``n`` means depends on the convention
         (a neighbourhood, a window size, TensorFlow's radius).
+    params : LRNParams, optional
+        Settings already resolved by :func:`normcli.ops.conventions.resolve_lrn`
+        (checked once for many calls), instead of ``mode`` ... ``beta``, which
+        are then left out.
     channels_last : bool
         Read the channel axis last.
     threads : int, optional
@@ -68,9 +74,10 @@ def lrn(
 
     Raises
     ------
-    ValueError
-        For an unknown mode or convention, parameters outside the convention's
-        ranges, or unsupported data.
+    ParameterError
+        (a ``ValueError``) for an unknown mode or convention, parameters
+        outside the convention's ranges, or unsupported data; ``.param``
+        names the culprit (``"x"`` for the data).
 
     Notes
     -----
@@ -90,7 +97,8 @@ def lrn(
     >>> lrn(x, k=0, alpha=1, beta=1, n=2).ravel().tolist()
     [0.5, 0.16666666666666666, 0.4, 0.0]
     """
-    params = resolve_lrn(mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)
+    params = lrn_params(params, mode=mode, convention=convention, n=n, k=k, alpha=alpha,
+                        beta=beta)
     arr = check_array(x)
     ct = compute_dtype(arr.dtype)
     out = np.empty(arr.shape, ct)
