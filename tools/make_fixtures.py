@@ -1,4 +1,4 @@
-"""Generate reference outputs from the real frameworks for tests/test_frameworks.py.
+"""Generate reference outputs from the real frameworks for tests/ops/test_frameworks.py.
 
 Run with an environment that has torch (CPU), onnx and onnxruntime::
 

@@ -1,4 +1,4 @@
-"""Reference outputs of TensorFlow's LRN for tests/test_frameworks.py.
+"""Reference outputs of TensorFlow's LRN for tests/ops/test_frameworks.py.
 
 Run with an environment that has tensorflow-cpu (kept apart from torch's)::
 

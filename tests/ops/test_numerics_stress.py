@@ -25,19 +25,15 @@ wider type and still meet the float32 tolerance.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import LRN_DEFAULTS, batch_norm_ref, lrn_ref  # noqa: E402
 
 import normcli
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference import LRN_DEFAULTS, batch_norm_ref, lrn_ref  # noqa: E402
 
 COUNTS: Counter[str] = Counter()
 DTYPES = ["bool", "uint8", "int16", "int32", "float16", "float32", "float64"]

@@ -30,9 +30,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from normcli.cli.main import cli
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The readers' mutations, imported as a module of their own (so their counts stay
+# theirs: this module counts its inputs itself).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files"))
 from test_fuzz_readers import (  # noqa: E402
     NPY_SEEDS,
     PNG_SEEDS,
@@ -41,6 +41,8 @@ from test_fuzz_readers import (  # noqa: E402
     bad_png,
     fast_tmpdir,
 )
+
+from normcli.cli.main import cli  # noqa: E402
 
 # pipeline.py calls click.get_binary_stream, deprecated in click 8.5; the suite
 # turns warnings into errors (reported by the CLI tests: test_cli_io.py).

@@ -19,15 +19,11 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
 import warnings
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import (  # noqa: E402
     INTRA,
     LRN_DEFAULTS,

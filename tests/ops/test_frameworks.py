@@ -19,18 +19,15 @@ error is bounded relative to the output's scale, not to each value: 1e-5 of
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import batch_norm_ref, batch_stats_ref, lrn_ref  # noqa: E402
 
 import normcli  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 F32_RTOL = 1e-5  # see the module docstring
 F64_RTOL = 1e-12
 

@@ -227,7 +227,7 @@ def test_make_consoles():
 def test_layering_render_does_not_import_click():
     import pathlib
 
-    root = pathlib.Path(__file__).resolve().parents[1] / "normcli"
+    root = pathlib.Path(__file__).resolve().parents[2] / "normcli"
     for path in (root / "render").glob("*.py"):
         assert "import click" not in path.read_text(), path
     text = (root / "ops" / "summary.py").read_text()

@@ -9,17 +9,13 @@ inputs: 1e-5 of the scale (~100 float32 roundings).
 from __future__ import annotations
 
 import inspect
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import batch_norm_ref, batch_stats_ref  # noqa: E402
 
 import normcli  # noqa: E402

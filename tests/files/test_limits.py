@@ -15,17 +15,16 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
-import sys
 import time
 import tracemalloc
 import zipfile
 import zlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_fuzz_readers import npy_with_header, png_chunks, png_join  # noqa: E402
 
 from normcli.errors import InputError
 from normcli.files import (
@@ -39,9 +38,6 @@ from normcli.files import (
 from normcli.files.limits import parse_size, resolve_max_bytes
 from normcli.files.npy import MAX_HEADER_BYTES
 from normcli.files.png import read_png_bytes
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_fuzz_readers import npy_with_header, png_chunks, png_join  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:'get_binary_stream' is deprecated:DeprecationWarning"
