@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
-from normcli.cli.options import IOOptions, conventions_text, io_options, lrn_options
-from normcli.cli.preview import preview_option
-from normcli.ops.conventions import resolve_lrn
+from normcli.cli.conventions import conventions_text
+from normcli.cli.main import NormcliCommand
+from normcli.cli.options import Display, io_options, lrn_options, run_options
+from normcli.cli.preview import finish_preview, make_preview, preview_option
+from normcli.cli.report import check_stdout, display_options, progress_bar, show
 
 EXAMPLES = """\b
 Examples:
@@ -28,40 +30,24 @@ element goes and how alpha is divided follow --convention:
 
 
 @click.command(
-    epilog=EXAMPLES, help=HELP,
+    cls=NormcliCommand, epilog=EXAMPLES, help=HELP,
     short_help="Local response normalization (inter- or intra-channel, six conventions).",
 )
 @lrn_options
 @io_options()
 @preview_option
-def lrn(mode, convention, n, k, alpha, beta, preview, **kwargs) -> None:
-    io = IOOptions.pop(kwargs)
-    try:
-        params = resolve_lrn(mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    from normcli.cli.pipeline import process_each
-    from normcli.cli.preview import finish_preview, start_preview
-    from normcli.ops.lrn import lrn as lrn_op
+def lrn(mode, convention, n, k, alpha, beta, preview, inputs, **kwargs) -> None:
+    from normcli import runs
+    from normcli.ops.conventions import resolve_lrn
 
+    display, options = Display.pop(kwargs), run_options(kwargs)
+    params = resolve_lrn(mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)
+    check_stdout(display, options)
     title, _, subtitle = params.describe().partition(": ")
-    recorder = start_preview(preview, io, title=title, subtitle=subtitle, others=(io.output,))
-
-    def transform(x, threads):
-        return lrn_op(x, mode=params.mode, convention=convention, n=params.n, k=params.k,
-                      alpha=params.alpha, beta=params.beta, channels_last=io.channels_last,
-                      threads=threads)
-
-    process_each(
-        io,
-        transform,
-        title=params.describe(),
-        params={"normalization": "lrn", "mode": params.mode, "convention": convention,
-                "n": params.n, "k": params.k, "alpha": params.alpha, "beta": params.beta,
-                "window": params.window_text(), "alpha_effective": params.alpha_eff,
-                "k_effective": params.k_eff, "channels_last": io.channels_last},
-        description="lrn",
-        preview=recorder,
-    )
-    finish_preview(recorder, quiet=io.quiet or io.as_json)
-
+    recorder = make_preview(preview, title=title, subtitle=subtitle, force=options["force"],
+                            channels_last=options["channels_last"])
+    with progress_bar(display) as bar:
+        report = runs.lrn(inputs, params=params, progress=bar, preview=recorder, **options,
+                          **display_options(display))
+    show(report, display)
+    finish_preview(recorder, quiet=not display.table)

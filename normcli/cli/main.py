@@ -1,9 +1,9 @@
 """The ``normcli`` group: exit codes by cause, signals, and the subcommands.
 
 Exit codes: 0 success; 1 bad data or failed I/O (one line on stderr naming the
-file); 2 bad usage (click's own); 130 interrupted (Ctrl-C), 143 terminated.
-A closed pipe ends quietly.  Set ``NORMCLI_DEBUG=1`` to see tracebacks of
-unexpected errors.
+file); 2 bad usage (click's own, and the library's :class:`UsageError`); 130
+interrupted (Ctrl-C), 143 terminated (129 hung up, 131 quit).  A closed pipe
+ends quietly.  Set ``NORMCLI_DEBUG=1`` to see tracebacks of unexpected errors.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 import click
 
 from normcli import __version__
-from normcli.cli import signals
-from normcli.errors import NormcliError
+from normcli.errors import NormcliError, ParameterError, UsageError
+from normcli.runs import signals
 
 
 class DataError(click.ClickException):
@@ -26,6 +26,29 @@ class DataError(click.ClickException):
 
     def show(self, file=None) -> None:
         click.echo(f"normcli: error: {self.format_message()}", err=True)
+
+
+def usage_error(error: UsageError, ctx: click.Context) -> click.UsageError:
+    """The library's usage error as click's: under the flag of ``error.param`` when
+    the command has one and the error has a wording without the name."""
+    if isinstance(error, ParameterError) and error.problem is not None:
+        for param in ctx.command.params:
+            if param.name == error.param and param.opts:
+                return click.BadParameter(error.problem, ctx=ctx, param_hint=f"'{param.opts[0]}'")
+    return click.UsageError(str(error), ctx=ctx)
+
+
+class NormcliCommand(click.Command):
+    """A command whose library errors become exit codes: usage errors (exit 2,
+    naming the flag), data and I/O errors (exit 1, naming the file)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UsageError as e:
+            raise usage_error(e, ctx) from None
+        except NormcliError as e:
+            raise DataError(str(e)) from None
 
 
 #: The subcommands and where they live: each module is imported only when its
@@ -42,8 +65,10 @@ COMMANDS = {
 
 
 class NormcliGroup(click.Group):
-    """Turns the library's exceptions into exit codes, whoever calls ``main``;
-    loads the subcommands on demand (click's "lazy group" pattern)."""
+    """Turns what escapes a command into exit codes, whoever calls ``main``; loads
+    the subcommands on demand (click's "lazy group" pattern)."""
+
+    command_class = NormcliCommand
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -100,7 +125,6 @@ def cli() -> None:
     """
 
 
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     # normcli's kernels run on their own threads with BLAS held to one thread
@@ -114,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="normcli", standalone_mode=True)
     finally:
-        if signals.terminated.is_set():  # even if the SIGTERM's exception was swallowed
-            sys.exit(143)  # (not os._exit: worker threads must still remove their files)
+        if signals.terminated.is_set():  # even if the signal's exception was swallowed
+            sys.exit(signals.exit_status())  # (not os._exit: threads must remove their files)
 
 
 if __name__ == "__main__":  # pragma: no cover

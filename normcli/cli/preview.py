@@ -1,7 +1,8 @@
 """``--preview FILE.png``, shared by ``lrn``, ``batchnorm`` and ``compare``.
 
-:func:`preview_option` declares it, :func:`start_preview` checks the path
-before any work and returns the recorder, :func:`finish_preview` writes it.
+:func:`preview_option` declares it, :func:`make_preview` builds the recorder
+the run fills (the run checks its path with its other outputs, before any
+work), :func:`finish_preview` says where it went.
 """
 
 from __future__ import annotations
@@ -24,37 +25,23 @@ def preview_option(f):
                         help=PREVIEW_HELP)(f)
 
 
-def start_preview(path: str | None, io, *, title: str, subtitle: str = "",
-                  stages=("before", "after"), others: tuple = ()):
-    """The recorder for ``--preview PATH``, or ``None``; refuses bad paths before any work.
-
-    ``others`` are the other files the command writes (``-o``, ``--save-stats``).
-    """
+def make_preview(path: str | None, *, title: str, subtitle: str = "",
+                 stages=("before", "after"), force: bool = False, channels_last: bool = False):
+    """The recorder for ``--preview PATH``, or None."""
     if path is None:
         return None
-    from normcli.files import expand_inputs, same_file
-    from normcli.render.preview import PreviewRecorder, check_preview_path
+    from normcli.render.preview import PreviewRecorder
 
-    for other in others:
-        if other and other != "-" and same_file(path, other):
-            raise click.BadParameter(f"{path!r} is also an output of this command",
-                                     param_hint="'--preview'")
-    sources = expand_inputs(list(io.inputs))
-    check_preview_path(path, sources, force=io.force)
     return PreviewRecorder(path, title=title, subtitle=subtitle, stages=stages,
-                           channels_last=io.channels_last, force=io.force,
-                           order=[s.label for s in sources])
+                           channels_last=channels_last, force=force)
 
 
 def finish_preview(recorder, *, quiet: bool) -> None:
-    """Write the preview (atomically), unless the run staged it already; say so on stderr."""
-    if recorder is None:
+    """Say on stderr where the preview went (the run wrote it with its outputs)."""
+    if recorder is None or quiet:
         return
-    size = getattr(recorder, "size", None)
-    width, height = size if size is not None else recorder.write()
-    if not quiet:
-        from normcli.render import make_consoles
+    from normcli.render import make_consoles
 
-        err, _ = make_consoles()
-        err.print(f"preview: wrote {recorder.path} ({width}x{height} px)", markup=False,
-                  highlight=False)
+    width, height = recorder.size
+    make_consoles()[0].print(f"preview: wrote {recorder.path} ({width}x{height} px)",
+                             markup=False, highlight=False)

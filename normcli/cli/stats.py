@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from normcli.cli.options import IOOptions, io_options
+from normcli.cli.main import NormcliCommand
+from normcli.cli.options import Display, io_options, run_options
+from normcli.cli.report import display_options, progress_bar, show
 
 EXAMPLES = """\b
 Examples:
@@ -12,16 +14,15 @@ Examples:
   normcli stats sample_data/features/ --json"""
 
 
-@click.command(
-    epilog=EXAMPLES,
-    short_help="Statistics of the inputs alone.",
-)
+@click.command(cls=NormcliCommand, epilog=EXAMPLES, short_help="Statistics of the inputs alone.")
 @io_options(writes=False)
-def stats(**kwargs) -> None:
+def stats(inputs, **kwargs) -> None:
     """Shape, dtype, min, max, mean, std, zeros, NaN/Inf and a histogram of
     each INPUT (.npy, .npz, PNG, DIR, -), and their total."""
-    io = IOOptions.pop(kwargs)
-    from normcli.cli.pipeline import process_each
+    from normcli import runs
 
-    process_each(io, None, title="statistics of the inputs", params={"normalization": None},
-                 description="stats")
+    display = Display.pop(kwargs)
+    with progress_bar(display) as bar:
+        report = runs.stats(inputs, progress=bar, **run_options(kwargs),
+                            **display_options(display))
+    show(report, display)

@@ -1,33 +1,23 @@
-"""The teaching views: one value explained, normalizations compared, conventions listed.
+"""``normcli explain``'s views: one output value, step by step.
 
-* :func:`lrn_explanation` / :func:`bn_explanation` draw an
-  :class:`~normcli.ops.explain.LRNExplanation` / ``BNExplanation``: the
-  neighbourhood, each step of the arithmetic, and the whole computation as
-  one equation line (:func:`lrn_equation`, :func:`bn_equation`).
-* :func:`compare_table` puts the after-statistics of several normalizations
-  of the same input side by side; :func:`lrn_vs_bn_table` is the "LRN and BN
-  side by side" table of ``docs/normalization.md``.
-* :func:`conventions_table` / :func:`conventions_data` list the LRN
-  conventions, generated from :data:`normcli.ops.conventions.CONVENTIONS`.
-
-Every function returns a renderable (or plain data); the command prints it.
+:func:`lrn_explanation` / :func:`bn_explanation` draw an
+:class:`~normcli.ops.explain.LRNExplanation` / ``BNExplanation``: the
+neighbourhood, each step of the arithmetic, and the whole computation as one
+equation line (:func:`lrn_equation`, :func:`bn_equation`).  Every function
+returns a renderable; the command prints it.  (``compare`` and ``conventions``
+have modules of their own.)
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from rich import box
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.markup import escape
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from normcli.ops.conventions import CONVENTIONS, Convention
 from normcli.ops.explain import BNExplanation, LRNExplanation
-from normcli.ops.summary import Summary
-from normcli.render.tables import format_number, sparkline
 
 __all__ = [
     "num",
@@ -35,12 +25,6 @@ __all__ = [
     "bn_equation",
     "lrn_explanation",
     "bn_explanation",
-    "compare_table",
-    "compare_json",
-    "lrn_vs_bn_table",
-    "LRN_VS_BN",
-    "conventions_table",
-    "conventions_data",
 ]
 
 #: At most this many squares are written out in an equation; more are summed.
@@ -296,177 +280,3 @@ def bn_explanation(e: BNExplanation, *, source: str,
     parts.append(Text("  " + bn_equation(e), style="bold"))
     parts.extend(_dtype_note(e.dtype, "batchnorm"))
     return Group(*parts)
-
-
-# --------------------------------------------------------------------------- compare
-
-_STATS = ("min", "max", "mean", "std")
-
-
-def compare_table(
-    columns: Sequence[tuple[str, Summary | None]], *, title: str, caption: str | None = None
-) -> RenderableType:
-    """Statistics of the same input under several normalizations, one column each.
-
-    ``columns`` is ``[(heading, summary or None)]``; ``None`` draws ``–`` (not available).
-    Rows: min, max, mean, std, zeros and a histogram over each column's own [min, max].
-    The title and caption (rich markup) are lines of their own above and below the table.
-    """
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    table.add_column("statistic", no_wrap=True, min_width=9)
-    for heading, _ in columns:
-        table.add_column(heading, justify="right", no_wrap=True)
-    for name in _STATS:
-        table.add_row(name, *(format_number(getattr(s, name)) if s else "–" for _, s in columns))
-    table.add_row("zeros", *(f"{s.zeros:,}" if s else "–" for _, s in columns))
-    if any(s is not None and s.nonfinite for _, s in columns):
-        table.add_row("nan/inf", *(f"{s.nonfinite:,}" if s else "–" for _, s in columns))
-    table.add_row("histogram", *(Text(sparkline(s.hist, width=16), no_wrap=True) if s else "–"
-                                 for _, s in columns))
-    parts: list[RenderableType] = [Text.from_markup(title, style="bold"), table]
-    if caption:
-        parts.append(Text.from_markup(caption, style="dim"))
-    return Group(*parts)
-
-
-def compare_json(columns: Sequence[tuple[str, str, Summary | None]], *, params: dict) -> str:
-    """``{"params": {...}, "columns": {key: {"label":..., "stats": {...} or null}}}``."""
-    doc = {
-        "params": params,
-        "columns": {
-            key: {"label": label, "stats": None if s is None else s.to_dict()}
-            for key, label, s in columns
-        },
-    }
-    return json.dumps(doc, indent=2, allow_nan=False)
-
-
-#: The "LRN and BN side by side" table of docs/normalization.md.
-LRN_VS_BN: tuple[tuple[str, str, str], ...] = (
-    ("trainable", "no", "yes (γ, β)"),
-    ("neighbourhood",
-     "n adjacent channels (inter) or an n-wide square in one channel (intra), same sample",
-     "the same position (per activation) or channel (per channel) across the whole mini-batch"),
-    ("depends on other samples", "no", "yes"),
-    ("hyperparameters", "k, α, β, n", "ε (and momentum for running statistics)"),
-    ("purpose", "lateral inhibition, local contrast for unbounded activations (ReLU)",
-     "reduce internal covariate shift, faster training"),
-    ("used in", "AlexNet, GoogLeNet (2012-2014)", "almost every CNN since 2015"),
-)
-
-
-def lrn_vs_bn_table() -> Table:
-    """LRN and BN side by side (the table of docs/normalization.md)."""
-    table = Table(title="LRN and BN side by side", title_justify="left", box=box.SIMPLE_HEAD,
-                  show_edge=False, show_lines=False)
-    table.add_column("", style="bold", no_wrap=True)
-    table.add_column("LRN", ratio=1)
-    table.add_column("BN", ratio=1)
-    for row in LRN_VS_BN:
-        table.add_row(*row)
-    return table
-
-
-# --------------------------------------------------------------------------- conventions
-
-
-def _alpha_scaling(div: str | None) -> str:
-    if div is None:
-        return "–"
-    return {"1": "α", "n": "α/n", "n^2": "α/n²"}[div]
-
-
-def _k_intra(c: Convention) -> str:
-    if not c.has_intra:
-        return "–"
-    return "k" if c.k_intra is None else f"{c.k_intra:g} (k ignored)"
-
-
-def _window(c: Convention) -> str:
-    lo, hi = c.window.bounds(4)
-    return f"{c.window.formula} (n=4: i-{lo} .. i+{hi})"
-
-
-def conventions_data() -> list[dict]:
-    """Every convention as plain data (what ``normcli conventions --json`` prints)."""
-    out = []
-    for c in CONVENTIONS.values():
-        out.append({
-            "name": c.name,
-            "framework": c.framework,
-            "n_means": c.n_means,
-            "window": {"rule": c.window.rule, "formula": c.window.formula,
-                       "n4": list(c.window.bounds(4)), "n5": list(c.window.bounds(5))},
-            "alpha_inter": _alpha_scaling(c.alpha_div_inter),
-            "alpha_intra": None if c.alpha_div_intra is None else _alpha_scaling(
-                c.alpha_div_intra),
-            "k_intra": None if not c.has_intra else ("k" if c.k_intra is None else c.k_intra),
-            "modes": list(c.modes),
-            "defaults": {"n": c.default_n, "k": c.default_k, "alpha": c.default_alpha,
-                         "beta": c.default_beta},
-            "restrictions": c.restrictions(),
-            "note": c.note,
-        })
-    return out
-
-
-_CONVENTIONS_TITLE = "LRN conventions (normcli lrn --convention NAME)"
-_CONVENTIONS_CAPTION = (
-    "window: [i-lo, i+hi] around channel i (the same on each spatial axis within a channel), "
-    "clipped at the borders, with n//2 = floor(n/2); α' inter and α'' intra: what alpha "
-    "becomes; –: no within-channel LRN.")
-#: Below this console width the conventions are drawn one after another: side by
-#: side, six columns of ~20 characters would break words in the middle.
-_CONVENTIONS_WIDE = 150
-
-
-def _convention_rows(convs) -> list[tuple[str, list[str]]]:
-    return [
-        ("framework", [c.framework for c in convs]),
-        ("n means", [c.n_means for c in convs]),
-        ("window", [_window(c) for c in convs]),
-        ("α' inter", [_alpha_scaling(c.alpha_div_inter) for c in convs]),
-        ("α'' intra", [_alpha_scaling(c.alpha_div_intra) for c in convs]),
-        ("k intra", [_k_intra(c) for c in convs]),
-        ("defaults\nn, k, α, β", [f"{c.default_n}, {c.default_k:g}, {c.default_alpha:g}, "
-                                  f"{c.default_beta:g}" for c in convs]),
-        ("restrictions", [c.restrictions() for c in convs]),
-        ("note", [c.note for c in convs]),
-    ]
-
-
-class ConventionsView:
-    """The conventions from :data:`CONVENTIONS`: side by side, one column each, on
-    a wide console; one after another (a name, then its fields) on a narrow one."""
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        convs = list(CONVENTIONS.values())
-        rows = _convention_rows(convs)
-        if options.max_width >= _CONVENTIONS_WIDE:
-            table = Table(title=_CONVENTIONS_TITLE, title_justify="left",
-                          caption=escape(_CONVENTIONS_CAPTION), caption_justify="left",
-                          box=box.SIMPLE_HEAD, show_edge=False, show_lines=True)
-            table.add_column("", style="bold", no_wrap=True)
-            for c in convs:
-                table.add_column(c.name, ratio=1, overflow="fold")
-            for label, cells in rows:
-                table.add_row(label, *(escape(cell) for cell in cells))
-            yield table
-            return
-        yield Text(_CONVENTIONS_TITLE)
-        for k, c in enumerate(convs):
-            table = Table(box=None, show_header=False, padding=(0, 1), show_edge=False)
-            table.add_column(style="bold", no_wrap=True)
-            table.add_column(overflow="fold")
-            for label, cells in rows[1:]:
-                table.add_row(label.replace("\n", " "), escape(cells[k]))
-            yield Text("")
-            yield Text.assemble((c.name, "bold underline"), f"  {c.framework}")
-            yield table
-        yield Text("")
-        yield Text(_CONVENTIONS_CAPTION)
-
-
-def conventions_table() -> ConventionsView:
-    """The LRN conventions, from :data:`CONVENTIONS` (see :class:`ConventionsView`)."""
-    return ConventionsView()

@@ -53,7 +53,6 @@ __all__ = [
     "layout_preview",
     "render_preview",
     "preview_png_bytes",
-    "check_preview_path",
 ]
 
 MAX_CHANNELS = 4
@@ -392,28 +391,13 @@ def preview_png_bytes(image) -> bytes:
     return buf.getvalue()
 
 
-def check_preview_path(path: str | os.PathLike[str], sources: Sequence, *, force: bool) -> None:
-    """Refuse a preview path that is an input, or exists without ``force`` (OutputError)."""
-    from normcli.errors import OutputError
-    from normcli.files import check_not_input
-
-    check_not_input(path, sources)
-    if os.path.isdir(path):
-        raise OutputError(path, "is a directory")
-    if not force and (os.path.exists(path) or os.path.islink(path)):
-        raise OutputError(path, "exists (use --force to replace it)")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise OutputError(path, "directory does not exist")
-
-
 class PreviewRecorder:
-    """Collects the first samples of a run and writes the preview at the end.
+    """Collects the first samples of a run and makes the preview at the end.
 
-    Pass :meth:`observe` as the ``observe=`` hook of ``process_each`` /
-    ``process_batch`` (it may be called from several threads, in any order:
-    ``order``, the input labels in command-line order, puts the samples back
-    in order), or call :meth:`add` with several results per input.
+    Pass it as the ``preview=`` of a :mod:`normcli.runs` run: the run calls
+    :meth:`observe` with every input and result (from several threads, in any
+    order: the input index puts the samples back in order) and :meth:`stage`
+    with its other outputs.  Or call :meth:`add` with several results per input.
     """
 
     def __init__(
@@ -425,12 +409,11 @@ class PreviewRecorder:
         stages: Sequence[str] = ("before", "after"),
         channels_last: bool = False,
         force: bool = False,
-        order: Sequence[str] = (),
     ) -> None:
         self.path, self.title, self.subtitle = path, title, subtitle
         self.stages = tuple(stages)
         self.channels_last, self.force = channels_last, force
-        self._rank = {label: i for i, label in enumerate(order)}
+        self.size: tuple[int, int] | None = None  # (width, height) once staged
         self._seen: dict[int, list[PreviewItem]] = {}
         self._lock = threading.Lock()
 
@@ -441,32 +424,23 @@ class PreviewRecorder:
             ranked = [self._seen[k] for k in sorted(self._seen)]
         return [item for items in ranked for item in items][:MAX_SAMPLES]
 
-    def add(self, label: str, arrays: Mapping[str, np.ndarray]) -> None:
-        """Keep the first samples of ``arrays`` (stage name → array, all one shape)."""
+    def add(self, label: str, arrays: Mapping[str, np.ndarray], index: int | None = None) -> None:
+        """Keep the first samples of ``arrays`` (stage name → array, all one shape);
+        ``index``: the input's place in the run (default: after those added)."""
         with self._lock:
-            rank = self._rank.get(label, len(self._rank) + len(self._seen))
+            rank = len(self._seen) if index is None else index
             if rank >= MAX_SAMPLES:
                 return  # the first inputs hold at least MAX_SAMPLES samples
         items = split_samples(label, arrays, channels_last=self.channels_last)
         with self._lock:
             self._seen[rank] = items
 
-    def observe(self, source, x: np.ndarray, y: np.ndarray) -> None:
-        """The pipeline's hook: one input and its result."""
-        self.add(source.label, {self.stages[0]: x, self.stages[1]: y})
+    def observe(self, index: int, label: str, x: np.ndarray, y: np.ndarray) -> None:
+        """The run's hook: input ``index`` (named ``label``) and its result."""
+        self.add(label, {self.stages[0]: x, self.stages[1]: y}, index)
 
     def image(self):
         return render_preview(self.items, self.stages, title=self.title, subtitle=self.subtitle)
-
-    def write(self) -> tuple[int, int]:
-        """Write the PNG atomically; return its (width, height)."""
-        from normcli.files import atomic_write
-
-        image = self.image()
-        data = preview_png_bytes(image)
-        with atomic_write(self.path, force=self.force) as f:
-            f.write(data)
-        return image.size
 
     def stage(self, staged) -> tuple[int, int]:
         """Stage the PNG in a ``StagedWrites``, to appear with the run's other outputs."""

@@ -2,7 +2,9 @@
 
 :func:`progress` shows files done / total, throughput in MB/s and elapsed time
 on a terminal console when there is more than one input, and is a cheap no-op
-otherwise (pipes, files, test consoles, ``--quiet``).
+otherwise (pipes, files, test consoles, ``--quiet``).  :class:`ProgressBar`
+draws the stages of a :mod:`normcli.runs` run from its ``progress`` callback,
+one bar per stage.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ if TYPE_CHECKING:  # rich is imported only when a bar is drawn: start-up time
     from rich.console import Console
     from rich.progress import Progress
 
-__all__ = ["progress", "Tracker", "NullTracker"]
+__all__ = ["progress", "ProgressBar", "Tracker", "NullTracker"]
 
 
 class NullTracker:
@@ -81,6 +83,48 @@ def progress(console: Console | None, total: int,
     with bar:
         task_id = bar.add_task(description, total=total, nbytes=0)
         yield Tracker(bar, task_id)
+
+
+class ProgressBar:
+    """The ``progress`` callback of a run, drawn with :func:`progress`: a bar per
+    stage (``"batch statistics"``, then ``"normalizing"``).
+
+    Use as a context manager around the run, so that the last bar is removed
+    even when the run fails.
+
+    >>> import io
+    >>> from rich.console import Console
+    >>> with ProgressBar(Console(file=io.StringIO())) as bar:
+    ...     bar("lrn", 0, 2, 0); bar("lrn", 1, 2, 100); bar("lrn", 2, 2, 200)
+    """
+
+    def __init__(self, console: Console | None) -> None:
+        self.console = console
+        self._stage: str | None = None
+        self._context = None
+        self._tracker: Tracker | NullTracker = NullTracker()
+        self._done = self._nbytes = 0
+
+    def __call__(self, stage: str, done: int, total: int, nbytes: int) -> None:
+        if stage != self._stage:
+            self.close()
+            self._stage, self._done, self._nbytes = stage, 0, 0
+            self._context = progress(self.console, total, stage)
+            self._tracker = self._context.__enter__()
+        self._tracker.advance(done - self._done, nbytes - self._nbytes)
+        self._done, self._nbytes = done, nbytes
+
+    def close(self) -> None:
+        """Remove the current bar."""
+        context, self._context, self._tracker = self._context, None, NullTracker()
+        if context is not None:
+            context.__exit__(None, None, None)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        self.close()
 
 
 def _bar(console: Console) -> Progress:

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from normcli import batch_norm, lrn
 from normcli.ops.summary import summarize
-from normcli.render.explain import LRN_VS_BN, compare_table, lrn_vs_bn_table
+from normcli.render.compare import LRN_VS_BN, compare_table, lrn_vs_bn_table
 
 
 def render(renderable, width: int = 100) -> str:

@@ -86,10 +86,10 @@ def test_pixels_are_stable():
 
 
 def test_large_maps_are_subsampled_and_many_samples_cut(tmp_path):
-    recorder = PreviewRecorder(tmp_path / "p.png", title="t", order=["a", "b", "c", "d"])
+    recorder = PreviewRecorder(tmp_path / "p.png", title="t")
     big = np.ones((5, 600, 300))
-    for label in ("d", "c", "b", "a"):  # out of order, as threads may call it
-        recorder.add(label, {"before": big, "after": big})
+    for index, label in reversed(list(enumerate("abcd"))):  # out of order, as threads may call it
+        recorder.add(label, {"before": big, "after": big}, index)
     assert [i.label for i in recorder.items] == ["a", "b", "c"]
     layout = layout_preview(recorder.items, STAGES, title="t")
     box = layout.panels[0].box
@@ -160,8 +160,8 @@ def test_preview_is_committed_with_the_outputs(tmp_path, monkeypatch):
     """A run that fails after the preview was drawn leaves neither outputs nor preview."""
     from click.testing import CliRunner
 
-    from normcli.cli import pipeline
     from normcli.cli.main import cli
+    from normcli.runs import outputs
 
     (tmp_path / "in").mkdir()
     np.save(tmp_path / "in" / "a.npy", np.ones((2, 3, 3), np.float32))
@@ -169,7 +169,7 @@ def test_preview_is_committed_with_the_outputs(tmp_path, monkeypatch):
     def fail(self):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.ResultWriter, "commit", fail)
+    monkeypatch.setattr(outputs.ResultWriter, "commit", fail)
     result = CliRunner().invoke(cli, ["lrn", str(tmp_path / "in"), "-o", str(tmp_path / "o.npy"),
                                       "--preview", str(tmp_path / "p.png")])
     assert result.exit_code == 130

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 import normcli
-from normcli.cli import pipeline
 from normcli.cli.main import cli
+from normcli.runs import batch as batch_run
 
 
 def _dataset(folder: Path, count: int, shape=(6, 5, 7), dtype=np.float32, seed=0) -> np.ndarray:
@@ -43,7 +43,7 @@ def test_streamed_equals_in_memory(tmp_path, monkeypatch, per, dtype):
     deviations once); float64: 1e-12.
     """
     batch = _dataset(tmp_path / "d", 10, dtype=dtype)
-    monkeypatch.setattr(pipeline, "GROUP_BYTES", 3 * batch[0].nbytes)  # 4 groups, 3 merges
+    monkeypatch.setattr(batch_run, "GROUP_BYTES", 3 * batch[0].nbytes)  # 4 groups, 3 merges
     _run("batchnorm", str(tmp_path / "d"), "--per", per, "-o", str(tmp_path / "o") + "/",
          "--save-stats", str(tmp_path / "s.npz"), "-q")
     want = normcli.batch_norm(batch, per=per)
@@ -60,7 +60,7 @@ def test_streamed_equals_in_memory(tmp_path, monkeypatch, per, dtype):
                                      ["lrn", "--mode", "intra", "--n", "3"]])
 def test_jobs_do_not_change_a_bit(tmp_path, monkeypatch, command):
     _dataset(tmp_path / "d", 12, shape=(8, 33, 31))
-    monkeypatch.setattr(pipeline, "GROUP_BYTES", 5 * 8 * 33 * 31 * 4)
+    monkeypatch.setattr(batch_run, "GROUP_BYTES", 5 * 8 * 33 * 31 * 4)
     for jobs in ("1", "3"):
         _run(*command, str(tmp_path / "d"), "-j", jobs, "-o", str(tmp_path / f"o{jobs}") + "/",
              "-q")
@@ -76,7 +76,7 @@ def test_interrupt_in_second_pass_writes_nothing(tmp_path, monkeypatch):
     out.mkdir()
     (out / "s002.npy").write_bytes(b"old")
     calls = []
-    real = pipeline.BatchNormalizer.__call__
+    real = batch_run.BatchNormalizer.__call__
 
     def interrupted(self, *args, **kwargs):
         calls.append(1)
@@ -84,7 +84,7 @@ def test_interrupt_in_second_pass_writes_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.BatchNormalizer, "__call__", interrupted)
+    monkeypatch.setattr(batch_run.BatchNormalizer, "__call__", interrupted)
     result = CliRunner().invoke(cli, ["batchnorm", str(tmp_path / "d"), "-o", str(out) + "/",
                                       "--force", "-j", "1"])
     assert result.exit_code == 130

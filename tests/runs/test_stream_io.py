@@ -21,8 +21,6 @@ from hypothesis import strategies as st
 from numpy.lib import format as npformat
 
 import normcli
-from normcli.cli import pipeline
-from normcli.cli.options import IOOptions
 from normcli.errors import InputError, OutputError
 from normcli.files import atomic
 from normcli.files import npy as npymod
@@ -33,6 +31,10 @@ from normcli.ops import moments as bnmod
 from normcli.ops._blocks import _thread_scratch
 from normcli.ops.batchnorm import BatchNormalizer
 from normcli.ops.moments import RunningStats, batch_stats
+from normcli.runs import batch as batch_run
+from normcli.runs.engine import ThreadEngine
+from normcli.runs.inputs import SMALL_INPUT_BYTES, choose_jobs, open_sources
+from normcli.runs.options import RunOptions
 
 EPS = np.finfo(np.float64).eps
 
@@ -52,7 +54,7 @@ def _dataset(folder: Path, count: int, shape=(3, 4, 5), dtype=np.float32, seed=0
 
 def _groups_of(monkeypatch, batch: np.ndarray, size: int) -> None:
     """Make pass 1 read ``size`` samples per group."""
-    monkeypatch.setattr(pipeline, "GROUP_BYTES", size * batch[0].nbytes)
+    monkeypatch.setattr(batch_run, "GROUP_BYTES", size * batch[0].nbytes)
 
 
 def _run(invoke, *args):
@@ -615,7 +617,7 @@ def test_input_changed_after_pass_1_is_refused(tmp_path, invoke, monkeypatch, ho
     naming it; nothing is written."""
     batch = _dataset(tmp_path / "d", 6)
     victim = tmp_path / "d" / "s003.npy"
-    real = pipeline._stream_stats
+    real = batch_run._statistics
     calls = []
 
     def stats_then_rewrite(*args, **kwargs):
@@ -624,7 +626,7 @@ def test_input_changed_after_pass_1_is_refused(tmp_path, invoke, monkeypatch, ho
         _rewrite(victim, batch[3] * 2 + 1, how)
         return result
 
-    monkeypatch.setattr(pipeline, "_stream_stats", stats_then_rewrite)
+    monkeypatch.setattr(batch_run, "_statistics", stats_then_rewrite)
     _groups_of(monkeypatch, batch, 2)
     result, _ = _run(invoke, "batchnorm", "d", "-o", "out/", "-q", "-j", jobs)
     assert calls == [1]
@@ -638,8 +640,8 @@ def test_unchanged_inputs_pass_the_check(tmp_path, invoke, monkeypatch):
     """The same wrapper without the rewrite: the run succeeds (the check is not
     refusing every file)."""
     batch = _dataset(tmp_path / "d", 6)
-    real = pipeline._stream_stats
-    monkeypatch.setattr(pipeline, "_stream_stats", lambda *a, **k: real(*a, **k))
+    real = batch_run._statistics
+    monkeypatch.setattr(batch_run, "_statistics", lambda *a, **k: real(*a, **k))
     _groups_of(monkeypatch, batch, 2)
     _ok(invoke, "batchnorm", "d", "-o", "out/", "-q")
     np.testing.assert_allclose(_outputs(tmp_path / "out"), normcli.batch_norm(batch),
@@ -999,13 +1001,11 @@ def test_interrupt_does_not_wait_for_a_stuck_read(tmp_path, invoke, monkeypatch)
 def test_input_pool_returns_results_in_order_and_reraises():
     """Later calls may finish first; results still come in call order, and the
     first failure (in order) is re-raised."""
-    io3 = IOOptions(inputs=("x",), jobs=3)
-
     def slow_first(i):
         time.sleep(0.02 * (4 - i))
         return i * i
 
-    with pipeline.InputPool(io3, 5) as pool:
+    with ThreadEngine(3) as pool:
         assert pool.start(slow_first, 5)() == [0, 1, 4, 9, 16]
 
     def fails(i):
@@ -1014,14 +1014,14 @@ def test_input_pool_returns_results_in_order_and_reraises():
         return i
 
     with pytest.raises(InputError, match="f2: bad"):
-        with pipeline.InputPool(io3, 5) as pool:
+        with ThreadEngine(3) as pool:
             pool.start(fails, 5)()
 
 
 def test_input_pool_with_one_job_runs_in_the_caller_when_asked():
     """One job: no thread; the calls run, in order, when the results are asked for."""
     ran = []
-    with pipeline.InputPool(IOOptions(inputs=("x",), jobs=1), 4) as pool:
+    with ThreadEngine(1) as pool:
         results = pool.start(lambda i: ran.append((i, threading.current_thread())) or i, 4)
         assert ran == []
         assert results() == [0, 1, 2, 3]
@@ -1032,17 +1032,17 @@ def test_input_pool_with_one_job_runs_in_the_caller_when_asked():
 def test_histograms_only_where_someone_sees_them(tmp_path, invoke, monkeypatch):
     """Over 25 inputs the table draws 20: their summaries have histograms, the others
     skip them; --json shows every input, so every one has its histogram."""
-    from normcli.cli import pipeline
+    from normcli.cli import report
 
-    monkeypatch.setattr(pipeline, "TABLE_INPUTS", 20)
+    monkeypatch.setattr(report, "TABLE_INPUTS", 20)
     _dataset(tmp_path / "d", 25)
     result = _ok(invoke, "batchnorm", "d", "--json")
     data = json.loads(result.stdout)
     assert len(data["inputs"]) == 25
     assert all(row[k]["hist"] is not None for row in data["inputs"] for k in ("before", "after"))
     seen = []
-    real = pipeline.summarize
-    monkeypatch.setattr(pipeline, "summarize",
+    real = batch_run.summarize
+    monkeypatch.setattr(batch_run, "summarize",
                         lambda x, **kw: seen.append(kw.get("histogram", True)) or real(x, **kw))
     result = _ok(invoke, "batchnorm", "d", "-o", "out/")
     assert "5 more inputs not shown" in " ".join(result.stderr.split())
@@ -1098,19 +1098,15 @@ def test_many_small_npy_inputs_default_to_one_job(tmp_path):
     """Without --jobs, .npy inputs under SMALL_INPUT_BYTES on average get one job
     (the GIL makes more slower); larger ones, other kinds and an explicit --jobs
     keep theirs."""
-    from normcli.cli import pipeline
-    from normcli.cli.options import IOOptions
-
     small, large = tmp_path / "small", tmp_path / "large"
     small.mkdir()
     large.mkdir()
     for i in range(3):
         np.save(small / f"s{i}.npy", np.zeros((4, 8, 8), np.float32))
-        np.save(large / f"l{i}.npy", np.zeros(pipeline.SMALL_INPUT_BYTES // 4 + 1, np.float32))
+        np.save(large / f"l{i}.npy", np.zeros(SMALL_INPUT_BYTES // 4 + 1, np.float32))
 
     def jobs(folder, given=None):
-        io = IOOptions(inputs=(str(folder),), jobs=given)
-        return pipeline.with_jobs(io, pipeline.open_sources(io)).jobs
+        return choose_jobs(given, open_sources([str(folder)], RunOptions()))
 
     assert jobs(small) == 1
     assert jobs(small, 3) == 3
@@ -1123,9 +1119,6 @@ def test_input_pool_map_works_in_the_caller_too_and_stops_on_a_failure():
     """map(): results in input order; the calling thread takes inputs as well (it
     would only wait otherwise); after a failure no thread starts another input, and
     the failure is raised."""
-    from normcli.cli import pipeline
-    from normcli.cli.options import IOOptions
-
     who: dict[int, str] = {}
 
     def square(i):
@@ -1133,7 +1126,7 @@ def test_input_pool_map_works_in_the_caller_too_and_stops_on_a_failure():
         time.sleep(0.002)
         return i * i
 
-    with pipeline.InputPool(IOOptions(inputs=("x",), jobs=3), 40) as pool:
+    with ThreadEngine(3) as pool:
         assert pool.map(square, 40) == [i * i for i in range(40)]
     names = set(who.values())
     assert threading.current_thread().name in names and len(names) >= 2
@@ -1148,7 +1141,7 @@ def test_input_pool_map_works_in_the_caller_too_and_stops_on_a_failure():
         return i
 
     with pytest.raises(ValueError, match="five"), \
-            pipeline.InputPool(IOOptions(inputs=("x",), jobs=3), 100) as pool:
+            ThreadEngine(3) as pool:
         pool.map(fail_at_5, 100)
     assert 5 in started and len(started) < 20  # the others stopped taking inputs
 
@@ -1157,9 +1150,6 @@ def test_input_pool_map_raises_ctrl_c_at_once_and_errors_by_index():
     """Ctrl-C in the calling thread is raised without waiting for the others' current
     inputs (and wins over their errors); otherwise the error of the lowest input
     index is raised, as with one job."""
-    from normcli.cli import pipeline
-    from normcli.cli.options import IOOptions
-
     main = threading.current_thread()
 
     def slow_helpers(i):
@@ -1171,7 +1161,7 @@ def test_input_pool_map_raises_ctrl_c_at_once_and_errors_by_index():
 
     start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt), \
-            pipeline.InputPool(IOOptions(inputs=("x",), jobs=2), 10) as pool:
+            ThreadEngine(2) as pool:
         pool.map(slow_helpers, 10)
     assert time.perf_counter() - start < 0.8
 
@@ -1183,5 +1173,5 @@ def test_input_pool_map_raises_ctrl_c_at_once_and_errors_by_index():
 
     for jobs in (1, 2, 3):
         with pytest.raises(ValueError, match="input 1"), \
-                pipeline.InputPool(IOOptions(inputs=("x",), jobs=jobs), 10) as pool:
+                ThreadEngine(jobs) as pool:
             pool.map(two_bad, 10)

@@ -1,0 +1,82 @@
+"""Showing a run's report: the table on stderr, or JSON on stdout; progress while it runs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from normcli.cli.options import Display
+
+#: Inputs drawn in the table; the caption counts the others (--json lists them all).
+TABLE_INPUTS = 20
+
+
+def check_stdout(display: Display, options: dict) -> None:
+    """``--json`` and ``-o -`` cannot share stdout."""
+    if display.as_json and options.get("output") == "-":
+        raise click.UsageError("--json and -o - both write to stdout; choose one")
+
+
+def display_options(display: Display) -> dict:
+    """The :class:`normcli.runs.RunOptions` fields a display needs: summaries only
+    when shown, histograms only for the inputs drawn."""
+    return {"summaries": not display.quiet or display.as_json,
+            "histograms": None if display.as_json else TABLE_INPUTS}
+
+
+@contextlib.contextmanager
+def progress_bar(display: Display) -> Iterator[object | None]:
+    """The ``progress`` callback to pass to a run: a bar on stderr, or None when
+    nothing is drawn there (``-q``, ``--json``; rich is then not even imported)."""
+    if not display.table:
+        yield None
+        return
+    from normcli.render.console import make_consoles
+    from normcli.render.progress import ProgressBar
+
+    with ProgressBar(make_consoles()[0]) as bar:
+        yield bar
+
+
+def outputs_caption(report) -> str | None:
+    """What was (or was not) written, under the table."""
+    kind = report.output_kind
+    if report.command == "stats":
+        return None
+    if kind == "none":
+        text = "nothing written: add -o FILE, -o DIR/ or -o - to save the results"
+    elif kind == "stdout":
+        text = "wrote .npy to stdout"
+    elif kind == "dir":
+        count = len(report.inputs)
+        text = f"wrote {count} file{'s' if count != 1 else ''} to {Path(report.output)}"
+    else:
+        text = f"wrote {Path(report.output)}"
+    if report.saved_stats:
+        text += f"; statistics saved to {report.saved_stats}"
+    return text
+
+
+def show(report, display: Display) -> None:
+    """The report's statistics: a table on stderr, or JSON on stdout with ``--json``."""
+    if display.quiet and not display.as_json:
+        return
+    rows = [(r.label, r.before, r.after) for r in report.inputs]
+    total = report.total
+    total = (total.before, total.after) if total is not None else None
+    if display.as_json:
+        from normcli.render import stats_json
+
+        click.echo(stats_json(rows, params=report.params, normalization=report.description,
+                              total=total))
+        return
+    from normcli.render import make_consoles, stats_table
+
+    err, _ = make_consoles()
+    err.print(stats_table(rows, title=report.description, caption=outputs_caption(report),
+                          show_after=any(r.after is not None for r in report.inputs),
+                          total=total,
+                          max_inputs=TABLE_INPUTS))

@@ -1,0 +1,392 @@
+"""The batch-norm run: every input a sample of one batch, streamed in two passes.
+
+A single input is its own batch (its first axis) and is normalized in memory.
+Several inputs are the samples of one batch, which is never held in memory:
+
+1. **statistics** (skipped with saved ``stats``): samples are read on the
+   engine's workers straight into a buffer holding a group of about
+   :data:`GROUP_BYTES`; each group's float64 moments are merged in order into a
+   :class:`~normcli.ops.moments.RunningStats`, so the result does not depend on
+   the number of jobs and memory stays bounded.  The group's NaN/Inf check
+   rides on its moments: they are finite if and only if its values are.
+2. **normalizing**: each sample is read again (into its worker's buffer),
+   checked to be the file pass 1 saw, normalized in place and staged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from normcli.errors import InputError, ParameterError, UsageError
+from normcli.files import Source, StagedWrites, count_nonfinite, stage_array
+from normcli.ops.arrays import compute_dtype
+from normcli.ops.batchnorm import BatchNormalizer, BNParams, batch_norm
+from normcli.ops.moments import BatchStats, RunningStats, batch_stats, overflow_message, stats_shape
+from normcli.ops.summary import Summary, summarize
+from normcli.runs import signals
+from normcli.runs.engine import Engine, ThreadEngine
+from normcli.runs.inputs import (
+    check_finite,
+    choose_jobs,
+    data_error,
+    load_checked,
+    open_sources,
+    read_unchecked,
+)
+from normcli.runs.options import Progress, RunOptions
+from normcli.runs.outputs import OutputPlan, ResultWriter
+from normcli.runs.parameters import (
+    batchnorm_settings,
+    blame,
+    describe,
+    is_path,
+    read_parameter_files,
+    read_stats_file,
+)
+from normcli.runs.progress import Stage
+from normcli.runs.report import InputReport, Report
+
+__all__ = ["batchnorm", "GROUP_BYTES"]
+
+#: Samples are gathered into groups of about this many bytes for the statistics pass.
+GROUP_BYTES = 8 << 20
+
+
+def batchnorm(
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    per: str | None = None,
+    eps: float = 1e-5,
+    gamma: float | np.ndarray | str | os.PathLike[str] = 1.0,
+    beta: float | np.ndarray | str | os.PathLike[str] = 0.0,
+    params: BNParams | None = None,
+    stats: BatchStats | str | os.PathLike[str] | None = None,
+    save_stats: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    preview=None,
+    **options,
+) -> Report:
+    """Batch normalization of the inputs taken as one batch.
+
+    ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with the batch's mean
+    and biased variance, or saved statistics (``stats``).
+
+    Parameters
+    ----------
+    inputs : sequence of str or path-like
+        As for :func:`normcli.runs.lrn`.  Several inputs are the samples of the
+        batch (all of one shape); a single input's first axis is the batch.
+    output : str or path-like, optional
+        Where results go (see :class:`~normcli.runs.options.RunOptions`).
+    per : {"activation", "channel"}, optional
+        Statistics per activation (default) or per channel; with ``stats``,
+        default the saved statistics' own.
+    eps, gamma, beta, params
+        As for :func:`normcli.ops.batchnorm.batch_norm`; ``gamma`` and
+        ``beta`` may also name a ``.npy`` file (an error about its values then
+        names the file).
+    stats : BatchStats, or the path of a ``save_stats`` file, optional
+        Normalize with these statistics instead of the batch's (inference).
+    save_stats : str or path-like, optional
+        Save the batch's statistics (``mean``, ``var``, ``var_unbiased``,
+        ``count``, ``per``) to this ``.npz``, with the outputs.
+    progress, preview, **options
+        As for :func:`normcli.runs.lrn`.
+
+    Returns
+    -------
+    Report
+        With ``stats``: the statistics used; ``saved_stats``: where they went.
+    """
+    opts = RunOptions(output=output, **options)
+    settings, files = batchnorm_settings(per="activation" if per is None else per, eps=eps,
+                                         gamma=gamma, beta=beta, params=params)
+    for name, value in (("save_stats", save_stats), ("stats", stats)):
+        if is_path(value) and not os.fspath(value).lower().endswith(".npz"):
+            problem = f"{os.fspath(value)!r} must be a .npz file"
+            raise ParameterError(f"{name}={problem}", param=name, value=value, problem=problem)
+    if save_stats is not None and stats is not None:
+        raise UsageError("--save-stats and --stats exclude each other: fit statistics on one "
+                         "run, apply them on another", param="save_stats", value=save_stats)
+    with signals.handled():
+        sources = open_sources(inputs, opts)
+        opts = dataclasses.replace(opts, jobs=choose_jobs(opts.jobs, sources))
+        plan = OutputPlan(opts, sources)
+        if preview is not None:
+            plan.reserve(preview.path, "preview", sources)
+        if save_stats is not None:
+            save_stats = os.fspath(save_stats)
+            plan.reserve(save_stats, "save_stats", sources)
+        stats_file = os.fspath(stats) if is_path(stats) else None
+        saved = read_stats_file(stats_file) if stats_file is not None else stats
+        if saved is not None:
+            if per is not None and per != saved.per:
+                raise InputError(stats_file or "stats", f"holds statistics per {saved.per}, but "
+                                 f"--per {per} was given")
+            settings = dataclasses.replace(settings, per=saved.per)
+        settings = read_parameter_files(settings, files)
+        job = _Batch(opts, settings, files, saved, stats_file, preview)
+        with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:
+            writer = ResultWriter(plan, staged)
+            if len(sources) == 1:
+                rows, used = _in_memory(job, engine, sources[0], writer, save_stats is not None)
+            else:
+                rows, used = _streamed(job, engine, sources, writer, progress)
+            if save_stats is not None:
+                stage_array(staged, save_stats, used.to_dict(), force=opts.force)
+            if preview is not None:
+                preview.stage(staged)
+            writer.commit()
+    fit = f"saved statistics {stats_file or '(given)'}" if saved is not None else "batch statistics"
+    gamma_text = describe(files.get("gamma", settings.gamma))
+    beta_text = describe(files.get("beta", settings.beta))
+    description = (f"batch norm per {settings.per} ({fit}): eps={settings.eps:g}, "
+                   f"gamma={gamma_text}, beta={beta_text}")
+    params_doc = {"normalization": "batchnorm", "per": settings.per, "eps": settings.eps,
+                  "gamma": gamma_text, "beta": beta_text, "stats": stats_file,
+                  "channels_last": opts.channels_last}
+    written = [*plan.written(), *([save_stats] if save_stats else []),
+               *([os.fspath(preview.path)] if preview is not None else [])]
+    return Report("batchnorm", description, params_doc, rows, output_kind=plan.kind,
+                  output=opts.output, written=written, stats=used, saved_stats=save_stats)
+
+
+@dataclass
+class _Batch:
+    """One batchnorm run's settings, shared by the in-memory and streamed routes."""
+
+    options: RunOptions
+    settings: BNParams
+    files: dict[str, str]  # the parameters read from files (gamma, beta): their paths
+    stats: BatchStats | None  # saved statistics, or None
+    stats_file: str | None
+    preview: object | None
+
+    def check_stats_shape(self, source: Source, shape: tuple[int, ...]) -> None:
+        want = stats_shape(shape, self.settings.per, self.options.channels_last)
+        if self.stats.mean.shape != want:
+            raise InputError(source.label, f"needs statistics of shape {want} per "
+                             f"{self.settings.per}, but {self.stats_file or 'the statistics'} "
+                             f"holds shape {self.stats.mean.shape}")
+
+    def summary(self, x: np.ndarray, i: int = 0) -> Summary | None:
+        if not self.options.summaries:
+            return None
+        return summarize(x, histogram=self.options.with_histogram(i))
+
+    def observe(self, i: int, source: Source, x: np.ndarray, y: np.ndarray) -> None:
+        if self.preview is not None:
+            self.preview.observe(i, source.label, x, y)
+
+
+def _in_memory(job: _Batch, engine: Engine, source: Source, writer: ResultWriter,
+               need_stats: bool) -> tuple[list[InputReport], BatchStats | None]:
+    """One input whose first axis is the batch."""
+    x = load_checked(source, job.options)
+    stats, channels_last, threads = job.stats, job.options.channels_last, engine.kernel_threads(1)
+    if stats is not None:
+        job.check_stats_shape(source, x.shape)
+    try:
+        with blame(job.files):
+            y = batch_norm(x, params=job.settings, channels_last=channels_last, threads=threads,
+                           mean=None if stats is None else stats.mean,
+                           var=None if stats is None else stats.var)
+        if stats is None and need_stats:
+            stats = batch_stats(x, per=job.settings.per, channels_last=channels_last,
+                                threads=threads)
+    except ParameterError as e:
+        raise data_error(source.label, e) from None
+    writer.add(0, source, y)
+    job.observe(0, source, x, y)
+    return [InputReport(source.label, job.summary(x), job.summary(y))], stats
+
+
+def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: ResultWriter,
+              progress: Progress | None) -> tuple[list[InputReport], BatchStats]:
+    """Several inputs, the samples of one batch."""
+    options = job.options
+    if job.stats is None:
+        stats, pass1 = _statistics(options, engine, sources, job.settings.per, progress)
+    else:
+        stats, pass1 = job.stats, None
+    try:  # one normalizer: scale and shift computed once for every file
+        with blame(job.files):
+            normalizer = BatchNormalizer(stats.mean, stats.var, params=job.settings,
+                                         channels_last=options.channels_last,
+                                         finite_stats=pass1 is None or not options.allow_nonfinite)
+    except ParameterError as e:
+        raise data_error(sources[0].label, e) from None
+    # Each worker thread reads into, and normalizes into, buffers of its own,
+    # unless the arrays must outlive the call (stacked outputs, previews).
+    buffers = _ThreadBuffers() if job.preview is None and not writer.plan.collects() else None
+
+    def one(i: int) -> tuple[InputReport, int]:
+        source, xbuf = sources[i], None
+        if pass1 is None:  # saved statistics: each sample must fit them
+            x = load_checked(source, options, mmap=True)
+            job.check_stats_shape(source, (1, *as_sample(x, options.channels_last).shape))
+            before = job.summary(x, i)
+        else:  # read, checked for NaN/Inf and counted in pass 1: unless it changed since
+            if buffers is not None:
+                xbuf = buffers.get("x", pass1.sample_shape, pass1.dtype)
+            x, state = read_unchecked(source, options, xbuf)
+            pass1.check_unchanged(i, source, x, state)
+            before = pass1.befores[i]
+        sample, ct = as_sample(x, options.channels_last), compute_dtype(x.dtype)
+        out = None
+        if xbuf is not None and x.dtype == ct and np.may_share_memory(x, xbuf):
+            out = sample[None]  # in place: the buffer is ours (and half the cache)
+        elif buffers is not None:
+            out = buffers.get("y", (1, *sample.shape), ct)
+        try:
+            y = normalizer(sample[None], threads=1, out=out)[0].reshape(x.shape)
+        except ParameterError as e:
+            raise data_error(source.label, e) from None
+        writer.add(i, source, y)
+        job.observe(i, source, x, y)
+        return InputReport(source.label, before, job.summary(y, i)), x.nbytes
+
+    stage = Stage(progress, "normalizing", len(sources))
+    done = engine.map(one, len(sources), on_done=lambda i, r: stage.advance(r[1]))
+    return [row for row, _ in done], stats
+
+
+class _ThreadBuffers(threading.local):
+    """Arrays reused by one worker thread from file to file (no allocation, no
+    page faults per file); each thread has its own."""
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        arr = self.__dict__.get(name)
+        if arr is None or arr.shape != shape or arr.dtype != dtype:
+            arr = self.__dict__[name] = np.empty(shape, dtype)
+        return arr
+
+
+@dataclass
+class _Pass1:
+    """What the statistics pass learnt about each input, for the second pass."""
+
+    shape: tuple[int, ...]  # every input's shape
+    sample_shape: tuple[int, ...]
+    dtype: np.dtype  # the first input's
+    first: Source
+    befores: list[Summary | None]
+    states: list[tuple | None]  # Source.state() after reading
+
+    def check_unchanged(self, i: int, source: Source, x: np.ndarray, state) -> None:
+        _same_shape(source, x, self.shape, self.first)
+        if state != self.states[i]:
+            raise InputError(source.label, "changed after the statistics were computed "
+                             "from it; run again")
+
+
+def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], per: str,
+                progress: Progress | None) -> tuple[BatchStats, _Pass1]:
+    """Pass 1 over many inputs: their merged batch statistics, and a :class:`_Pass1`.
+
+    Groups are read ahead on the engine (the next while the current one is
+    reduced, into the other of two buffers); their moments are merged in input
+    order (files are scanned one by one only to name one holding NaN/Inf).
+    """
+    running = RunningStats(per=per, channels_last=options.channels_last, threads=options.jobs)
+    first = read_unchecked(sources[0], options, None)[0]
+    sample_shape = as_sample(first, options.channels_last).shape
+    info = _Pass1(first.shape, sample_shape, first.dtype, sources[0], [None] * len(sources),
+                  [None] * len(sources))
+    size = max(1, GROUP_BYTES // max(1, first.nbytes))
+    # two buffers: the next group is read into one while the other is reduced
+    buffers = [np.empty((min(size, len(sources)), *sample_shape), first.dtype)
+               for _ in range(2 if len(sources) > size else 1)]
+    del first
+    groups = [range(start, min(start + size, len(sources)))
+              for start in range(0, len(sources), size)]
+    stage = Stage(progress, "batch statistics", len(sources))
+
+    def reader(group: range, buffer: np.ndarray) -> Callable[[int], np.ndarray | None]:
+        def read(i: int) -> np.ndarray | None:
+            """Input ``group[i]`` into ``buffer[i]``; a sample of another dtype is
+            returned as it is (memory-mapped) and promotes the group."""
+            source = sources[group[i]]
+            x, info.states[group[i]] = read_unchecked(source, options, buffer[i])
+            if x.shape != info.shape:  # the file's own problem first, if it has one
+                check_finite(source, options, x)
+                _same_shape(source, x, info.shape, info.first)
+            if options.summaries:
+                info.befores[group[i]] = summarize(
+                    x, histogram=options.with_histogram(group[i]))
+            stage.advance(x.nbytes)
+            if np.may_share_memory(x, buffer):
+                return None
+            if x.dtype == buffer.dtype:
+                buffer[i] = as_sample(x, options.channels_last)
+                return None
+            return x
+
+        return read
+
+    def read_group(g: int) -> Callable[[], list]:
+        return engine.start(reader(groups[g], buffers[g % len(buffers)]), len(groups[g]))
+
+    pending = read_group(0)
+    for g, group in enumerate(groups):
+        buffer, loaded = buffers[g % len(buffers)], pending()
+        ahead = g + 1 < len(groups) and len(buffers) > 1
+        if ahead:
+            pending = read_group(g + 1)
+        if all(x is None for x in loaded):
+            batch = buffer[:len(group)]
+        else:
+            batch = np.stack([buffer[i] if x is None else as_sample(x, options.channels_last)
+                              for i, x in enumerate(loaded)])
+        try:
+            running.add(batch)
+        except ParameterError as e:
+            raise data_error(sources[group[0]].label, e) from None
+        if not running.finite():  # NaN or Inf in this group (or float64 overflow)
+            for i, sample in zip(group, batch, strict=True):
+                check_finite(sources[i], options, sample)
+        del loaded, batch
+        if not ahead and g + 1 < len(groups):
+            pending = read_group(g + 1)
+    stats = running.stats()
+    if not np.isfinite(stats.var).all():
+        _refuse_overflow(options, sources)
+    if per == "activation" and stats.count < 2:
+        raise InputError(sources[0].label, "a batch of one sample has no variance "
+                         "per activation; give more inputs or --stats")
+    return stats, info
+
+
+def _refuse_overflow(options: RunOptions, sources: Sequence[Source]) -> None:
+    """Statistics that are not finite come from NaN/Inf in the data (allowed with
+    allow_nonfinite: they propagate, as in memory) or from finite values too
+    large for float64 sums of squares: then name the file holding the largest."""
+    largest, where = -1.0, sources[0]
+    for source in sources:  # (a rare path: read again, memory-mapped)
+        x = read_unchecked(source, options, None)[0]
+        if count_nonfinite(x):
+            return
+        top = float(np.max(np.abs(x)))
+        if top > largest:
+            largest, where = top, source
+    raise InputError(where.label, overflow_message(largest))
+
+
+def as_sample(x: np.ndarray, channels_last: bool) -> np.ndarray:
+    """One input as a sample of a batch: an (H, W) map is one channel, (1, H, W)."""
+    if x.ndim != 2:
+        return x
+    return x[:, :, None] if channels_last else x[None]
+
+
+def _same_shape(source: Source, x: np.ndarray, shape: tuple[int, ...], first: Source) -> None:
+    if x.shape != shape:
+        raise InputError(source.label, f"has shape {x.shape} but {first.label} has {shape}; "
+                         "the samples of a batch need one shape")

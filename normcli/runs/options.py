@@ -1,0 +1,95 @@
+"""The settings every run shares: how inputs are read and where results go."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from normcli.errors import ParameterError
+
+__all__ = ["RunOptions", "Progress", "OUT_FORMATS"]
+
+#: ``progress(stage, done, total, nbytes)``: called as each input of a stage is done
+#: (``done`` of ``total``; ``nbytes`` read so far in the stage), once with ``done=0``
+#: when the stage starts.  Stages: ``"lrn"``, ``"stats"``, ``"batch statistics"``,
+#: ``"normalizing"``.  Calls come from worker threads, one at a time.
+Progress = Callable[[str, int, int, int], None]
+
+#: File types ``out_format`` may choose for an output directory.
+OUT_FORMATS = ("npy", "png")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run reads its inputs and writes its outputs.
+
+    Attributes
+    ----------
+    output : str or path-like, optional
+        ``FILE.npy``, ``FILE.npz``, ``FILE.png``, a directory (an existing one,
+        or a name ending in ``/``: one output per input, with the input's
+        relative name), ``"-"`` (``.npy`` on ``stdout``), or None: nothing is
+        written.
+    force : bool
+        Replace existing outputs (an output that is also an input is refused even so).
+    out_format : {"npy", "png"}, optional
+        File type of an output directory's files (default: each input's own).
+    png_bits : {8, 16}
+        Bit depth of PNG outputs.
+    sync : bool
+        fsync outputs before they replace anything (False: still never
+        half-written, but a power cut soon after may lose them).
+    channels_last : bool
+        Arrays are ``(..., H, W, C)``; images are then read and written as ``(H, W, C)``.
+    allow_nonfinite : bool
+        Process inputs holding NaN or Inf instead of refusing them.
+    raw_png : bool
+        Read PNG pixels as stored integers instead of floats in [0, 1].
+    jobs : int, optional
+        Inputs worked on at once (default: the cores; one for many small
+        ``.npy`` inputs).  Any number gives the same bits.
+    summaries : bool
+        Compute the before/after summaries of the report (False: leaner, for
+        ``-q``; the report's inputs then carry None).
+    histograms : int, optional
+        Only the first ``histograms`` inputs' summaries get a histogram (the
+        rest of a summary costs a third as much); None: all of them.
+    stdin, stdout : binary file objects, optional
+        What ``"-"`` reads from and ``output="-"`` writes to (default:
+        ``sys.stdin.buffer`` and ``sys.stdout.buffer`` when the run starts).
+    """
+
+    output: str | os.PathLike[str] | None = None
+    force: bool = False
+    out_format: str | None = None
+    png_bits: int = 8
+    sync: bool = True
+    channels_last: bool = False
+    allow_nonfinite: bool = False
+    raw_png: bool = False
+    jobs: int | None = None
+    summaries: bool = True
+    histograms: int | None = None
+    stdin: BinaryIO | None = None
+    stdout: BinaryIO | None = None
+
+    def __post_init__(self) -> None:
+        if self.out_format not in (None, *OUT_FORMATS):
+            raise ParameterError(
+                f"out_format={self.out_format!r} is not one of {', '.join(OUT_FORMATS)}",
+                param="out_format", value=self.out_format)
+        if self.png_bits not in (8, 16):
+            raise ParameterError(f"png_bits={self.png_bits!r} must be 8 or 16",
+                                 param="png_bits", value=self.png_bits)
+        if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(
+                self.jobs, int) or self.jobs < 1):
+            raise ParameterError(f"jobs={self.jobs!r} must be a positive int",
+                                 param="jobs", value=self.jobs)
+        if self.output is not None:
+            object.__setattr__(self, "output", os.fspath(self.output))
+
+    def with_histogram(self, i: int) -> bool:
+        """Whether input ``i``'s summaries get a histogram."""
+        return self.histograms is None or i < self.histograms

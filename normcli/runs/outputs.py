@@ -1,0 +1,214 @@
+"""A run's outputs: planned and checked before any work, staged, put in place together.
+
+:class:`OutputPlan` decides every output path from ``output`` and the inputs,
+and refuses what cannot work before a single input is read (existing files
+without ``force``, outputs that are inputs, several inputs into one PNG).
+:class:`ResultWriter` stages each result in a temporary file beside its target
+as it comes; :meth:`ResultWriter.commit` puts them all in place (or writes
+stdout) only when every input succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from normcli.errors import InputError, OutputError, ParameterError, UsageError
+from normcli.files import (
+    OUTPUT_SUFFIXES,
+    Source,
+    StagedWrites,
+    check_not_input,
+    plan_outputs,
+    same_file,
+    stage_array,
+    write_npy_stream,
+)
+from normcli.runs import signals
+from normcli.runs.options import RunOptions
+
+__all__ = ["OutputPlan", "ResultWriter", "stack_results", "STDOUT_LABEL"]
+
+#: How the report names standard output among the files written.
+STDOUT_LABEL = "<stdout>"
+
+
+class OutputPlan:
+    """Where results go, decided and checked before any input is processed.
+
+    ``kind`` is ``"none"`` (no output), ``"stdout"`` (``"-"``), ``"file"`` (one
+    ``.npy``/``.png``; several inputs are stacked into one ``.npy``), ``"npz"``
+    (one member per input) or ``"dir"`` (one file per input, with the input's
+    relative name, in :attr:`targets`).
+    """
+
+    def __init__(self, options: RunOptions, sources: Sequence[Source]) -> None:
+        self.options = options
+        self.count = len(sources)
+        self.targets: list[Path] = []
+        self.path: Path | None = None
+        out = options.output
+        to_dir = out not in (None, "-") and (out.endswith(("/", os.sep)) or Path(out).is_dir())
+        if options.out_format is not None and not to_dir:
+            raise UsageError("--format is for -o DIR/; a file's suffix gives its type",
+                             param="out_format", value=options.out_format)
+        if out is None:
+            self.kind = "none"
+            return
+        if out == "-":
+            if self.stdout().isatty():
+                raise UsageError("refusing to write .npy data to a terminal: redirect stdout "
+                                 "(-o - | ...) or give -o FILE", param="output", value=out)
+            self.kind = "stdout"
+            return
+        path = Path(out)
+        if out.endswith(("/", os.sep)) and path.exists() and not path.is_dir():
+            raise OutputError(path, "is not a directory")
+        if to_dir:
+            self.kind, self.path = "dir", path
+            suffix = None if options.out_format is None else f".{options.out_format}"
+            self.targets = plan_outputs(sources, path, suffix)
+            for target in self.targets:
+                self._check_new(target)
+            return
+        suffix = path.suffix.lower()
+        if suffix not in OUTPUT_SUFFIXES:
+            problem = (f"{out!r} needs a suffix {', '.join(OUTPUT_SUFFIXES)}, or a trailing / "
+                       "for a directory")
+            raise ParameterError(f"output={problem}", param="output", value=out,
+                                 problem=problem)
+        if suffix == ".png" and self.count > 1:
+            problem = f"{self.count} inputs cannot share one PNG; use -o DIR/ or a .npy/.npz"
+            raise ParameterError(f"output={out!r}: {problem}", param="output", value=out,
+                                 problem=problem)
+        check_not_input(path, sources)
+        self._check_new(path)
+        self.kind = "npz" if suffix == ".npz" else "file"
+        self.path = path
+        if self.kind == "npz":
+            seen: dict[str, Source] = {}
+            for s in sources:
+                name = member_name(s)
+                if name in seen:
+                    raise OutputError(path, f"both {seen[name].label} and {s.label} would be "
+                                      f"stored as member {name!r}; use -o DIR/")
+                seen[name] = s
+
+    def stdout(self):
+        return self.options.stdout if self.options.stdout is not None else sys.stdout.buffer
+
+    def outputs(self) -> list[Path]:
+        """Every file this plan writes."""
+        return [*self.targets, *([self.path] if self.kind in ("file", "npz") else [])]
+
+    def reserve(self, path: str | os.PathLike[str], param: str,
+                sources: Sequence[Source]) -> None:
+        """Check another file the run writes (``param``: ``"preview"``,
+        ``"save_stats"``): not one of this plan's outputs (a usage error), not an
+        input, not a directory, not existing without ``force``, in a folder that
+        exists (errors naming the file)."""
+        for target in self.outputs():
+            if same_file(path, target):
+                problem = f"{os.fspath(path)!r} is also an output of this command"
+                raise ParameterError(f"{param}={problem}", param=param, value=path,
+                                     problem=problem)
+        check_not_input(path, sources)
+        if os.path.isdir(path):
+            raise OutputError(path, "is a directory")
+        self._check_new(Path(path))
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise OutputError(path, "directory does not exist")
+
+    def _check_new(self, target: Path) -> None:
+        if not self.options.force and (target.exists() or target.is_symlink()):
+            raise OutputError(target, "exists (use --force to replace it)")
+
+    def collects(self) -> bool:
+        """Whether results are gathered and written together at the end."""
+        return self.kind in ("stdout", "npz") or (self.kind == "file" and self.count > 1)
+
+    def written(self) -> list[str]:
+        """What a successful run put in place: its paths, or :data:`STDOUT_LABEL`."""
+        if self.kind == "stdout":
+            return [STDOUT_LABEL]
+        return [os.fspath(p) for p in self.outputs()]
+
+
+class ResultWriter:
+    """Stages each result as it comes; :meth:`commit` puts them all in place."""
+
+    def __init__(self, plan: OutputPlan, staged: StagedWrites) -> None:
+        self.plan, self.staged = plan, staged
+        self.collected: dict[int, tuple[Source, np.ndarray]] = {}  # by input index
+
+    def add(self, i: int, source: Source, result: np.ndarray) -> None:
+        """Stage (or keep, for outputs written together) the result of input ``i``.
+
+        Safe to call from worker threads, in any order.
+        """
+        plan = self.plan
+        if plan.kind == "none":
+            return
+        if plan.collects():
+            self.collected[i] = (source, result)
+        elif plan.kind == "dir":
+            self.staged.makedirs(plan.targets[i].parent)
+            self._stage(plan.targets[i], result)
+        else:
+            self._stage(plan.path, result)
+
+    def _stage(self, path: Path, result) -> None:
+        options = self.plan.options
+        if options.channels_last and path.suffix.lower() == ".png" and result.ndim >= 3:
+            result = np.moveaxis(result, -1, -3)  # PNG output is written from (C, H, W)
+        try:
+            stage_array(self.staged, path, result, force=options.force,
+                        png_bits=options.png_bits)
+        except ValueError as e:  # e.g. a 4-D result cannot be one PNG image
+            raise OutputError(path, str(e)) from None
+
+    def commit(self) -> None:
+        """Write what was collected, then put every staged file in place."""
+        plan = self.plan
+        collected = [self.collected[i] for i in sorted(self.collected)]
+        if collected and plan.kind == "npz":
+            self._stage(plan.path, {member_name(s): r for s, r in collected})
+        elif collected:
+            stacked = stack_results(collected)
+            if plan.kind == "file":
+                self._stage(plan.path, stacked)
+            else:
+                self._put_in_place()
+                write_npy_stream(plan.stdout(), stacked)
+                return
+        self._put_in_place()
+
+    def _put_in_place(self) -> None:
+        self.staged.sync()
+        signals.check()  # a termination whose exception was swallowed somewhere
+        self.staged.commit()
+
+
+def member_name(source: Source) -> str:
+    """The ``.npz`` member an input's result is stored as: its relative name, no suffix."""
+    name = source.relname
+    return name[: -len(Path(name).suffix)] if Path(name).suffix else name
+
+
+def stack_results(results: Sequence[tuple[Source, np.ndarray]]) -> np.ndarray:
+    """One result as is; several stacked along a new first axis (same shapes)."""
+    if len(results) == 1:
+        return results[0][1]
+    first_source, first = results[0]
+    for source, r in results[1:]:
+        if r.shape != first.shape:
+            raise InputError(
+                source.label,
+                f"has shape {r.shape} but {first_source.label} has {first.shape}; "
+                "results stacked into one array need one shape",
+            )
+    return np.stack([r for _, r in results])

@@ -1,0 +1,78 @@
+"""What a run reports: per-input summaries, their total, what was written, the statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from normcli.ops.summary import Summary, merge
+
+if TYPE_CHECKING:  # (lrn and stats runs never import the batch-norm modules)
+    from normcli.ops.moments import BatchStats
+
+__all__ = ["InputReport", "Report"]
+
+
+@dataclass(frozen=True)
+class InputReport:
+    """One input of a run: its name and its summaries before and after.
+
+    ``before`` and ``after`` are None when the run computed no summaries
+    (``summaries=False``); ``after`` is None for ``stats``.
+    """
+
+    label: str
+    before: Summary | None
+    after: Summary | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome of :func:`normcli.runs.lrn`, :func:`~normcli.runs.batchnorm` or
+    :func:`~normcli.runs.stats`.
+
+    Attributes
+    ----------
+    command : str
+        ``"lrn"``, ``"batchnorm"`` or ``"stats"``.
+    description : str
+        The normalization and its effective parameters in one line, e.g.
+        ``"LRN inter-channel, pytorch convention: window c-2..c+2, n=5, ..."``.
+    params : dict
+        The effective parameters, JSON-ready (``params["normalization"]`` is
+        ``"lrn"``, ``"batchnorm"`` or None).
+    inputs : list of InputReport
+        Every input, in order.
+    output_kind : str
+        ``"none"``, ``"stdout"``, ``"file"``, ``"npz"`` or ``"dir"``.
+    output : str or None
+        The ``output`` the run was given.
+    written : list of str
+        What the run put in place: the paths of its outputs (``"<stdout>"``
+        for standard output), empty when nothing was written.
+    stats : BatchStats or None
+        ``batchnorm``: the statistics it normalized with (the batch's, or the
+        saved ones it was given).
+    saved_stats : str or None
+        ``batchnorm``: where the statistics were saved (``save_stats``).
+    """
+
+    command: str
+    description: str
+    params: dict
+    inputs: list[InputReport]
+    output_kind: str = "none"
+    output: str | None = None
+    written: list[str] = field(default_factory=list)
+    stats: BatchStats | None = None
+    saved_stats: str | None = None
+
+    @property
+    def total(self) -> InputReport | None:
+        """The summaries of all inputs together (merged; no histogram when their
+        ranges differ), or None for a single input or without summaries."""
+        if len(self.inputs) < 2 or any(r.before is None for r in self.inputs):
+            return None
+        afters = [r.after for r in self.inputs]
+        after = merge(afters) if all(a is not None for a in afters) else None
+        return InputReport("total", merge([r.before for r in self.inputs]), after)
