@@ -40,6 +40,7 @@ class Window:
 
     rule: str
     formula: str  # for people: the window in terms of i and n
+    math: str = ""  # the same in typeset form (floor and ceiling brackets), for the docs
 
     def bounds(self, n: int) -> tuple[int, int]:
         """Return ``(lo, hi)``: the window is ``[i - lo, i + hi]``.
@@ -60,10 +61,10 @@ class Window:
 
 
 WINDOWS = {
-    "centered": Window("centered", "i-n//2 .. i+n//2"),
-    "before": Window("before", "i-n//2 .. i+(n-1)//2"),
-    "after": Window("after", "i-(n-1)//2 .. i+n//2"),
-    "radius": Window("radius", "i-n .. i+n"),
+    "centered": Window("centered", "i-n//2 .. i+n//2", "i−⌊n/2⌋ .. i+⌊n/2⌋"),
+    "before": Window("before", "i-n//2 .. i+(n-1)//2", "i−⌊n/2⌋ .. i+⌊(n−1)/2⌋"),
+    "after": Window("after", "i-(n-1)//2 .. i+n//2", "i−⌊(n−1)/2⌋ .. i+⌈(n−1)/2⌉"),
+    "radius": Window("radius", "i-n .. i+n", "i−n .. i+n"),
 }
 
 

@@ -2,7 +2,8 @@
 
 :func:`conventions_table` draws :data:`normcli.ops.conventions.CONVENTIONS`
 (side by side on a wide console, one after another on a narrow one);
-:func:`conventions_data` is the same as plain data for ``--json``.
+:func:`conventions_data` is the same as plain data for ``--json``, and
+:func:`conventions_markdown` the README's table (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rich.text import Text
 
 from normcli.ops.conventions import CONVENTIONS, Convention
 
-__all__ = ["conventions_table", "conventions_data", "ConventionsView"]
+__all__ = ["conventions_table", "conventions_data", "conventions_markdown", "ConventionsView"]
 
 def _alpha_scaling(div: str | None) -> str:
     if div is None:
@@ -117,3 +118,40 @@ class ConventionsView:
 def conventions_table() -> ConventionsView:
     """The LRN conventions, from :data:`CONVENTIONS` (see :class:`ConventionsView`)."""
     return ConventionsView()
+
+
+def _short(value: float) -> str:
+    """``1e-4`` rather than ``0.0001``: numbers as people write them in tables."""
+    if value and abs(value) < 1e-3:
+        mantissa, exponent = f"{value:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:g}"
+
+
+def _restrictions(c: Convention) -> str:
+    if c.n_max is not None:
+        parts = [f"{c.n_min} ≤ n ≤ {c.n_max}"]
+    else:
+        parts = ["n odd" if c.n_odd else f"n ≥ {c.n_min}"]
+    if c.k_min:
+        parts.append(f"k ≥ {_short(c.k_min)}")
+    if c.beta_min:
+        parts.append(f"β ≥ {_short(c.beta_min)}")
+    return ", ".join(parts)
+
+
+def conventions_markdown(default: str = "seed") -> str:
+    """The conventions as the Markdown table of the README, from :data:`CONVENTIONS`."""
+    lines = ["| convention | n means | window around i | α' inter (intra) | k intra "
+             "| defaults n, k, α, β | restrictions |", "|---|---|---|---|---|---|---|"]
+    for c in CONVENTIONS.values():
+        alpha = _alpha_scaling(c.alpha_div_inter)
+        if c.has_intra:
+            alpha += f" ({_alpha_scaling(c.alpha_div_intra)})"
+        k = "–" if not c.has_intra else ("k" if c.k_intra is None else f"{c.k_intra:g}")
+        defaults = ", ".join(_short(v) for v in (c.default_n, c.default_k, c.default_alpha,
+                                                   c.default_beta))
+        name = f"`{c.name}`" + (" (default)" if c.name == default else "")
+        lines.append(f"| {name} | {c.n_means} | {c.window.math} | {alpha} | {k} | {defaults} "
+                     f"| {_restrictions(c)} |")
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""Settings resolved once: LRNParams and BNParams, and errors that name their parameter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from normcli.errors import ParameterError
+from normcli.ops.batchnorm import BatchNormalizer, batch_norm, resolve_batchnorm
+from normcli.ops.conventions import resolve_lrn
+from normcli.ops.explain import SEED_BATCH, explain_batch_norm, explain_lrn
+from normcli.ops.lrn import lrn
+from normcli.ops.moments import RunningStats, batch_stats
+
+X = np.random.default_rng(3).standard_normal((3, 5, 4, 4)).astype(np.float32)
+
+
+@pytest.mark.parametrize("settings", [
+    {"mode": "inter", "convention": "pytorch", "n": 4},
+    {"mode": "intra", "convention": "caffe", "n": 3, "alpha": 2.0},
+    {"mode": "inter", "convention": "tensorflow", "n": 2, "k": 0.5, "beta": 1.5},
+])
+def test_lrn_with_resolved_params_is_the_same_computation(settings):
+    p = resolve_lrn(**settings)
+    assert np.array_equal(lrn(X, params=p), lrn(X, **settings))
+    e = explain_lrn(X, (1, 2, 1, 1), params=p)
+    assert e.params == p
+
+
+def test_params_and_other_settings_are_not_both_given():
+    p = resolve_lrn(convention="onnx", n=3)
+    for extra in ({"n": 3}, {"k": 1.0}, {"convention": "caffe"}, {"mode": "intra"}):
+        with pytest.raises(ParameterError) as e:
+            lrn(X, params=p, **extra)
+        assert e.value.param == "params"
+    assert np.array_equal(lrn(X, params=p, convention="onnx"), lrn(X, params=p))
+    with pytest.raises(ParameterError, match="LRNParams"):
+        lrn(X, params={"n": 3})
+    b = resolve_batchnorm(per="channel", eps=1e-3)
+    with pytest.raises(ParameterError, match="give params or eps, not both"):
+        batch_norm(X, params=b, eps=1e-2)
+    assert np.array_equal(batch_norm(X, params=b, per="channel"),
+                          batch_norm(X, per="channel", eps=1e-3))
+
+
+def test_resolve_batchnorm_checks_every_setting_once():
+    p = resolve_batchnorm(per="channel", eps=1e-3, gamma=np.arange(5.0).reshape(5, 1, 1),
+                          beta=2)
+    assert (p.per, p.eps, p.beta) == ("channel", 1e-3, 2.0) and p.gamma.dtype == np.float64
+    gamma, beta = p.broadcast((5, 1, 1))
+    assert gamma.shape == beta.shape == (5, 1, 1)
+    cases = [({"per": "pixel"}, "per"), ({"eps": 0}, "eps"), ({"eps": float("nan")}, "eps"),
+             ({"eps": "x"}, "eps"), ({"gamma": np.nan}, "gamma"),
+             ({"beta": np.array(["a"])}, "beta"), ({"gamma": [1, np.inf]}, "gamma")]
+    for kwargs, param in cases:
+        with pytest.raises(ParameterError) as e:
+            resolve_batchnorm(**kwargs)
+        assert e.value.param == param, kwargs
+    with pytest.raises(ParameterError) as e:
+        resolve_batchnorm(beta=np.zeros(3)).broadcast((5,))
+    assert e.value.param == "beta" and e.value.problem.startswith("has shape (3,)")
+
+
+def test_every_batch_norm_entry_point_refuses_what_batch_norm_refuses():
+    """explain_batch_norm once accepted eps=0, which batch_norm refused."""
+    s = batch_stats(X, per="channel")
+    for call in (lambda **kw: batch_norm(X, **kw),
+                 lambda **kw: BatchNormalizer(s.mean, s.var, per="channel", **kw),
+                 lambda **kw: explain_batch_norm(SEED_BATCH, (0, 0, 0, 0), **kw)):
+        with pytest.raises(ParameterError) as e:
+            call(eps=0)
+        assert e.value.param == "eps"
+        with pytest.raises(ParameterError) as e:
+            call(gamma=np.nan)
+        assert e.value.param == "gamma"
+
+
+def test_data_errors_name_the_data():
+    for call in (lambda: lrn(np.ones(3)), lambda: batch_norm(np.ones((1, 3))),
+                 lambda: batch_stats(np.ones((0, 3))), lambda: lrn(np.array([["a"]]))):
+        with pytest.raises(ParameterError) as e:
+            call()
+        assert e.value.param == "x"
+    running = RunningStats(per="channel")
+    running.add(np.ones((2, 3, 1)))
+    with pytest.raises(ParameterError) as e:
+        running.add(np.ones((2, 4, 1)))
+    assert e.value.param == "batch"
