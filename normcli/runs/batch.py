@@ -46,8 +46,7 @@ from normcli.runs.parameters import (
     blame,
     describe,
     is_path,
-    read_parameter_files,
-    read_stats_file,
+    with_saved_stats,
 )
 from normcli.runs.progress import Stage
 from normcli.runs.report import InputReport, Report
@@ -124,14 +123,7 @@ def batchnorm(
         if save_stats is not None:
             save_stats = os.fspath(save_stats)
             plan.reserve(save_stats, "save_stats", sources)
-        stats_file = os.fspath(stats) if is_path(stats) else None
-        saved = read_stats_file(stats_file) if stats_file is not None else stats
-        if saved is not None:
-            if per is not None and per != saved.per:
-                raise InputError(stats_file or "stats", f"holds statistics per {saved.per}, but "
-                                 f"--per {per} was given")
-            settings = dataclasses.replace(settings, per=saved.per)
-        settings = read_parameter_files(settings, files)
+        settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
         job = _Batch(opts, settings, files, saved, stats_file, preview)
         with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:
             writer = ResultWriter(plan, staged)

@@ -6,7 +6,6 @@ without inputs ``explain`` uses the seed's worked examples.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,13 +17,7 @@ from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
 from normcli.runs.inputs import data_error, load_stack
 from normcli.runs.options import RunOptions
-from normcli.runs.parameters import (
-    batchnorm_settings,
-    blame,
-    is_path,
-    read_parameter_files,
-    read_stats_file,
-)
+from normcli.runs.parameters import batchnorm_settings, blame, with_saved_stats
 
 __all__ = ["Explained", "explain_lrn", "explain_batchnorm", "Compared", "compare",
            "BUILTIN_LRN", "BUILTIN_BATCH"]
@@ -112,14 +105,7 @@ def explain_batchnorm(
     if x.ndim < 2:
         raise InputError(label, f"has shape {x.shape}; a batch needs at least 2 dimensions "
                          "(N, ...)")
-    stats_file = os.fspath(stats) if is_path(stats) else None
-    saved = read_stats_file(stats_file) if stats_file is not None else stats
-    if saved is not None:
-        if per is not None and per != saved.per:
-            raise InputError(stats_file or "stats", f"holds statistics per {saved.per}, but "
-                             f"--per {per} was given")
-        settings = dataclasses.replace(settings, per=saved.per)
-    settings = read_parameter_files(settings, files)
+    settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
     position = (0,) * x.ndim if position is None else tuple(position)
     try:
         with blame({**files, **({"stats": stats_file} if stats_file else {})}):

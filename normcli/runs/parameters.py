@@ -6,6 +6,7 @@ its file (the numeric core says which parameter, ``ParameterError.param``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -16,8 +17,8 @@ from normcli.ops.batchnorm import BNParams, bn_params
 from normcli.ops.moments import BatchStats
 
 __all__ = [
-    "is_path", "read_stats_file", "batchnorm_settings", "read_parameter_files", "blame",
-    "describe",
+    "is_path", "read_stats_file", "batchnorm_settings", "read_parameter_files",
+    "with_saved_stats", "blame", "describe",
 ]
 
 #: The fields of a saved-statistics file (``save_stats``) that are read back.
@@ -70,6 +71,22 @@ def read_parameter_files(settings: BNParams, files: dict[str, str]) -> BNParams:
         given[name] = read_npy(path, source=path)
     with blame(files):
         return bn_params(None, per=settings.per, eps=settings.eps, **given)
+
+
+def with_saved_stats(settings: BNParams, files: dict[str, str], stats: object,
+                     per: str | None) -> tuple[BNParams, BatchStats | None, str | None]:
+    """``(settings, saved, stats_file)``: the saved statistics (``stats``: a
+    ``save_stats`` file or a BatchStats), read and checked against ``per`` (the
+    ``per`` the caller gave, if any: the statistics' own otherwise), and the
+    settings with that ``per`` and the ``gamma``/``beta`` files read."""
+    stats_file = os.fspath(stats) if is_path(stats) else None
+    saved = read_stats_file(stats_file) if stats_file is not None else stats
+    if saved is not None:
+        if per is not None and per != saved.per:
+            raise InputError(stats_file or "stats", f"holds statistics per {saved.per}, but "
+                             f"--per {per} was given")
+        settings = dataclasses.replace(settings, per=saved.per)
+    return read_parameter_files(settings, files), saved, stats_file
 
 
 class blame:
