@@ -95,6 +95,7 @@ def _show(result, *, as_json: bool) -> None:
     from rich.markup import escape
 
     from normcli.render.compare import compare_table, lrn_vs_bn_table
+    from normcli.render.text import printable
 
     out = Console()
     shape = "×".join(map(str, result.shape))
@@ -105,7 +106,8 @@ def _show(result, *, as_json: bool) -> None:
         f", intra {intra.window_text()}" if intra else "")
     out.print(compare_table(
         [(heading, s) for _, heading, s in result.columns],
-        title=f"{escape(result.label)} ({shape}): statistics after each normalization",
+        title=f"{escape(printable(result.label))} ({shape}): statistics after each "
+              "normalization",
         caption=f"LRN {_lrn_text(inter)} ({windows}); BN per {result.per}, batch = axis 0 of "
                 f"{batch}, eps={result.eps:g}, gamma=1, beta=0{note}"))
     out.print()

@@ -25,7 +25,9 @@ class DataError(click.ClickException):
     exit_code = 1
 
     def show(self, file=None) -> None:
-        click.echo(f"normcli: error: {self.format_message()}", err=True)
+        from normcli.render.text import printable  # (names from outside: no raw controls)
+
+        click.echo(f"normcli: error: {printable(self.format_message())}", err=True)
 
 
 def usage_error(error: UsageError, ctx: click.Context) -> click.UsageError:
@@ -87,7 +89,8 @@ class NormcliGroup(click.Group):
         except NormcliError as e:
             raise DataError(str(e)) from None
         except KeyboardInterrupt:
-            click.echo("normcli: interrupted", err=True)
+            if not signals.terminated.is_set():  # (the command line says it at exit)
+                click.echo("normcli: interrupted", err=True)
             ctx.exit(130)
         except MemoryError:
             raise DataError("out of memory; see NORMCLI_MAX_BYTES in the README") from None
@@ -126,7 +129,13 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Run the command line and exit with its status (see the module docstring).
+
+    click's own standalone handling would turn a Ctrl-C outside a command (while
+    parsing, while printing the table) into "Aborted!" and exit 1; here every
+    interrupt exits 130, and a termination signal 128 + its number, even when
+    its exception was swallowed on the way.
+    """
     # normcli's kernels run on their own threads with BLAS held to one thread
     # (normcli.ops._blas).  Let a BLAS start with one thread, too: otherwise each
     # time its count is restored, OpenBLAS wakes its idle threads, which then
@@ -135,11 +144,27 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     signals.install()
+    status = 0
     try:
-        cli.main(args=argv, prog_name="normcli", standalone_mode=True)
-    finally:
-        if signals.terminated.is_set():  # even if the signal's exception was swallowed
-            sys.exit(signals.exit_status())  # (not os._exit: threads must remove their files)
+        status = cli.main(args=argv, prog_name="normcli", standalone_mode=False)
+    except (KeyboardInterrupt, click.Abort):
+        signals.terminated.set()
+    except click.ClickException as e:
+        from normcli.render.text import printable
+
+        e.message = printable(e.message)  # (click repeats unknown flags and names as given)
+        e.show()
+        status = e.exit_code
+    except OSError as e:
+        if e.errno != errno.EPIPE:
+            raise
+        status = 1  # a closed pipe ends quietly (stdout can take nothing more)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (flushed at exit)
+    if signals.terminated.is_set():  # (not os._exit: threads must remove their files)
+        status = signals.exit_status()
+        if status == 130:
+            sys.stderr.write("normcli: interrupted\n")
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

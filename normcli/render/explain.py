@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from normcli.ops.explain import BNExplanation, LRNExplanation
+from normcli.render.text import printable
 
 __all__ = [
     "num",
@@ -162,8 +163,8 @@ def lrn_explanation(e: LRNExplanation, *, source: str) -> RenderableType:
     p = e.params
     names = ", ".join(e.axes)
     head = Text(p.describe(), style="bold")
-    src = Text.assemble(("input: ", "bold"), f"{source}, shape {_shape(e.shape)} read as "
-                        f"({names}), {e.dtype}")
+    src = Text.assemble(("input: ", "bold"), f"{printable(source)}, shape {_shape(e.shape)} "
+                        f"read as ({names}), {e.dtype}")
     where, neighbourhood = _where(e)
     terms, _ = _sum_terms(e)
     alpha = p.alpha_text()
@@ -233,7 +234,8 @@ def bn_explanation(e: BNExplanation, *, source: str,
     kind = "saved statistics" if e.saved else "batch statistics, biased variance"
     head = Text(f"batch norm per {e.per}: eps={num(e.eps)}, gamma={num(e.gamma)}, "
                 f"beta={num(e.beta)} ({kind})", style="bold")
-    src = Text.assemble(("input: ", "bold"), f"{source}, batch shape {_shape(e.shape)} read as "
+    src = Text.assemble(("input: ", "bold"), f"{printable(source)}, batch shape "
+                        f"{_shape(e.shape)} read as "
                         f"({names}), {e.dtype}")
     pos = ", ".join(str(i) for i in e.position)
     stat = ", ".join(str(i) for i in e.statistic)
@@ -243,7 +245,8 @@ def bn_explanation(e: BNExplanation, *, source: str,
     parts: list[RenderableType] = [head, src, where]
     if e.saved:
         parts.append(Text.assemble(
-            ("statistics: ", "bold"), f"saved ({stats_source or 'given'}): μ and σ² of {what}, "
+            ("statistics: ", "bold"), f"saved ({printable(stats_source or 'given')}): μ and σ² "
+            f"of {what}, "
             f"fitted on m = {e.count:,} values; this batch's own values do not enter"))
     elif e.per == "activation":
         parts.append(Text.assemble(("statistics: ", "bold"),

@@ -40,7 +40,7 @@ from normcli.runs.inputs import (
     read_unchecked,
 )
 from normcli.runs.options import Progress, RunOptions
-from normcli.runs.outputs import OutputPlan, ResultWriter
+from normcli.runs.outputs import OutputPlan, ResultWriter, parameter_source
 from normcli.runs.parameters import (
     batchnorm_settings,
     blame,
@@ -117,12 +117,13 @@ def batchnorm(
     with signals.handled():
         sources = open_sources(inputs, opts)
         opts = dataclasses.replace(opts, jobs=choose_jobs(opts.jobs, sources))
-        plan = OutputPlan(opts, sources)
+        read_too = [*files.values(), *([os.fspath(stats)] if is_path(stats) else [])]
+        plan = OutputPlan(opts, sources, [parameter_source(p) for p in read_too])
         if preview is not None:
-            plan.reserve(preview.path, "preview", sources)
+            plan.reserve(preview.path, "preview")
         if save_stats is not None:
             save_stats = os.fspath(save_stats)
-            plan.reserve(save_stats, "save_stats", sources)
+            plan.reserve(save_stats, "save_stats")
         settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
         job = _Batch(opts, settings, files, saved, stats_file, preview)
         with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:

@@ -122,7 +122,7 @@ def run_each(
         options = dataclasses.replace(options, jobs=choose_jobs(options.jobs, sources))
         plan = OutputPlan(options, sources) if transform is not None else None
         if plan is not None and preview is not None:
-            plan.reserve(preview.path, "preview", sources)
+            plan.reserve(preview.path, "preview")
         shown = options.summaries
         stage = Stage(progress, command, len(sources))
         with StagedWrites(sync=options.sync) as staged, ThreadEngine(options.jobs) as engine:

@@ -202,5 +202,5 @@ def compare(
 def _check_preview(preview, sources, force: bool) -> None:
     from normcli.runs.outputs import OutputPlan
 
-    OutputPlan(RunOptions(force=force), sources).reserve(preview.path, "preview", sources)
+    OutputPlan(RunOptions(force=force), sources).reserve(preview.path, "preview")
 
