@@ -33,6 +33,7 @@ from normcli.runs import signals
 from normcli.runs.engine import Engine, ThreadEngine
 from normcli.runs.inputs import (
     check_finite,
+    check_memory,
     choose_jobs,
     data_error,
     load_checked,
@@ -183,6 +184,7 @@ def _in_memory(job: _Batch, engine: Engine, source: Source, writer: ResultWriter
                need_stats: bool) -> tuple[list[InputReport], BatchStats | None]:
     """One input whose first axis is the batch."""
     x = load_checked(source, job.options)
+    check_memory(source.label, x)
     stats, channels_last, threads = job.stats, job.options.channels_last, engine.kernel_threads(1)
     if stats is not None:
         job.check_stats_shape(source, x.shape)

@@ -15,7 +15,13 @@ from normcli.ops.lrn import lrn as lrn_op
 from normcli.ops.summary import summarize
 from normcli.runs import signals
 from normcli.runs.engine import ThreadEngine
-from normcli.runs.inputs import choose_jobs, data_error, load_checked, open_sources
+from normcli.runs.inputs import (
+    check_memory,
+    choose_jobs,
+    data_error,
+    load_checked,
+    open_sources,
+)
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.outputs import OutputPlan, ResultWriter
 from normcli.runs.progress import Stage
@@ -134,6 +140,7 @@ def run_each(
                 x = load_checked(source, options)
                 after = None
                 if transform is not None:
+                    check_memory(source.label, x)
                     try:
                         y = transform(x, threads)
                     except ParameterError as e:

@@ -15,7 +15,7 @@ from normcli.files import StagedWrites
 from normcli.ops.conventions import LRNParams, lrn_params
 from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
-from normcli.runs.inputs import data_error, load_stack
+from normcli.runs.inputs import check_memory, data_error, load_stack
 from normcli.runs.options import RunOptions
 from normcli.runs.parameters import batchnorm_settings, blame, with_saved_stats
 
@@ -173,6 +173,7 @@ def compare(
         x, label, sources = load_stack(inputs, options)
         if preview is not None:
             _check_preview(preview, sources, force)
+        check_memory(label, x, results=3 if intra is not None else 2)
         try:
             outputs = {"before": x,
                        "LRN inter": lrn_op(x, params=inter, channels_last=channels_last)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,11 +21,13 @@ import numpy as np
 
 from normcli.errors import InputError, OutputError, ParameterError, UsageError
 from normcli.files import (
+    MAX_BYTES_ENV,
     OUTPUT_SUFFIXES,
     Source,
     StagedWrites,
     check_not_input,
     plan_outputs,
+    resolve_max_bytes,
     same_file,
     stage_array,
     write_npy_stream,
@@ -167,6 +170,8 @@ class ResultWriter:
     def __init__(self, plan: OutputPlan, staged: StagedWrites) -> None:
         self.plan, self.staged = plan, staged
         self.collected: dict[int, tuple[Source, np.ndarray]] = {}  # by input index
+        self._held = 0  # bytes of the results collected
+        self._lock = threading.Lock()
 
     def add(self, i: int, source: Source, result: np.ndarray) -> None:
         """Stage (or keep, for outputs written together) the result of input ``i``.
@@ -177,7 +182,15 @@ class ResultWriter:
         if plan.kind == "none":
             return
         if plan.collects():
-            self.collected[i] = (source, result)
+            with self._lock:
+                self._held += result.nbytes
+                held, self.collected[i] = self._held, (source, result)
+            limit = resolve_max_bytes()
+            if held > limit:  # stacked (or zipped) they are held, then copied once more
+                target = plan.path if plan.path is not None else STDOUT_LABEL
+                raise OutputError(target, f"the results written together need more than "
+                                  f"{limit:,} bytes of memory (the limit; set {MAX_BYTES_ENV} "
+                                  "to raise it): use -o DIR/ for one file per input")
         elif plan.kind == "dir":
             self.staged.makedirs(plan.targets[i].parent)
             self._stage(plan.targets[i], result)

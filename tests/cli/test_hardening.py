@@ -243,3 +243,64 @@ def test_markup_in_an_output_name_is_printed_as_it_is(tmp_path):
     assert done.returncode == 0, done.stderr.decode()
     assert b"wrote 1 file to [/x]" in done.stderr
     assert (tmp_path / "[" / "x]" / "a.npy").exists()
+
+
+# ---------------------------------------------------------- output-size bombs
+
+
+def test_explain_bounds_what_it_lists(invoke, save):
+    """explain lrn --n 1e12 listed the window element by element (forever); a batch of
+    100,000 drew a line per sample; a 200x200 intra window drew 40,000 cells."""
+    COUNTS["output-size bomb"] += 4
+    result = invoke("explain", "lrn", "--n", "1000000000000")
+    assert result.exit_code == 0, result.stderr
+    assert "channels -500000000000..-1 and 4..500000000000 do not exist" in " ".join(
+        result.stdout.split())
+    save("tall.npy", np.arange(100_000, dtype=np.float32).reshape(-1, 1, 1))
+    for args in (["explain", "batchnorm", "tall.npy", "--at", "500,0,0"],
+                 ["explain", "lrn", "tall.npy", "--n", "100000000", "--at", "50000,0,0"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.stderr
+        assert len(result.stdout.splitlines()) < 60 and "more" in result.stdout
+    save("wide.npy", np.ones((1, 200, 200), np.float32))
+    result = invoke("explain", "lrn", "wide.npy", "--mode", "intra", "--n", "500",
+                    "--at", "0,100,100")
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) < 60
+    assert "39,775 more values of the window not shown" in result.stdout
+
+
+def test_a_png_grid_of_a_million_channels_is_refused(invoke, save):
+    COUNTS["output-size bomb"] += 1
+    save("many.npy", np.ones((1_000_000, 1, 1), np.float32))
+    result = invoke("lrn", "many.npy", "-o", "many.png")
+    assert result.exit_code == 1
+    assert result.stderr == ("normcli: error: many.png: 1,000,000 channels are too many for one "
+                             "image (a grid shows at most 1,024); write .npy instead\n")
+
+
+def test_the_memory_limit_bounds_the_result_not_only_the_input(invoke, save, tmp_path):
+    """A 1 MiB uint8 input has an 8 MiB float64 result: under a 4 MiB limit it is
+    refused before any work, naming the file and what it would need."""
+    COUNTS["output-size bomb"] += 3
+    save("u8.npy", np.ones((16, 256, 256), np.uint8))
+    for command in (["lrn"], ["batchnorm"], ["compare"]):
+        result = invoke(*command, "u8.npy", *(["-o", "o.npy"] if command != ["compare"] else []),
+                        env={"NORMCLI_MAX_BYTES": "4M"})
+        assert result.exit_code == 1, (command, result.stderr)
+        assert result.stderr.startswith("normcli: error: u8.npy: normalizing it needs about "), (
+            result.stderr)
+        assert "over the limit of 4,194,304 (set NORMCLI_MAX_BYTES to raise it)" in result.stderr
+    assert not (tmp_path / "o.npy").exists()
+    assert invoke("lrn", "u8.npy", "-o", "o.npy", "-q",
+                  env={"NORMCLI_MAX_BYTES": "16M"}).exit_code == 0
+
+
+def test_results_written_together_are_bounded_too(invoke, save, tmp_path):
+    COUNTS["output-size bomb"] += 1
+    for i in range(4):
+        save(f"d/a{i}.npy", np.ones((4, 64, 64), np.float32))  # 64 KiB each
+    result = invoke("lrn", "d", "-o", "all.npy", env={"NORMCLI_MAX_BYTES": "200K"})
+    assert result.exit_code == 1
+    assert "the results written together need more than 204,800 bytes" in result.stderr
+    assert not (tmp_path / "all.npy").exists()
+    assert invoke("lrn", "d", "-o", "dir/", "-q", env={"NORMCLI_MAX_BYTES": "200K"}).exit_code == 0
