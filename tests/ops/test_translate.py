@@ -7,6 +7,8 @@ two only differ by the rounding of ``alpha * n / n``).
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 from reference import INTRA, lrn_ref
@@ -37,7 +39,7 @@ def _data(rng, mode, alpha_eff, size):
 @pytest.mark.parametrize("source,mode", [(c, "inter") for c in NAMES]
                          + [(c, "intra") for c in INTRA])
 def test_round_trip_through_every_pair(source, mode):
-    rng = np.random.default_rng(abs(hash((source, mode))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{source} {mode}".encode()))
     for _ in range(4):
         params = _random_params(rng, source)
         if mode == "intra" and source == "caffe":
