@@ -328,9 +328,15 @@ def max_rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
     ``expected`` is), in float64."""
     a = np.asarray(actual, np.float64)
     e = np.asarray(expected, np.float64)
-    diff = np.abs(a - e)
+    if a.size == 0:
+        return 0.0
+    diff = np.subtract(a, e)
+    np.abs(diff, out=diff)
     mag = np.abs(e)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(mag > 0, diff / np.where(mag > 0, mag, 1.0),
-                       np.where(diff > 0, np.inf, 0.0))
-    return float(rel.max()) if rel.size else 0.0
+    zero = mag == 0
+    if np.any(zero):
+        if np.any(diff[zero] > 0):
+            return math.inf
+        mag[zero] = 1.0  # diff is 0 there
+    np.divide(diff, mag, out=diff)
+    return float(diff.max())
