@@ -433,8 +433,8 @@ def _fit_windows(mode, sums, r, ok, tol, kind="window") -> list[_Fit]:
         got = _fit_power(sv, logr)
         if got is not None:
             k, a, beta, err = got
-            fits.append(_Fit(mode, lo, hi, k, a, beta, err, kind, _spread(sv, k, a, beta),
-                             sv, logr))
+            spread = _spread(sv, k, a, beta, tol / TOLERANCE_ULPS)
+            fits.append(_Fit(mode, lo, hi, k, a, beta, err, kind, spread, sv, logr))
     return fits
 
 
@@ -546,17 +546,17 @@ def _gauss_newton(s, logr, k, a, beta, steps=12):
     return float(theta[0]), float(theta[1]), float(theta[2])
 
 
-def _spread(s, k, a, beta) -> float:
+def _spread(s, k, a, beta, noise) -> float:
     """The largest relative change of ``(k, a, beta)`` that moves ``log y`` by an RMS of
-    1e-7 (about float32's rounding): large when the data cannot tell them apart, as when
-    the alpha term is tiny against k."""
+    ``noise`` (the output's rounding): large when the data cannot tell them apart, as
+    when the alpha term is tiny against k."""
     d = k + a * s
     if np.any(d <= 0) or k <= 0 or a <= 0:
         return 0.0
     jac = np.stack([beta * k / d, beta * a * s / d, beta * np.log(d)], axis=1)
     jac /= math.sqrt(len(s))
     sv = np.linalg.svd(jac, compute_uv=False)
-    return math.inf if sv[-1] == 0 else float(1e-7 / sv[-1])
+    return math.inf if sv[-1] == 0 else float(noise / sv[-1])
 
 
 def _refit(fit: _Fit, beta: float) -> _Fit | None:
@@ -655,7 +655,9 @@ def _lrn_matches(x, y, fits, channels, channels_last, max_half, tol, notes):
     def forms_of(fit: _Fit, group: int, snap: bool):
         # round the parameters to the shortest decimals that still fit: loosely where
         # the data does not determine them, else within a fraction of the tolerance
-        levels = (1e-3, tol / 32) if fit.spread > 1e-3 else (tol / 32,)
+        fine = tol / 32
+        coarse = 1e-3 if fit.spread > 1e-3 else min(1e-3, max(fine, 8 * fit.spread))
+        levels = (coarse, fine) if coarse > fine else (fine,)
         found = []
         for name, n, k, alpha in _forms(fit, channels, max_half):
             err = math.inf
