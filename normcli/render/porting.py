@@ -216,27 +216,59 @@ def bn_conventions_data() -> list[dict]:
     } for c in BN_CONVENTIONS.values()]
 
 
-def bn_conventions_table() -> Table:
-    """The BN conventions side by side: one row per framework."""
+_BN_WIDE = 120  # below this the conventions are drawn one after another
+
+
+def _bn_rows():
     from normcli.ops.bn_conventions import BN_CONVENTIONS
 
-    table = Table(title=_BN_TITLE, title_justify="left", caption=escape(_BN_CAPTION),
-                  caption_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                  show_lines=True)
-    for name, justify in (("convention", "left"), ("eps", "right"), ("stored var", "left"),
-                          ("momentum (default): weighs", "left"), ("running update", "left"),
-                          ("stored as", "left"), ("note", "left")):
-        table.add_column(name, justify=justify, overflow="fold",
-                         ratio=None if name in ("convention", "eps") else 1,
-                         style="bold" if name == "convention" else None)
     for c in BN_CONVENTIONS.values():
         default = "–" if c.momentum is None else f"{c.momentum:g}"
         weighs = "the new batch" if c.momentum_weights == "new" else "the old value"
-        var = c.stored_var + (f" ({c.bessel})" if c.bessel else "")
-        table.add_row(c.name, f"{c.eps:g}", var, f"{c.momentum_name} ({default}): {weighs}",
-                      escape(c.update), ", ".join(k for k in c.keys if k),
-                      escape("; ".join(x for x in (c.framework, c.note) if x)))
-    return table
+        yield c.name, [
+            ("eps", f"{c.eps:g}"),
+            ("stored var", c.stored_var + (f" ({c.bessel})" if c.bessel else "")),
+            ("momentum (default): weighs", f"{c.momentum_name} ({default}): {weighs}"),
+            ("running update", c.update),
+            ("stored as", ", ".join(k for k in c.keys if k)),
+            ("note", "; ".join(x for x in (c.framework, c.note) if x)),
+        ]
+
+
+class BNConventionsView:
+    """The BN conventions: one row each on a wide console, one block each on a narrow one."""
+
+    def __rich_console__(self, console, options):
+        rows = list(_bn_rows())
+        if options.max_width >= _BN_WIDE:
+            table = Table(title=_BN_TITLE, title_justify="left", caption=escape(_BN_CAPTION),
+                          caption_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                          show_lines=True)
+            table.add_column("convention", style="bold", no_wrap=True)
+            for label, _ in rows[0][1]:
+                table.add_column(label, justify="right" if label == "eps" else "left",
+                                 overflow="fold", ratio=None if label == "eps" else 1)
+            for name, fields in rows:
+                table.add_row(name, *(escape(v) for _, v in fields))
+            yield table
+            return
+        yield Text(_BN_TITLE)
+        for name, fields in rows:
+            table = Table(box=None, show_header=False, padding=(0, 1), show_edge=False)
+            table.add_column(style="bold", no_wrap=True)
+            table.add_column(overflow="fold")
+            for label, value in fields:
+                table.add_row(label, escape(value))
+            yield Text("")
+            yield Text(name, style="bold underline")
+            yield table
+        yield Text("")
+        yield Text(_BN_CAPTION)
+
+
+def bn_conventions_table() -> BNConventionsView:
+    """The BN conventions side by side (see :class:`BNConventionsView`)."""
+    return BNConventionsView()
 
 
 def all_conventions_view() -> RenderableType:
