@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["identify_view", "translate_view", "layers_view", "bn_conventions_table",
-           "bn_conventions_data", "all_conventions_view"]
+__all__ = ["identify_view", "translate_view", "layers_view", "layers_data",
+           "bn_conventions_table", "bn_conventions_data", "all_conventions_view"]
 
 
 def _num(value: float | None) -> str:
@@ -181,6 +181,20 @@ def layers_view(layers: Sequence, *, source: str = "", equivalents: bool = True
             parts.append(Text.assemble(("\n" + layer.name, "bold"), " in every convention:"))
             parts.append(translate_view(result))
     return Group(*parts)
+
+
+def layers_data(layers: Sequence, *, source: str = "") -> dict[str, object]:
+    """``normcli layers --json``: ``{"model", "layers": [...]}``, each LRN layer with its
+    ``equivalents`` in every convention (a translate result's ``translations``)."""
+    from normcli.ops.translate import translate_params
+
+    out = []
+    for layer in layers:
+        d = layer.to_dict()
+        if layer.lrn is not None:
+            d["equivalents"] = translate_params(layer.lrn).to_dict()["translations"]
+        out.append(d)
+    return {"model": source, "layers": out}
 
 
 def _layer_params(layer) -> Text:

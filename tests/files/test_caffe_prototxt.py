@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference import lrn_ref
 
 from normcli.errors import InputError
@@ -148,3 +152,31 @@ def test_bad_batchnorm_layers(tmp_path):
     path.write_text('layer { name: "b" type: "BatchNorm" batch_norm_param '
                     '{ use_global_stats: false } }')
     assert batchnorm_from_caffe(path, "b").statistics == "batch"
+
+
+COUNTS: Counter = Counter()  # bad inputs tried, for the run's robustness summary
+
+
+@given(st.text(alphabet=st.sampled_from(list('layer{}<>:[],;"\'#\n 0123456789.-eE_ab')),
+               max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_parser_never_fails_otherwise(text):
+    COUNTS["prototxt text"] += 1
+    try:
+        msg = parse_prototxt(text)
+    except InputError as e:
+        assert "\n" not in str(e)
+        return
+    assert isinstance(msg, list)
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_layers_from_any_bytes_fail_cleanly(tmp_path_factory, data):
+    COUNTS["prototxt bytes"] += 1
+    path = tmp_path_factory.mktemp("p") / "x.prototxt"
+    path.write_bytes(b'layer { type: "LRN" ' + data + b" }")
+    try:
+        read_caffe_layers(path)
+    except InputError as e:
+        assert "\n" not in str(e) and str(path) in str(e)

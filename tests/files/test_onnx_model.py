@@ -9,9 +9,12 @@ output's largest magnitude.
 from __future__ import annotations
 
 import builtins
+from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from normcli.errors import InputError
 from normcli.files.models import find_layer, read_layers
@@ -235,3 +238,38 @@ def test_without_onnx_one_line_names_the_extra(tmp_path, monkeypatch):
     path.write_bytes(b"whatever")
     with pytest.raises(InputError, match=r"needs the onnx package: pip install 'normcli\[onnx\]'"):
         read_onnx_layers(path)
+
+
+COUNTS: Counter = Counter()  # bad inputs tried, for the run's robustness summary
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None)
+def test_mutated_models_fail_cleanly(tmp_path_factory, data):
+    """Flipped, cut or inserted bytes of a valid model: layers or one InputError line."""
+    COUNTS["onnx mutation"] += 1
+    rng = np.random.default_rng(0)
+    node, inits, _ = _bn_model(rng, 3, eps=1e-5)
+    lrn_node = helper.make_node("LRN", ["Y"], ["Z"], name="l", size=3)
+    raw = bytearray(_model([node, lrn_node], {"X": (1, 3, 2, 2)}, inits,
+                           outputs=("Z",)).SerializeToString())
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if how == "flip":
+            raw[at] ^= data.draw(st.integers(1, 255))
+        elif how == "cut":
+            del raw[at:]
+            if not raw:
+                raw = bytearray(b"\x00")
+        else:
+            raw[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    path = tmp_path_factory.mktemp("m") / "m.onnx"
+    path.write_bytes(bytes(raw))
+    try:
+        layers = read_onnx_layers(path)
+    except InputError as e:
+        assert "\n" not in str(e) and str(path) in str(e)
+        return
+    for layer in layers:
+        assert layer.kind in ("lrn", "batchnorm")

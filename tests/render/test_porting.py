@@ -20,6 +20,7 @@ from normcli.render.porting import (
     bn_conventions_data,
     bn_conventions_table,
     identify_view,
+    layers_data,
     layers_view,
     translate_view,
 )
@@ -89,6 +90,13 @@ def test_layers_view_escapes_names(tmp_path):
     assert "caffe inter: n=5" in text and "per channel, eps=1e-05" in text
     assert "in every convention" in text and "tensorflow" in text
     assert "no LRN or batch-norm layer" in render(layers_view([], source="m.onnx"))
+    data = layers_data(read_caffe_layers(path), source=str(path))
+    json.dumps(data, allow_nan=False)
+    first = data["layers"][0]
+    assert first["kind"] == "lrn" and first["name"] == "[bold]x[/bold]"
+    by = {t["convention"]: t for t in first["equivalents"]}
+    assert by["tensorflow"]["forms"][0]["n"] == 2 and by["pytorch"]["exact"]
+    assert "equivalents" not in data["layers"][1]
 
 
 @pytest.mark.parametrize("width", [150, 80])
