@@ -307,7 +307,8 @@ def _ratios(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, lis
     if np.any(ys[~nz] != 0):
         problems.append("y is nonzero where x is 0, which no LRN does")
     ok = nz & (ys != 0)
-    if np.any(nz & (ys == 0)):
+    # (a tiny x may legitimately give a y that underflows to 0)
+    if np.any(nz & (ys == 0) & (np.abs(xs) > 1e-30)):
         problems.append("y is 0 where x is not")
     if np.any(np.sign(xs[ok]) != np.sign(ys[ok])):
         problems.append("y has the opposite sign of x at some positions, which no LRN does")
@@ -329,21 +330,21 @@ def _identify_lrn(x, y, channels_last, max_half, tol, sample, rng):
     xs = x3[bi[:, None], ch[None, :], pi[:, None]]
     ys = y3[bi[:, None], ch[None, :], pi[:, None]]
     ok, r, problems = _ratios(xs, ys)
-    if problems:
+    if problems:  # no LRN can do that anywhere: nothing to fit
         notes.append("not LRN: " + "; ".join(problems))
+        return [], [], notes
     if ok.sum() < 8:
-        if not problems:
-            notes.append("too few nonzero values to fit an LRN")
+        notes.append("too few nonzero values to fit an LRN")
         return [], [], notes
     sq = xs * xs
     reach = min(max_half, c - 1)
     fits += _fit_windows("inter", _inter_sums(sq, reach), r, ok, tol)
     fits += _fit_windows("inter", _xmap_sums(sq, reach), r, ok, tol, kind="xmap")
-    # intra-channel: whole maps, as many as make about 16 times the sample
+    # intra-channel: whole maps, as many as make about 4 times the sample
     maps_x, maps_y = _maps(x, channels_last), _maps(y, channels_last)
     m, h, w = maps_x.shape
     if h * w > 1:
-        count = min(m, max(1, (16 * sample) // (h * w)))
+        count = min(m, max(1, (4 * sample) // (h * w)))
         chosen = np.sort(rng.choice(m, size=count, replace=False))
         mx, my = maps_x[chosen], maps_y[chosen]
         pts = rng.choice(mx.size, size=min(mx.size, sample), replace=False)
