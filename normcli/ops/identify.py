@@ -232,6 +232,9 @@ def identify(
     if isinstance(max_half, bool) or not isinstance(max_half, int) or not 0 <= max_half <= 64:
         raise ParameterError(f"max_half={max_half!r} must be an integer in 0..64",
                              param="max_half", value=max_half)
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 64:
+        raise ParameterError(f"sample={sample!r} must be an integer >= 64",
+                             param="sample", value=sample)
     u = output_precision(ya)
     tol = TOLERANCE_ULPS * u if tolerance is None else float(tolerance)
     if not (math.isfinite(tol) and tol > 0):

@@ -190,3 +190,13 @@ def test_bad_inputs(x, y, param):
     with pytest.raises(ParameterError) as e:
         identify(x, y)
     assert e.value.param == param
+
+
+@pytest.mark.parametrize("settings,param", [
+    ({"sample": 3}, "sample"), ({"max_half": -1}, "max_half"), ({"tolerance": 0.0}, "tolerance"),
+    ({"normalizations": ("pca",)}, "normalizations"),
+])
+def test_bad_settings(settings, param):
+    with pytest.raises(ParameterError) as e:
+        identify(np.ones((2, 3)), np.ones((2, 3)), **settings)
+    assert e.value.param == param
