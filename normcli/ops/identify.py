@@ -172,6 +172,7 @@ def identify(
     tolerance: float | None = None,
     sample: int = _SAMPLE,
     seed: int = 0,
+    other_layout: bool = True,
 ) -> IdentifyResult:
     """Every LRN and batch norm that reproduces ``y`` from ``x``, best first.
 
@@ -194,6 +195,9 @@ def identify(
         Values used for fitting (every match is then checked on all of them).
     seed : int
         Which positions are sampled.
+    other_layout : bool
+        When nothing matches, also try the channel axis at the other end and
+        say so in a note if that matches (TensorFlow's NHWC read as NCHW).
 
     Returns
     -------
@@ -236,7 +240,9 @@ def identify(
         raise ParameterError(f"sample={sample!r} must be an integer >= 64",
                              param="sample", value=sample)
     u = output_precision(ya)
-    tol = TOLERANCE_ULPS * u if tolerance is None else float(tolerance)
+    # (float16 outputs: 128 units would be 12%, enough to take a wrong window for the
+    # right one; 1% still covers a float16 framework's rounding)
+    tol = min(TOLERANCE_ULPS * u, 1e-2) if tolerance is None else float(tolerance)
     if not (math.isfinite(tol) and tol > 0):
         raise ParameterError(f"tolerance={tolerance!r} must be finite and > 0",
                              param="tolerance", value=tolerance)
@@ -260,6 +266,15 @@ def identify(
     best = None
     if not matches and near:
         best = min(near, key=lambda m: m.max_rel_err)
+    if not matches and other_layout and xa.ndim >= 3:
+        flipped = identify(xa, ya, channels_last=not channels_last,
+                           normalizations=normalizations, max_half=max_half, tolerance=tol,
+                           sample=sample, seed=seed, other_layout=False)
+        if flipped.matches:
+            where = "last" if not channels_last else "first"
+            notes.append(f"with the channel axis {where} ({len(flipped.matches)} forms match, "
+                         f"the best {flipped.matches[0].convention or 'batchnorm'}): give "
+                         f"channels_last={not channels_last}")
     return IdentifyResult(tuple(matches), best, tol, xa.shape, channels_last, tuple(notes))
 
 

@@ -122,6 +122,22 @@ def test_recovers_every_conventions_own_kernel(name, mode, dtype):
         assert result.tolerance < 1e-12  # float64 outputs are held to float64's rounding
 
 
+def test_wrong_layout_is_pointed_out():
+    d = _load("tensorflow_lrn.npz")
+    result = identify(d["nhwc_r2_x"], d["nhwc_r2_y"])  # NHWC read as NCHW
+    assert not result.exact
+    assert any("channel axis last" in n and "channels_last=True" in n for n in result.notes)
+
+
+def test_float16_tolerance_is_capped():
+    x = np.random.default_rng(8).normal(size=(2, 6, 4, 4)).astype(np.float16)
+    y = lrn(x, convention="pytorch", n=3, alpha=1e-1).astype(np.float16)
+    result = identify(x, y)
+    assert result.tolerance == 1e-2  # not 128 float16 units (12%)
+    first = next(m for m in result.matches if m.convention == "pytorch")
+    assert (first.n, first.k, first.alpha, first.beta) == (3, 1.0, 0.1, 0.75)
+
+
 def test_float64_holding_float32_values_is_judged_as_float32():
     y = np.arange(4, dtype=np.float32).astype(np.float64) / 3
     assert output_precision(y) == np.finfo(np.float64).eps
