@@ -39,7 +39,7 @@ magnitude (its values near zero come from cancellation).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -128,7 +128,7 @@ class IdentifyResult:
     tolerance: float
     shape: tuple[int, ...]
     channels_last: bool
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def exact(self) -> bool:
@@ -281,15 +281,15 @@ def identify(
 # --------------------------------------------------------------------------- LRN
 
 
-def _views(x: np.ndarray, channels_last: bool) -> tuple[np.ndarray, bool]:
-    """``x`` as ``(B, C, P)`` (channels along axis 1), and whether it has spatial axes."""
+def _views(x: np.ndarray, channels_last: bool) -> np.ndarray:
+    """``x`` as ``(B, C, P)``: channels along axis 1, positions along axis 2."""
     if x.ndim == 2:  # (H, W): one channel
-        return x.reshape(1, 1, -1), True
+        return x.reshape(1, 1, -1)
     if channels_last:
         c = x.shape[-1]
-        return x.reshape(-1, int(np.prod(x.shape[-3:-1])), c).transpose(0, 2, 1), True
+        return x.reshape(-1, int(np.prod(x.shape[-3:-1])), c).transpose(0, 2, 1)
     c = x.shape[-3]
-    return x.reshape(-1, c, int(np.prod(x.shape[-2:]))), True
+    return x.reshape(-1, c, int(np.prod(x.shape[-2:])))
 
 
 def _maps(x: np.ndarray, channels_last: bool) -> np.ndarray:
@@ -337,8 +337,8 @@ def _ratios(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, lis
 def _identify_lrn(x, y, channels_last, max_half, tol, sample, rng):
     notes: list[str] = []
     fits: list[_Fit] = []
-    x3, _ = _views(x, channels_last)
-    y3, _ = _views(y, channels_last)
+    x3 = _views(x, channels_last)
+    y3 = _views(y, channels_last)
     b, c, p = x3.shape
     # inter-channel: sample whole columns (every channel of a few positions)
     ncol = min(b * p, max(4, -(-sample // c)))
@@ -771,8 +771,8 @@ def _where(out: np.ndarray, y: np.ndarray, channels_last: bool, mode: str, tol: 
     """Where ``out`` and ``y`` differ: the channels (inter) or how many positions."""
     from normcli.ops.translate import max_rel_err
 
-    o3, _ = _views(out, channels_last)
-    y3, _ = _views(y, channels_last)
+    o3 = _views(out, channels_last)
+    y3 = _views(y, channels_last)
     per = [max_rel_err(y3[:, c], o3[:, c]) for c in range(o3.shape[1])]
     bad = [c for c, e in enumerate(per) if e > tol]
     worst = int(np.argmax(per))
@@ -840,7 +840,7 @@ def cross_map_lrn2d(x: object, *, size: int, alpha: float = 1e-4, beta: float = 
     Channel 3 sums channels 2..4 and channel 0: 4 / (9 + 16 + 25 + 1).
     """
     a = check_array(x).astype(np.float64)
-    v, _ = _views(a, channels_last)
+    v = _views(a, channels_last)
     sq = v * v
     lo = (int(size) - 1) // 2
     c = sq.shape[1]
@@ -892,8 +892,8 @@ def _identify_bn(x, y, channels_last, tol):
             stats = batch_stats(x, per=per, channels_last=channels_last)
         except ParameterError:
             continue
-        xv = _group_view(x, layout, per, channels_last)
-        yv = _group_view(y, layout, per, channels_last)
+        xv = np.ascontiguousarray(x).reshape(layout)  # (outer, groups, inner)
+        yv = np.ascontiguousarray(y).reshape(layout)
         mu = stats.mean.reshape(-1)
         var = stats.var.reshape(-1)
         dev = xv - mu[None, :, None]
@@ -938,7 +938,7 @@ def _identify_bn(x, y, channels_last, tol):
                              "large against eps to tell them apart")
             continue
         # fixed statistics (or learned gamma, beta): an affine map per group
-        fixed = _fixed_fit(x, y, xv, yv, layout, per, channels_last, err_of, tol)
+        fixed = _fixed_fit(x, xv, yv, per, channels_last, err_of)
         if fixed is not None and fixed.max_rel_err <= tol:
             if per == "channel" or xv.shape[0] * xv.shape[2] > 2:
                 matches.append(fixed)  # (two values per group are affine whatever y is)
@@ -952,12 +952,7 @@ def _identify_bn(x, y, channels_last, tol):
     return matches, near, notes
 
 
-def _group_view(a: np.ndarray, layout, per: str, channels_last: bool) -> np.ndarray:
-    """``a`` as ``(outer, groups, inner)``, the layout of :func:`batch_layout`."""
-    return np.ascontiguousarray(a).reshape(layout)
-
-
-def _fixed_fit(x, y, xv, yv, layout, per, channels_last, err_of, tol) -> Match | None:
+def _fixed_fit(x, xv, yv, per, channels_last, err_of) -> Match | None:
     """y = s x + t per group, checked with the kernel as stored statistics
     ``mean = -t / s`` and ``var + eps = 1 / s**2`` (gamma 1, beta 0)."""
     from normcli.ops.batchnorm import batch_norm
