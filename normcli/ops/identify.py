@@ -292,15 +292,24 @@ def _views(x: np.ndarray, channels_last: bool) -> np.ndarray:
     return x.reshape(-1, c, int(np.prod(x.shape[-2:])))
 
 
-def _maps(x: np.ndarray, channels_last: bool) -> np.ndarray:
-    """``x`` as ``(maps, H, W)``: every channel of every sample, for intra-channel LRN."""
+def _map_shape(x: np.ndarray, channels_last: bool) -> tuple[int, int, int]:
+    """``(maps, H, W)``: every channel of every sample is one map (intra-channel LRN)."""
     if x.ndim == 2:
-        return x[None]
+        return (1, *x.shape)
+    h, w = x.shape[-3:-1] if channels_last else x.shape[-2:]
+    return x.size // (h * w), h, w
+
+
+def _maps(x: np.ndarray, channels_last: bool, idx: np.ndarray) -> np.ndarray:
+    """The maps ``idx`` of ``x`` as ``(len(idx), H, W)``, without moving the rest."""
+    if x.ndim == 2:
+        return x[None][idx]
     if channels_last:
         h, w, c = x.shape[-3:]
-        return np.moveaxis(x.reshape(-1, h, w, c), -1, 1).reshape(-1, h, w)
+        b, ch = np.divmod(idx, c)
+        return x.reshape(-1, h, w, c)[b, :, :, ch]
     h, w = x.shape[-2:]
-    return x.reshape(-1, h, w)
+    return x.reshape(-1, h, w)[idx]
 
 
 @dataclass
@@ -359,12 +368,11 @@ def _identify_lrn(x, y, channels_last, max_half, tol, sample, rng):
     fits += _fit_windows("inter", _inter_sums(sq, reach), r, ok, tol)
     fits += _fit_windows("inter", _xmap_sums(sq, reach), r, ok, tol, kind="xmap")
     # intra-channel: whole maps, as many as make about 4 times the sample
-    maps_x, maps_y = _maps(x, channels_last), _maps(y, channels_last)
-    m, h, w = maps_x.shape
+    m, h, w = _map_shape(x, channels_last)
     if h * w > 1:
         count = min(m, max(1, (4 * sample) // (h * w)))
         chosen = np.sort(rng.choice(m, size=count, replace=False))
-        mx, my = maps_x[chosen], maps_y[chosen]
+        mx, my = _maps(x, channels_last, chosen), _maps(y, channels_last, chosen)
         pts = rng.choice(mx.size, size=min(mx.size, sample), replace=False)
         ok2, r2, _ = _ratios(mx.reshape(-1)[pts], my.reshape(-1)[pts])
         reach2 = min(max_half, _INTRA_REACH, max(h, w) - 1)
