@@ -287,6 +287,6 @@ def bn_conventions_table() -> BNConventionsView:
 
 def all_conventions_view() -> RenderableType:
     """What ``normcli conventions`` prints: the LRN table, then the BN table."""
-    from normcli.render.explain import conventions_table
+    from normcli.render.conventions import conventions_table
 
     return Group(conventions_table(), Text(""), bn_conventions_table())
