@@ -216,7 +216,7 @@ CONVENTIONS: dict[str, Convention] = {
 }
 
 
-#: Other names people use for a convention (``normcli.ops.words`` reads them too).
+#: Other names people use for a convention, accepted by :func:`get_convention`.
 CONVENTION_ALIASES = {"torch": "pytorch", "tf": "tensorflow", "cuda": "cudnn", "alexnet": "seed"}
 
 
