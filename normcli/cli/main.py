@@ -63,6 +63,9 @@ COMMANDS = {
     "explain": "normcli.cli.explain",
     "compare": "normcli.cli.compare",
     "conventions": "normcli.cli.conventions",
+    "identify": "normcli.cli.porting",
+    "translate": "normcli.cli.porting",
+    "layers": "normcli.cli.porting",
 }
 
 

@@ -1,0 +1,93 @@
+"""normcli identify, translate and layers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from clihelp import one_line_error, usage_error
+
+import normcli
+
+
+@pytest.fixture
+def pair(save):
+    x = np.random.default_rng(2).standard_normal((2, 12, 10, 10)).astype(np.float32)
+    save("x.npy", x)
+    save("y.npy", normcli.lrn(x, convention="pytorch", n=4))
+    save("b.npy", normcli.batch_norm(x, per="channel", eps=1e-3))
+    return x
+
+
+def test_identify_finds_the_lrn_and_its_group(invoke, pair):
+    result = invoke("identify", "x.npy", "y.npy", "--only", "lrn", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    best = doc["matches"][0]
+    assert (best["normalization"], best["convention"], best["n"], best["mode"]) == (
+        "lrn", "pytorch", 4, "inter")
+    assert best["alpha"] == pytest.approx(1e-4) and best["beta"] == pytest.approx(0.75)
+    assert doc["closest"] is None
+    table = invoke("identify", "x.npy", "y.npy", "--only", "lrn")
+    assert table.exit_code == 0 and "c-2..c+1" in table.stdout and table.stderr == ""
+
+
+def test_identify_finds_the_batch_norm_and_says_whose_eps(invoke, pair):
+    doc = json.loads(invoke("identify", "x.npy", "b.npy", "--json").stdout)
+    best = doc["matches"][0]
+    assert (best["normalization"], best["per"], best["statistics"]) == (
+        "batchnorm", "channel", "batch")
+    assert best["eps"] == pytest.approx(1e-3) and "keras" in best["conventions"]
+
+
+def test_nothing_fits_exit_1_with_the_closest(invoke, pair, save):
+    save("z.npy", np.tanh(pair))
+    result = invoke("identify", "x.npy", "z.npy", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["matches"] == [] and doc["closest"] is not None
+
+
+def test_identify_shapes_must_agree(invoke, pair, save):
+    save("small.npy", pair[:1])
+    line = one_line_error(invoke("identify", "x.npy", "small.npy"))
+    assert line.startswith("normcli: error: small.npy: has shape (1, 12, 10, 10) but x.npy")
+
+
+def test_translate_caffe_to_tensorflow(invoke):
+    result = invoke("translate", "--from", "Caffe", "--local-size", "5", "--alpha", "1e-4",
+                    "--to", "tensorflow", "--json")
+    assert result.exit_code == 0, result.stderr
+    t = json.loads(result.stdout)["translations"][0]
+    assert t["exact"] and t["forms"][0]["n"] == 2
+    assert t["forms"][0]["alpha"] == pytest.approx(2e-5)
+
+
+def test_translate_refuses_a_word_that_means_something_else(invoke):
+    line = usage_error(invoke("translate", "--from", "tensorflow", "--size", "5"))
+    assert line.startswith("Error: Invalid value for '--size': 5: tensorflow's n is "
+                           "depth_radius")
+
+
+def test_translate_says_why_an_even_window_has_no_exact_form(invoke):
+    result = invoke("translate", "--from", "pytorch", "--size", "4", "--to", "onnx")
+    assert result.exit_code == 0
+    assert "closest" in result.stdout and "extra channel before i" in " ".join(
+        result.stdout.split())
+
+
+def test_layers_of_a_caffe_prototxt(invoke, tmp_path):
+    (tmp_path / "deploy.prototxt").write_text(
+        'layer { name: "norm1" type: "LRN" lrn_param { local_size: 5 alpha: 0.0001 '
+        'beta: 0.75 } }\nlayer { name: "bn1" type: "BatchNorm" batch_norm_param '
+        '{ eps: 0.001 } }\n')
+    result = invoke("layers", "deploy.prototxt", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    names = [layer["name"] for layer in doc["layers"]]
+    assert names == ["norm1", "bn1"]
+    assert invoke("layers", "deploy.prototxt").exit_code == 0
+    line = one_line_error(invoke("layers", "model.h5"))
+    assert line == ("normcli: error: model.h5: not a model file normcli reads (.onnx, or "
+                    "Caffe's .prototxt)")
