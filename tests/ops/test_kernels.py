@@ -15,7 +15,7 @@ from reference import lrn_ref
 import normcli
 from normcli.errors import ParameterError
 from normcli.ops import lrn as lrn_module
-from normcli.ops._windows import tree_sum, tree_passes
+from normcli.ops._windows import tree_passes, tree_sum
 
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 
