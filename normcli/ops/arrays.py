@@ -87,8 +87,8 @@ def check_out(out: object, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     >>> check_out(x[:, :2], x[:, :2].copy(), np.dtype(np.float64))
     Traceback (most recent call last):
     ...
-    normcli.errors.ParameterError: out must be a writeable C-contiguous float64 array of shape \
-(2, 2); got a float64 array of shape (2, 2) (not C-contiguous)
+    normcli.errors.ParameterError: out must be a C-contiguous float64 array of shape (2, 2), \
+writeable; got a float64 array of shape (2, 2) (not C-contiguous)
     """
     if out is None:
         return np.empty(arr.shape, dtype)
@@ -109,7 +109,7 @@ def check_out(out: object, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _refuse_out(out: object, arr: np.ndarray, dtype: np.dtype, got: str) -> None:
-    problem = (f"must be a writeable C-contiguous {dtype} array of shape {arr.shape}; {got}")
+    problem = f"must be a C-contiguous {dtype} array of shape {arr.shape}, writeable; {got}"
     raise ParameterError(f"out {problem}", param="out", value=out, problem=problem)
 
 

@@ -158,3 +158,79 @@ def test_unhashable_settings_are_checked_not_cached():
     with pytest.raises(ParameterError, match="k="):
         normcli.lrn(x, k=[1.0])
     np.testing.assert_array_equal(normcli.lrn(x, k=np.float64(2.0)), normcli.lrn(x, k=2.0))
+
+
+# ------------------------------------------------------------------ batch norm
+
+
+def _bn_close(out, ref, rtol):
+    ref = np.asarray(ref, np.float64)
+    np.testing.assert_allclose(np.asarray(out, np.float64), ref, rtol=rtol,
+                               atol=rtol * float(np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.5, 3.0, 1e3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.0, 0.7])
+def test_given_statistics_fused_or_exact_stay_accurate(offset, dtype, beta):
+    """x * scale + shift is used only where |mean| <= sqrt(var + eps); data far
+    from zero (offset 1e3, sigma 1) must still be normalized to float32 accuracy,
+    which the fused form would miss (its roundings are ~eps * |mean| / sigma)."""
+    from reference import batch_norm_ref
+
+    rng = np.random.default_rng(int(offset) + 7)
+    x = (rng.standard_normal((6, 5, 7, 7)) + offset).astype(dtype)
+    s = normcli.batch_stats(x, per="channel")
+    kw = dict(per="channel", mean=s.mean, var=s.var, gamma=1.3, beta=beta)
+    _bn_close(normcli.batch_norm(x, **kw), batch_norm_ref(x, **kw),
+              1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_given_statistics_are_remembered_by_value_not_by_identity():
+    x = np.random.default_rng(8).standard_normal((4, 3, 5, 5))
+    mean, var = np.zeros(3), np.ones(3)
+    first = normcli.batch_norm(x, per="channel", mean=mean, var=var)
+    mean[1] = 2.0  # the same array, other values
+    second = normcli.batch_norm(x, per="channel", mean=mean, var=var)
+    np.testing.assert_array_equal(first[:, [0, 2]], second[:, [0, 2]])
+    np.testing.assert_allclose(second[:, 1], (x[:, 1] - 2.0) / np.sqrt(1 + 1e-5), rtol=1e-12)
+    var[0] = -1.0
+    with pytest.raises(ParameterError, match="negative"):
+        normcli.batch_norm(x, per="channel", mean=mean, var=var)
+
+
+@pytest.mark.parametrize("per", ["activation", "channel"])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (40, 30, 20, 20)])  # one block; blocks
+def test_batch_norm_out_equals_a_fresh_result(per, shape):
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    s = normcli.batch_stats(x, per=per)
+    for kw in (dict(per=per), dict(per=per, mean=s.mean, var=s.var, beta=0.5)):
+        want = normcli.batch_norm(x, **kw)
+        out = np.full_like(x, np.nan)
+        assert normcli.batch_norm(x, out=out, **kw) is out
+        np.testing.assert_array_equal(out, want)
+    y = x.copy()
+    kw = dict(per=per, mean=s.mean, var=s.var)
+    assert normcli.batch_norm(y, out=y, **kw) is y
+    np.testing.assert_array_equal(y, normcli.batch_norm(x, **kw))
+
+
+def test_batch_statistics_refuse_out_sharing_x():
+    x = np.random.default_rng(10).standard_normal((4, 3, 5, 5)).astype(np.float32)
+    with pytest.raises(ParameterError, match="shares memory") as info:
+        normcli.batch_norm(x, out=x)
+    assert info.value.param == "out"
+    with pytest.raises(ParameterError, match="C-contiguous float32") as info:
+        normcli.batch_norm(x, out=np.empty(x.shape))
+    assert info.value.param == "out"
+
+
+def test_cached_batch_norm_settings_still_tell_types_apart():
+    x = np.random.default_rng(11).standard_normal((4, 3)).astype(np.float32)
+    normcli.batch_norm(x, eps=1)
+    np.testing.assert_array_equal(normcli.batch_norm(x, eps=1.0), normcli.batch_norm(x, eps=1))
+    for _ in range(2):
+        with pytest.raises(ParameterError, match="eps"):
+            normcli.batch_norm(x, eps=0.0)
+    with pytest.raises(ParameterError, match="per"):
+        normcli.batch_norm(x, per="batch")
