@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from normcli.ops._blocks import Scratch, run_blocks
-from normcli.ops._windows import tree_sum
+from normcli.ops._windows import band, choose_last, tree_sum
 from normcli.ops.arrays import check_array, check_out, compute_dtype
 from normcli.ops.conventions import LRNParams, lrn_params
 
@@ -117,8 +117,16 @@ def lrn(
     def work(i: int, scratch: Scratch) -> None:
         _lrn_block(xs(i), outs(i), params, plan, ct, scratch)
 
-    run_blocks(work, plan.count, elements=arr.size, threads=threads, blas=False)
+    last = len(plan.view_shape) - len(plan.index_axes) - 1  # a block's last axis
+    blas = last in plan.axes and _last_method(plan.view_shape[-1], params.lo, params.hi,
+                                              ct) == "band"
+    run_blocks(work, plan.count, elements=arr.size, threads=threads, blas=blas)
     return out
+
+
+@lru_cache(maxsize=256)
+def _last_method(length: int, lo: int, hi: int, ct: np.dtype) -> str:
+    return choose_last(length, lo, hi, ct)
 
 
 #: Values per block.  A block's buffers should stay in the cache, but every
@@ -233,23 +241,35 @@ def _lrn_block(
     window = p.size ** len(axes)
     shape = xb.shape
     last = len(shape) - 1
-    pads = [(0, 0)] * len(shape)
-    for a in axes:
-        pads[a] = (min(p.lo, shape[a] - 1), min(p.hi, shape[a] - 1))
-    padded = tuple(n + lo + hi for n, (lo, hi) in zip(shape, pads, strict=True))
-    interior = tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, pads, strict=True))
-    pads_t = tuple(pads)
+    force_tree = False
     while True:
-        z = scratch.padded("z", padded, pads_t, ct)
+        use_band = last in axes and not force_tree and _last_method(
+            shape[last], p.lo, p.hi, ct) == "band"
+        pads = [(0, 0)] * len(shape)
+        for a in axes:
+            if not (a == last and use_band):
+                pads[a] = (min(p.lo, shape[a] - 1), min(p.hi, shape[a] - 1))
+        padded = tuple(n + lo + hi for n, (lo, hi) in zip(shape, pads, strict=True))
+        interior = tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, pads, strict=True))
+        z = scratch.padded("z", padded, tuple(pads), ct)
         s = z[interior]
         np.multiply(xb, xb, out=s, dtype=ct)
         smax = float(s.max())
         wider = _WIDER.get(ct)
-        if wider is None or wider == ct or _in_range(xb, s, ct, window, p, smax):
-            break
-        ct = wider  # rare: huge, tiny or k=0 data; recompute this block wider
+        if not (wider is None or wider == ct or _in_range(xb, s, ct, window, p, smax)):
+            ct = wider  # rare: huge, tiny or k=0 data; recompute this block wider
+            continue
+        if use_band and not math.isfinite(smax):
+            force_tree = True  # a band product would spread NaN (0 * NaN)
+            continue
+        break
     cur = z
-    if last in axes:  # along the last axis: one flat run over every row, padding and all
+    if use_band:
+        n = shape[last]
+        flat = scratch.get("w", padded, ct)
+        np.matmul(z.reshape(-1, n), band(n, p.lo, p.hi, ct.str).T, out=flat.reshape(-1, n))
+        cur = flat
+    elif last in axes:  # along the last axis: one flat run over every row, padding and all
         lo, hi = pads[last]
         w = lo + hi + 1
         flat = scratch.get("w", padded, ct)

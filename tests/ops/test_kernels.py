@@ -86,6 +86,26 @@ def test_scratch_padding_survives_other_shapes_and_windows():
         _close(normcli.lrn(x, **kw), lrn_ref(x, **kw))
 
 
+@pytest.mark.parametrize("n, width", [(2, 55), (16, 30)])  # a tree along W, a band product
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_intra_non_finite_stays_in_its_window_with_either_method(n, width, value):
+    """A band product would spread NaN through its zeros (0 * NaN): such a block
+    must fall back to the tree, and keep the non-finite value in its window."""
+    from normcli.ops.lrn import _last_method
+
+    assert _last_method(width, n // 2, n // 2, np.dtype(np.float32)) == (
+        "tree" if n == 2 else "band")
+    x = np.random.default_rng(12).standard_normal((2, 3, 9, width)).astype(np.float32)
+    x[1, 2, 4, 5] = value
+    kw = dict(mode="intra", convention="seed", n=n, k=1.0, alpha=0.3, beta=0.75)
+    out = normcli.lrn(x, **kw)
+    ref = lrn_ref(x, **kw)
+    assert np.array_equal(np.isfinite(out), np.isfinite(ref))
+    keep = np.isfinite(ref)
+    _close(out[keep], ref[keep])
+    assert np.isfinite(np.delete(out, 2, axis=1)).all()
+
+
 # ------------------------------------------------------------------ out=
 
 
