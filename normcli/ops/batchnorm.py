@@ -19,6 +19,7 @@ from normcli.errors import ParameterError
 from normcli.ops._blocks import Scratch, run_blocks
 from normcli.ops.arrays import check_array, check_out, compute_dtype
 from normcli.ops.moments import (
+    BLOCK_ELEMENTS,
     Moments,
     batch_layout,
     block_plan,
@@ -271,7 +272,14 @@ class BatchNormalizer:
             with np.errstate(all="ignore"):
                 _affine(v, o, first, scale, shift, ct)
             return out
-        by_rows, blocks = block_plan(layout)
+        outer, c, inner = layout
+        if c * inner <= _MAX_SAMPLE:  # whole samples: each block one stretch of memory
+            step = max(1, BLOCK_ELEMENTS // (c * inner))
+            parts = -(-outer // step)
+            step = -(-outer // parts)
+            by_rows, blocks = True, [slice(i, i + step) for i in range(0, outer, step)]
+        else:
+            by_rows, blocks = block_plan(layout)
 
         def work(i: int, scratch: Scratch) -> None:
             sl = blocks[i]
@@ -287,6 +295,9 @@ class BatchNormalizer:
 
 #: Below this many values a normalization runs as one block in the calling thread.
 _SMALL = 1 << 18
+#: With stored statistics, blocks are whole samples up to this many values
+#: (scattered rows of a few channels read more slowly than one stretch).
+_MAX_SAMPLE = 1 << 20
 
 
 def _affine(xb, ob, first, scale, shift, ct) -> None:

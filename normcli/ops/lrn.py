@@ -314,9 +314,7 @@ def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNPa
     only matter where ``k`` does not dominate them: then no nonzero value may
     square to 0 or to a subnormal.  Bounds are compared as base-2 logarithms.
     """
-    fi = np.finfo(ct)
-    small = float(fi.tiny) / float(fi.eps)  # below this, squares lose relative precision
-    log_small, log_big = math.log2(small), math.log2(float(fi.max)) - 8
+    small, log_small, log_big = _limits(ct)
     if smax != smax:  # NaN: it propagates; judge the rest of the block
         smax = float(np.nanmax(s)) if not np.all(np.isnan(s)) else 0.0
     dmax = p.k_eff + p.alpha_eff * window * smax
@@ -339,6 +337,15 @@ def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNPa
         and p.alpha_eff * smin >= small
         and p.beta * math.log2(k + p.alpha_eff * smin) >= log_small
     )
+
+
+@lru_cache(maxsize=8)
+def _limits(ct: np.dtype) -> tuple[float, float, float]:
+    """``(small, log2(small), log2(max) - 8)`` of ``ct``: below ``small`` squares
+    lose relative precision; sums are kept 8 binary orders below the largest."""
+    fi = np.finfo(ct)
+    small = float(fi.tiny) / float(fi.eps)
+    return small, math.log2(small), math.log2(float(fi.max)) - 8
 
 
 def _power(d: np.ndarray, beta: float, tmp: np.ndarray) -> None:
