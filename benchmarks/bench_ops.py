@@ -351,12 +351,12 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
               lambda: ort_batch_norm(x, threads, mean32, var32)),
         PEER_TARGET, 1.5, TOL_BN))
 
-    # How the cost grows with n, the ReLU'd data, PyTorch's own convention.
+    # How the cost grows with n (normcli alone: PyTorch's time grows with n and
+    # would make the run long), the ReLU'd data, PyTorch's own convention.
     for n in (2, 3, 9, 16, 33):
         cases.append(Case(
             "LRN inter", f"seed n={n}", "normal",
-            lambda n=n: lrn(x, mode="inter", convention="seed", n=n, **seed_lrn), x,
-            peers(lambda n=n: torch_lrn_inter(xt["normal"], n))))
+            lambda n=n: lrn(x, mode="inter", convention="seed", n=n, **seed_lrn), x))
     cases.append(Case(
         "LRN inter", "seed n=5", "relu",
         lambda: lrn(relu, mode="inter", convention="seed", n=5, **seed_lrn), relu,
@@ -370,7 +370,7 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
         cases.append(Case(
             "LRN intra", f"seed n={n}", data,
             lambda a=a, n=n: lrn(a, mode="intra", convention="seed", n=n, **seed_lrn), a,
-            peers(lambda data=data, n=n: torch_lrn_intra(xt[data], n))))
+            peers(lambda data=data, n=n: torch_lrn_intra(xt[data], n)) if n == 5 else {}))
 
     # Channels last: normcli reads (N, H, W, C); PyTorch gets the same memory as a
     # channels_last tensor.

@@ -146,10 +146,11 @@ def bn_params(params: BNParams | None, **given: object) -> BNParams:
     """``params`` if given (the other settings left at their defaults), else
     :func:`resolve_batchnorm` of the settings."""
     if params is None:
-        key = (given.get("per", "activation"), given.get("eps", 1e-5), given.get("gamma", 1.0),
-               given.get("beta", 0.0))
-        if all(type(v) in _CACHEABLE for v in key):
-            return _resolve_cached(*key)
+        per, eps = given.get("per", "activation"), given.get("eps", 1e-5)
+        gamma, beta = given.get("gamma", 1.0), given.get("beta", 0.0)
+        if (type(per) is str and type(eps) in _CACHEABLE and type(gamma) in _CACHEABLE
+                and type(beta) in _CACHEABLE):
+            return _resolve_cached(per, eps, gamma, beta)
         return resolve_batchnorm(**given)
     if not isinstance(params, BNParams):
         raise ParameterError(f"params must be a BNParams from resolve_batchnorm, not "
@@ -164,7 +165,7 @@ def bn_params(params: BNParams | None, **given: object) -> BNParams:
 
 #: Settings of these types are resolved once per value (as numbers, 1 and 1.0
 #: and True resolve alike, so the cache keeps them apart by type).
-_CACHEABLE = frozenset((str, int, float, bool, np.float64, np.float32))
+_CACHEABLE = frozenset((int, float, bool, np.float64, np.float32))
 
 
 @functools.lru_cache(maxsize=128, typed=True)
