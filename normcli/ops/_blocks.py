@@ -1,9 +1,11 @@
 """Shared machinery for the kernels: cache-sized blocks and threads.
 
-The kernels cut an array into independent blocks that fit in the L2 cache,
-do every elementwise step of one block while it is there (``out=`` into
-per-thread scratch buffers), and hand the blocks to a small thread pool:
-numpy releases the GIL inside its loops, so two blocks really run at once.
+The kernels cut an array into independent blocks that stay in the cache
+(L2 or the shared L3), do every elementwise step of one block while it is
+there (``out=`` into per-thread scratch buffers), and hand the blocks to a
+small thread pool: numpy releases the GIL inside its loops, so two blocks
+really run at once, as long as each call is long enough that handing the GIL
+back and forth (tens of microseconds on a virtual machine) does not dominate.
 """
 
 from __future__ import annotations
@@ -23,13 +25,9 @@ from normcli.ops._blas import single_threaded_blas
 __all__ = [
     "run_blocks",
     "Scratch",
-    "BLOCK_ELEMENTS",
     "default_threads",
+    "serial_scratch",
 ]
-
-#: Elements per block: 64 Ki float32 values are 256 KiB, so the two or three
-#: scratch buffers of one block stay in a 1 MiB L2 cache.
-BLOCK_ELEMENTS = 1 << 16
 
 _MIN_PARALLEL = 1 << 18  # below this many elements, threads cost more than they save
 
@@ -172,6 +170,15 @@ def run_blocks(
         finally:
             for future in futures:
                 future.result()
+
+
+def serial_scratch() -> Scratch:
+    """This thread's scratch buffers for a small job done right here, outside
+    :func:`run_blocks` (or fresh ones, if a job in this thread holds them)."""
+    scratch = getattr(_local, "scratch", None)
+    if scratch is None:
+        scratch = _local.scratch = Scratch()
+    return scratch if not scratch.busy else Scratch()
 
 
 def _run_serial(work: Callable[[int, Scratch], None], count: int, blas: bool) -> None:

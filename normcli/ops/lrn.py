@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from normcli.ops._blocks import Scratch, run_blocks
+from normcli.ops._blocks import serial_scratch as _scratch
 from normcli.ops._windows import band, choose_last, tree_sum
 from normcli.ops.arrays import check_array, check_out, compute_dtype
 from normcli.ops.conventions import LRNParams, lrn_params
@@ -112,6 +113,11 @@ def lrn(
     if arr.size == 0:
         return out
     plan = _plan(arr.shape, params.mode, channels_last)
+    if plan.count == 1 and arr.size < _SMALL:  # one block, here, with the fewest calls
+        shape = plan.view_shape[len(plan.index_axes):]
+        with np.errstate(all="ignore"):
+            _lrn_block(arr.reshape(shape), out.reshape(shape), params, plan, ct, _scratch())
+        return out
     xs, outs = plan.views(arr), plan.views(out)
 
     def work(i: int, scratch: Scratch) -> None:
@@ -129,6 +135,23 @@ def _last_method(length: int, lo: int, hi: int, ct: np.dtype) -> str:
     return choose_last(length, lo, hi, ct)
 
 
+@lru_cache(maxsize=256)
+def _layout(shape: tuple[int, ...], axes: tuple[int, ...], lo: int, hi: int, ct: np.dtype,
+            force_tree: bool):
+    """``(use_band, pads, padded shape, interior slices)`` of a block's squares buffer:
+    zero padding on every window axis but a last axis summed by a band product."""
+    last = len(shape) - 1
+    use_band = (last in axes and not force_tree
+                and _last_method(shape[last], lo, hi, ct) == "band")
+    pads = [(0, 0)] * len(shape)
+    for a in axes:
+        if not (a == last and use_band):
+            pads[a] = (min(lo, shape[a] - 1), min(hi, shape[a] - 1))
+    padded = tuple(n + b + a for n, (b, a) in zip(shape, pads, strict=True))
+    interior = tuple(slice(b, b + n) for n, (b, _) in zip(shape, pads, strict=True))
+    return use_band, tuple(pads), padded, interior
+
+
 #: Values per block.  A block's buffers should stay in the cache, but every
 #: numpy call hands the GIL to the other threads, whose wake-up takes tens of
 #: microseconds on a virtual machine: with 64 Ki values (L2-sized) two threads
@@ -137,6 +160,8 @@ def _last_method(length: int, lo: int, hi: int, ct: np.dtype) -> str:
 #: never on ``threads``: a block recomputed wider must be the same block on any
 #: number of threads.
 BLOCK_ELEMENTS = 1 << 18
+#: Below this many values a single-block call skips the thread machinery.
+_SMALL = 1 << 18
 #: Inter-channel blocks hold whole samples up to this many values: reading
 #: rows of a few KiB scattered over a sample cost twice the time of reading the
 #: same values in one stretch.
@@ -243,15 +268,8 @@ def _lrn_block(
     last = len(shape) - 1
     force_tree = False
     while True:
-        use_band = last in axes and not force_tree and _last_method(
-            shape[last], p.lo, p.hi, ct) == "band"
-        pads = [(0, 0)] * len(shape)
-        for a in axes:
-            if not (a == last and use_band):
-                pads[a] = (min(p.lo, shape[a] - 1), min(p.hi, shape[a] - 1))
-        padded = tuple(n + lo + hi for n, (lo, hi) in zip(shape, pads, strict=True))
-        interior = tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, pads, strict=True))
-        z = scratch.padded("z", padded, tuple(pads), ct)
+        use_band, pads, padded, interior = _layout(shape, axes, p.lo, p.hi, ct, force_tree)
+        z = scratch.padded("z", padded, pads, ct)
         s = z[interior]
         np.multiply(xb, xb, out=s, dtype=ct)
         smax = float(s.max())
