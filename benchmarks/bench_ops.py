@@ -351,6 +351,16 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
               lambda: ort_batch_norm(x, threads, mean32, var32)),
         PEER_TARGET, 1.5, TOL_BN))
 
+    # Into a preallocated out=: what the page faults of a fresh output cost.
+    out = np.empty_like(x)
+    cases.append(Case(
+        "into out=", "LRN inter seed n=5", "normal",
+        lambda: lrn(x, mode="inter", convention="seed", n=5, out=out, **seed_lrn), x))
+    cases.append(Case(
+        "into out=", "BN given mean/var", "normal",
+        lambda: batch_norm(x, per="channel", eps=EPS, mean=stats.mean, var=stats.var,
+                           threads=threads, out=out), x))
+
     # How the cost grows with n (normcli alone: PyTorch's time grows with n and
     # would make the run long), the ReLU'd data, PyTorch's own convention.
     for n in (2, 3, 9, 16, 33):
