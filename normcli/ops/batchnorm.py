@@ -264,6 +264,10 @@ class BatchNormalizer:
         if shape != self.shape:
             _refuse_x(arr, f"has shape {arr.shape}, whose statistics per {self.per} have "
                       f"shape {shape}; these statistics have shape {self.shape}")
+        return self._apply(arr, threads, out)
+
+    def _apply(self, arr: np.ndarray, threads: int | None, out: object) -> np.ndarray:
+        """Normalize a checked, non-empty ``arr`` of the statistics' shape."""
         layout = batch_layout(arr.shape, self.per, self.channels_last)
         ct = compute_dtype(arr.dtype)
         first, scale, shift = self._coefficients(ct)
@@ -439,7 +443,7 @@ def batch_norm(
         raise ParameterError("give both mean and var (stored statistics), or neither",
                              param="mean" if var is None else "var", value=None)
     if mean is not None:
-        return _normalizer(mean, var, p, channels_last, shape)(arr, threads=threads, out=out)
+        return _normalizer(mean, var, p, channels_last, shape)._apply(arr, threads, out)
     gamma_b, beta_b = (a.reshape(-1) for a in p.broadcast(shape))
     outer, c, inner = batch_layout(arr.shape, per, channels_last)
     if outer * inner < 2:
