@@ -19,10 +19,8 @@ from normcli.errors import ParameterError
 from normcli.ops._blocks import Scratch, run_blocks
 from normcli.ops.arrays import check_array, check_out, compute_dtype
 from normcli.ops.moments import (
-    BLOCK_ELEMENTS,
     Moments,
     batch_layout,
-    block_plan,
     check_overflow,
     check_per,
     stats_shape,
@@ -277,22 +275,12 @@ class BatchNormalizer:
             with np.errstate(all="ignore"):
                 _affine(v, o, first, scale, shift, ct)
             return out
-        outer, c, inner = layout
-        if c * inner <= _MAX_SAMPLE:  # whole samples: each block one stretch of memory
-            step = max(1, BLOCK_ELEMENTS // (c * inner))
-            parts = -(-outer // step)
-            step = -(-outer // parts)
-            by_rows, blocks = True, [slice(i, i + step) for i in range(0, outer, step)]
-        else:
-            by_rows, blocks = block_plan(layout)
+        blocks = _stretches(layout, _GIVEN_BLOCK)
 
         def work(i: int, scratch: Scratch) -> None:
-            sl = blocks[i]
-            if by_rows:
-                _affine(v[sl], o[sl], first, scale, shift, ct)
-            else:
-                _affine(v[:, sl, :], o[:, sl, :], None if first is None else first[:, sl],
-                        scale[:, sl], None if shift is None else shift[:, sl], ct)
+            rows, cols = blocks[i]
+            _affine(v[rows, cols], o[rows, cols], None if first is None else first[:, cols],
+                    scale[:, cols], None if shift is None else shift[:, cols], ct)
 
         run_blocks(work, len(blocks), elements=arr.size, threads=threads, blas=False)
         return out
@@ -300,9 +288,23 @@ class BatchNormalizer:
 
 #: Below this many values a normalization runs as one block in the calling thread.
 _SMALL = 1 << 18
-#: With stored statistics, blocks are whole samples up to this many values
-#: (scattered rows of a few channels read more slowly than one stretch).
-_MAX_SAMPLE = 1 << 20
+#: Values per block with stored statistics.  Every value needs only its own
+#: statistic's coefficients, so a block can be any stretch of memory: whole
+#: samples, or a few statistics of one sample (scattered rows of a few channels
+#: of every sample read more slowly).
+_GIVEN_BLOCK = 1 << 19
+
+
+def _stretches(layout: tuple[int, int, int], size: int) -> list[tuple[slice, slice]]:
+    """Blocks ``(rows, cols)`` of a batch viewed as ``(outer, C, inner)``, each one
+    contiguous stretch of about ``size`` values (at least one ``inner`` row)."""
+    outer, c, inner = layout
+    if c * inner <= size:  # several whole samples
+        step = -(-outer // -(-outer // max(1, size // (c * inner))))
+        return [(slice(i, i + step), slice(None)) for i in range(0, outer, step)]
+    step = max(1, size // inner)
+    step = -(-c // -(-c // step))
+    return [(slice(i, i + 1), slice(j, j + step)) for i in range(outer) for j in range(0, c, step)]
 
 
 def _affine(xb, ob, first, scale, shift, ct) -> None:
