@@ -1,24 +1,33 @@
-"""Time normcli's LRN and batch norm against PyTorch and against a plain memory copy.
+"""Time normcli's LRN and batch norm against PyTorch, onnxruntime and a memory copy.
 
-Every number printed is measured in this run: for each case the normcli call,
-its PyTorch baseline and ``np.copyto`` of the same input (the memory-bandwidth
-floor: one read and one write, into a preallocated destination) are run
-round-robin, 2 warm-ups then ``--repeat`` timed runs each, so that a burst of
-load from other processes hits all three alike.  Medians and interquartile
-ranges are printed; ratios are ratios of medians.
+Every number printed is measured in this run.  For each case the normcli call,
+its baselines (PyTorch and onnxruntime, where they have the operation and are
+installed) and ``np.copyto`` of the same input (the memory-bandwidth floor:
+one read and one write, into a preallocated destination) are run round-robin,
+2 warm-ups then ``--repeat`` timed runs each, so that a burst of load from
+other processes hits them alike.  Medians are printed; ratios are ratios of
+medians: ``vs peer`` against the fastest baseline that has the operation,
+``vs copy`` against the copy.
 
-Each case is also checked once: normcli's output against PyTorch's, as the
-largest relative error.  A case whose error is above its tolerance is marked
-WRONG whatever its speed.
+Each case is also checked once: normcli's output against every baseline's, as
+the largest relative error.  A case whose error is above its tolerance is
+marked WRONG whatever its speed.
 
-Without PyTorch the baselines and checks are skipped (with a note) and only
-the normcli and copy timings are printed.
+Then, in fresh processes (``NORMCLI_THREADS=1`` and ``=2``, taking turns), the
+headline operations with one thread against two; and the time per call of
+the small-input cases, (1, 16, 40, 40), where fixed costs dominate.
+
+PyTorch and onnxruntime are optional: without either, its columns say n/a
+(onnxruntime models are written here as ONNX protobuf bytes: the ``onnx``
+package is not needed).  Both are told not to spin their idle worker threads
+(``OMP_WAIT_POLICY=PASSIVE``, onnxruntime's ``allow_spinning=0``): on two
+cores a spinning thread left behind by one library's call steals a core from
+whatever is timed next, the other library or normcli.
 
 Usage::
 
-    python benchmarks/bench_ops.py              # the AlexNet workload (1.5 to 2.5 minutes)
+    python benchmarks/bench_ops.py              # the AlexNet workload (3 to 5 minutes)
     python benchmarks/bench_ops.py --quick      # a small shape, for a smoke run
-    python benchmarks/bench_ops.py --methods    # box_sum's methods, per call
     python benchmarks/bench_ops.py --json       # machine-readable results
 """
 
@@ -29,11 +38,12 @@ import importlib.util
 import json
 import os
 import platform
+import struct
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,21 +51,26 @@ import numpy as np
 if importlib.util.find_spec("normcli") is None:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from normcli import batch_norm, lrn  # noqa: E402
-from normcli.ops._windows import box_sum, choose_method  # noqa: E402
+from normcli import batch_norm, batch_stats, lrn  # noqa: E402
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP threads
 try:
     import torch
     import torch.nn.functional as F
 except ImportError:
     torch = None
+try:
+    import onnxruntime as ort
+except ImportError:
+    ort = None
 
 DEFAULT_SHAPE = (32, 96, 55, 55)  # AlexNet's first LRN: a batch of conv1 outputs
 QUICK_SHAPE = (8, 64, 27, 27)
+SMALL_SHAPE = (1, 16, 40, 40)  # per-call costs
 WARMUP = 2
 
 # AlexNet's LRN parameters (the seed convention's defaults), given explicitly to
-# both sides so that the baseline does not depend on normcli's convention table.
+# every side so that the baselines do not depend on normcli's convention table.
 K, ALPHA, BETA = 2.0, 1e-4, 0.75
 EPS = 1e-5  # batch norm (PyTorch's default)
 
@@ -64,7 +79,11 @@ EPS = 1e-5  # batch norm (PyTorch's default)
 TOL_LRN = 1e-5
 TOL_BN = 1e-4
 NOISY = 0.25  # IQR / median above which a timing is flagged as disturbed
-BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+PEERS = ("torch", "onnxruntime")
+
+# The issue's targets: normcli / fastest peer, normcli / np.copyto, per call (us).
+PEER_TARGET = 0.9
+SCALING_TARGET = 1.6  # two threads against one, LRN inter
 
 
 # --------------------------------------------------------------------------- timing
@@ -104,6 +123,33 @@ def time_round_robin(funcs: dict[str, Callable[[], object]], repeat: int) -> dic
     return {name: Timing(s) for name, s in samples.items()}
 
 
+def per_call_us(funcs: dict[str, Callable[[], object]], repeat: int,
+                min_seconds: float = 5e-3) -> dict[str, float]:
+    """Median microseconds per call of each function, round-robin, each sample
+    looping long enough to time reliably."""
+    loops = {}
+    for name, func in funcs.items():
+        func()
+        n = 1
+        while True:
+            start = time.perf_counter()
+            for _ in range(n):
+                func()
+            if time.perf_counter() - start >= min_seconds:
+                break
+            n *= 2
+        loops[name] = n
+    samples: dict[str, list[float]] = {name: [] for name in funcs}
+    for _ in range(repeat):
+        for name, func in funcs.items():
+            n = loops[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                func()
+            samples[name].append((time.perf_counter() - start) / n)
+    return {name: float(np.median(s)) * 1e6 for name, s in samples.items()}
+
+
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:
     """Largest ``|got - want| / |want|``, elementwise.
 
@@ -118,15 +164,106 @@ def rel_error(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.max(np.abs(got - want) / np.maximum(np.abs(want), floor)))
 
 
+# --------------------------------------------------------------------------- onnxruntime
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes | int | float) -> bytes:
+    """One protobuf field: a varint, a 32-bit float or a length-delimited payload."""
+    if isinstance(payload, bool) or isinstance(payload, int):
+        return _varint(number << 3) + _varint(int(payload))
+    if isinstance(payload, float):
+        return _varint(number << 3 | 5) + struct.pack("<f", payload)
+    data = payload.encode() if isinstance(payload, str) else payload
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def onnx_model(op: str, inputs: dict[str, tuple[int, ...]], outputs: dict[str, tuple[int, ...]],
+               attributes: dict[str, int | float], opset: int) -> bytes:
+    """A one-node float32 ONNX model, as the bytes of its ModelProto.
+
+    Field numbers are those of onnx.proto (ModelProto: ir_version 1,
+    opset_import 8, graph 7; GraphProto: node 1, name 2, input 11, output 12;
+    NodeProto: input 1, output 2, op_type 4, attribute 5; AttributeProto: name 1,
+    f 2, i 3, type 20 (FLOAT 1, INT 2); ValueInfoProto: name 1, type 2;
+    TypeProto.tensor_type 1: elem_type 1 (FLOAT 1), shape 2; dim 1, dim_value 1).
+    """
+    def value_info(name: str, shape: tuple[int, ...]) -> bytes:
+        dims = b"".join(_field(1, _field(1, d)) for d in shape)
+        return _field(1, name) + _field(2, _field(1, _field(1, 1) + _field(2, dims)))
+
+    def attribute(name: str, value: int | float) -> bytes:
+        kind = 1 if isinstance(value, float) else 2
+        return _field(1, name) + _field(2 if kind == 1 else 3, value) + _field(20, kind)
+
+    node = (b"".join(_field(1, n) for n in inputs) + b"".join(_field(2, n) for n in outputs)
+            + _field(4, op) + b"".join(_field(5, attribute(k, v)) for k, v in attributes.items()))
+    graph = (_field(1, node) + _field(2, "bench")
+             + b"".join(_field(11, value_info(n, s)) for n, s in inputs.items())
+             + b"".join(_field(12, value_info(n, s)) for n, s in outputs.items()))
+    return _field(1, 8) + _field(8, _field(1, "") + _field(2, opset)) + _field(7, graph)
+
+
+class OrtOp:
+    """An onnxruntime session of one operation, called with numpy arrays."""
+
+    def __init__(self, model: bytes, feeds: dict[str, np.ndarray], threads: int) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model, sess_options=options,
+                                            providers=["CPUExecutionProvider"])
+        self.feeds = feeds
+
+    def __call__(self) -> np.ndarray:
+        return self.session.run(None, self.feeds)[0]
+
+
+def ort_lrn(x: np.ndarray, n: int, threads: int) -> OrtOp:
+    """The seed's inter-channel LRN in onnxruntime (window 2*(n//2)+1, alpha undivided)."""
+    size = 2 * (n // 2) + 1
+    model = onnx_model("LRN", {"X": x.shape}, {"Y": x.shape},
+                       {"size": size, "alpha": ALPHA * size, "beta": BETA, "bias": K}, 13)
+    return OrtOp(model, {"X": x}, threads)
+
+
+def ort_batch_norm(x: np.ndarray, threads: int, mean=None, var=None) -> OrtOp:
+    """BatchNormalization over axis 1 of ``x``: training mode (batch statistics) or
+    with the given ``mean`` and ``var``."""
+    c = x.shape[1]
+    names = ("X", "scale", "B", "mean", "var")
+    inputs = dict(zip(names, (x.shape, (c,), (c,), (c,), (c,)), strict=True))
+    outputs: dict[str, tuple[int, ...]] = {"Y": x.shape}
+    attributes: dict[str, int | float] = {"epsilon": EPS}
+    if mean is None:
+        mean, var = np.zeros(c, np.float32), np.ones(c, np.float32)
+        outputs.update(running_mean=(c,), running_var=(c,))
+        attributes["training_mode"] = 1
+    feeds = dict(zip(names, (x, np.ones(c, np.float32), np.zeros(c, np.float32),
+                             np.asarray(mean, np.float32), np.asarray(var, np.float32)),
+                     strict=True))
+    return OrtOp(onnx_model("BatchNormalization", inputs, outputs, attributes, 15), feeds,
+                 threads)
+
+
 # --------------------------------------------------------------------------- cases
 
 
 @dataclass
 class Case:
-    """One timed normcli call, its PyTorch baseline and the array to copy for the floor.
+    """One timed normcli call, its baselines and the array to copy for the floor.
 
-    ``theirs`` returns a tensor; ``as_ours`` maps its numpy view onto the layout
-    of normcli's output (a reshape, or a transpose for channels last).
+    ``peers`` maps a framework to a function returning its output as a numpy
+    array in the layout of normcli's output.
     """
 
     group: str
@@ -134,9 +271,9 @@ class Case:
     data: str
     ours: Callable[[], np.ndarray]
     floor_input: np.ndarray
-    theirs: Callable[[], object] | None = None
-    as_ours: Callable[[np.ndarray], np.ndarray] = lambda a: a
-    target: float | None = None
+    peers: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
+    peer_target: float | None = None
+    copy_target: float | None = None
     tol: float = TOL_LRN
     result: dict[str, object] = field(default_factory=dict)
 
@@ -160,114 +297,143 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
     relu = np.maximum(x, 0)
     x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     n_batch = shape[0]
+    x2 = x.reshape(n_batch, -1)
     inputs = {"normal": x, "relu": relu}
-    if torch is not None:
-        xt = {name: torch.from_numpy(a) for name, a in inputs.items()}
-        xt_cl = xt["normal"].contiguous(memory_format=torch.channels_last)
-    else:
-        xt, xt_cl = {}, None
-
-    def baseline(func: Callable[[], object]) -> Callable[[], object] | None:
-        return func if torch is not None else None
+    stats = batch_stats(x, per="channel")
+    mean32, var32 = stats.mean.astype(np.float32), stats.var.astype(np.float32)
+    seed_lrn = {"k": K, "alpha": ALPHA, "beta": BETA, "threads": threads}
 
     def to_nhwc(a: np.ndarray) -> np.ndarray:
         return a.transpose(0, 2, 3, 1)
 
-    seed_lrn = {"k": K, "alpha": ALPHA, "beta": BETA, "threads": threads}
+    def peers(torch_func=None, ort_func=None, as_ours=lambda a: a):
+        found: dict[str, Callable[[], np.ndarray]] = {}
+        if torch is not None and torch_func is not None:
+            found["torch"] = lambda: as_ours(torch_func().numpy())
+        if ort is not None and ort_func is not None:
+            op = ort_func()
+            found["onnxruntime"] = lambda: as_ours(op())
+        return found
+
+    xt = {name: torch.from_numpy(a) for name, a in inputs.items()} if torch else {}
+    xt_cl = xt["normal"].contiguous(memory_format=torch.channels_last) if torch else None
     cases: list[Case] = []
 
-    # Inter-channel, the seed convention over a range of n (cost should not grow with n),
-    # then the ReLU'd data and PyTorch's own convention (identical to F.local_response_norm).
-    for n in (2, 3, 5, 9, 16, 33):
+    # The headline operations, with the issue's targets.
+    cases.append(Case(
+        "headline", "LRN inter seed n=5", "normal",
+        lambda: lrn(x, mode="inter", convention="seed", n=5, **seed_lrn), x,
+        peers(lambda: torch_lrn_inter(xt["normal"], 5), lambda: ort_lrn(x, 5, threads)),
+        PEER_TARGET, 6.0))
+    cases.append(Case(
+        "headline", "LRN intra seed n=2", "normal",
+        lambda: lrn(x, mode="intra", convention="seed", n=2, **seed_lrn), x,
+        peers(lambda: torch_lrn_intra(xt["normal"], 2)), PEER_TARGET, 8.0))
+    cases.append(Case(
+        "headline", "BN per channel (batch stats)", "normal",
+        lambda: batch_norm(x, per="channel", eps=EPS, threads=threads), x,
+        peers(lambda: F.batch_norm(xt["normal"], None, None, training=True, eps=EPS),
+              lambda: ort_batch_norm(x, threads)),
+        PEER_TARGET, None, TOL_BN))
+    cases.append(Case(
+        "headline", "BN per activation", "normal",
+        lambda: batch_norm(x, per="activation", eps=EPS, threads=threads), x,
+        peers(lambda: F.batch_norm(xt["normal"].reshape(n_batch, -1), None, None,
+                                   training=True, eps=EPS),
+              lambda: ort_batch_norm(x2, threads), as_ours=lambda a: a.reshape(shape)),
+        PEER_TARGET, None, TOL_BN))
+    tm, tv = (torch.from_numpy(mean32), torch.from_numpy(var32)) if torch else (None, None)
+    cases.append(Case(
+        "headline", "BN given mean/var", "normal",
+        lambda: batch_norm(x, per="channel", eps=EPS, mean=stats.mean, var=stats.var,
+                           threads=threads), x,
+        peers(lambda: F.batch_norm(xt["normal"], tm, tv, training=False, eps=EPS),
+              lambda: ort_batch_norm(x, threads, mean32, var32)),
+        PEER_TARGET, 1.5, TOL_BN))
+
+    # Into a preallocated out=: what the page faults of a fresh output cost.
+    out = np.empty_like(x)
+    cases.append(Case(
+        "into out=", "LRN inter seed n=5", "normal",
+        lambda: lrn(x, mode="inter", convention="seed", n=5, out=out, **seed_lrn), x))
+    cases.append(Case(
+        "into out=", "BN given mean/var", "normal",
+        lambda: batch_norm(x, per="channel", eps=EPS, mean=stats.mean, var=stats.var,
+                           threads=threads, out=out), x))
+
+    # How the cost grows with n (normcli alone: PyTorch's time grows with n and
+    # would make the run long), the ReLU'd data, PyTorch's own convention.
+    for n in (2, 3, 9, 16, 33):
         cases.append(Case(
             "LRN inter", f"seed n={n}", "normal",
-            lambda n=n: lrn(x, mode="inter", convention="seed", n=n, **seed_lrn), x,
-            baseline(lambda n=n: torch_lrn_inter(xt["normal"], n)),
-            target=0.3 if n == 5 else None,
-        ))
+            lambda n=n: lrn(x, mode="inter", convention="seed", n=n, **seed_lrn), x))
     cases.append(Case(
         "LRN inter", "seed n=5", "relu",
         lambda: lrn(relu, mode="inter", convention="seed", n=5, **seed_lrn), relu,
-        baseline(lambda: torch_lrn_inter(xt["relu"], 5)), target=0.3,
-    ))
+        peers(lambda: torch_lrn_inter(xt["relu"], 5))))
     cases.append(Case(
         "LRN inter", "pytorch n=5", "normal",
         lambda: lrn(x, mode="inter", convention="pytorch", n=5, threads=threads), x,
-        baseline(lambda: F.local_response_norm(xt["normal"], 5)), target=0.3,
-    ))
-
-    for n, data in ((2, "normal"), (5, "normal"), (16, "normal"), (5, "relu")):
+        peers(lambda: F.local_response_norm(xt["normal"], 5))))
+    for n, data in ((5, "normal"), (16, "normal"), (5, "relu")):
         a = inputs[data]
         cases.append(Case(
             "LRN intra", f"seed n={n}", data,
             lambda a=a, n=n: lrn(a, mode="intra", convention="seed", n=n, **seed_lrn), a,
-            baseline(lambda data=data, n=n: torch_lrn_intra(xt[data], n)), target=0.5,
-        ))
+            peers(lambda data=data, n=n: torch_lrn_intra(xt[data], n)) if n == 5 else {}))
 
-    cases.append(Case(
-        "batch norm", "per channel", "normal",
-        lambda: batch_norm(x, per="channel", eps=EPS, threads=threads), x,
-        baseline(lambda: F.batch_norm(xt["normal"], None, None, training=True, eps=EPS)),
-        target=1.5, tol=TOL_BN,
-    ))
-    cases.append(Case(
-        "batch norm", "per activation", "normal",
-        lambda: batch_norm(x, per="activation", eps=EPS, threads=threads), x,
-        baseline(lambda: F.batch_norm(
-            xt["normal"].reshape(n_batch, -1), None, None, training=True, eps=EPS)),
-        as_ours=lambda a: a.reshape(shape), target=1.5, tol=TOL_BN,
-    ))
-
-    # Channels last, for information: normcli reads (N, H, W, C); PyTorch gets the same
-    # memory as a channels_last tensor.
+    # Channels last: normcli reads (N, H, W, C); PyTorch gets the same memory as a
+    # channels_last tensor.
     cl = {**seed_lrn, "channels_last": True}
     cases.append(Case(
         "channels last", "LRN inter seed n=5", "normal",
         lambda: lrn(x_cl, mode="inter", convention="seed", n=5, **cl), x_cl,
-        baseline(lambda: torch_lrn_inter(xt_cl, 5)), as_ours=to_nhwc,
-    ))
+        peers(lambda: torch_lrn_inter(xt_cl, 5), as_ours=to_nhwc)))
     cases.append(Case(
         "channels last", "LRN intra seed n=5", "normal",
         lambda: lrn(x_cl, mode="intra", convention="seed", n=5, **cl), x_cl,
-        baseline(lambda: torch_lrn_intra(xt_cl, 5)), as_ours=to_nhwc,
-    ))
+        peers(lambda: torch_lrn_intra(xt_cl, 5), as_ours=to_nhwc)))
     cases.append(Case(
-        "channels last", "batch norm per channel", "normal",
+        "channels last", "BN per channel", "normal",
         lambda: batch_norm(x_cl, per="channel", eps=EPS, channels_last=True, threads=threads),
-        x_cl,
-        baseline(lambda: F.batch_norm(xt_cl, None, None, training=True, eps=EPS)),
-        as_ours=to_nhwc, tol=TOL_BN,
-    ))
+        x_cl, peers(lambda: F.batch_norm(xt_cl, None, None, training=True, eps=EPS),
+                    as_ours=to_nhwc), tol=TOL_BN))
     return cases
 
 
 def run_case(case: Case, repeat: int) -> None:
     """Check, then time, one case; fill ``case.result``."""
     res = case.result
-    res.update(group=case.group, case=case.name, data=case.data, target=case.target)
-    if case.theirs is not None:
-        res["max_rel_err"] = rel_error(case.ours(), case.as_ours(case.theirs().numpy()))
-        res["tol"] = case.tol
+    res.update(group=case.group, case=case.name, data=case.data,
+               peer_target=case.peer_target, copy_target=case.copy_target, tol=case.tol)
+    ours = case.ours()
+    res["max_rel_err"] = {p: rel_error(ours, f()) for p, f in case.peers.items()}
     dst = np.empty_like(case.floor_input)
-    funcs = {"normcli": case.ours, "copy": lambda: np.copyto(dst, case.floor_input)}
-    if case.theirs is not None:
-        funcs["baseline"] = case.theirs
+    funcs = {"normcli": case.ours, "copy": lambda: np.copyto(dst, case.floor_input),
+             **case.peers}
     for name, timing in time_round_robin(funcs, repeat).items():
         res[f"{name}_ms"] = timing.median_ms
         res[f"{name}_iqr_ms"] = timing.iqr_ms
         res[f"{name}_min_ms"] = timing.min_ms
     res["vs_copy"] = res["normcli_ms"] / res["copy_ms"]
-    if "baseline_ms" in res:
-        res["ratio"] = res["normcli_ms"] / res["baseline_ms"]
-    res["verdict"] = verdict(res)
+    if case.peers:
+        fastest = min(case.peers, key=lambda p: res[f"{p}_ms"])
+        res["fastest_peer"] = fastest
+        res["vs_peer"] = res["normcli_ms"] / res[f"{fastest}_ms"]
 
 
-def verdict(res: dict[str, object]) -> str:
-    if "max_rel_err" in res and not res["max_rel_err"] <= res["tol"]:
-        return "WRONG"
-    if res.get("target") is None or "ratio" not in res:
-        return "-"
-    return "PASS" if res["ratio"] <= res["target"] else "MISS"
+def verdicts(res: dict[str, object]) -> tuple[str, str]:
+    """(vs peer, vs copy): PASS, MISS, WRONG or - (no target, or no peer)."""
+    if any(not err <= res["tol"] for err in res["max_rel_err"].values()):
+        return "WRONG", "WRONG"
+
+    def judge(value, target):
+        if target is None or value is None:
+            return "-"
+        return "PASS" if value <= target else "MISS"
+
+    return judge(res.get("vs_peer"), res["peer_target"]), judge(res["vs_copy"],
+                                                                 res["copy_target"])
 
 
 def derived_checks(results: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -285,109 +451,88 @@ def derived_checks(results: list[dict[str, object]]) -> list[dict[str, object]]:
         return {"check": check, "value": value, "target": target, "verdict": verdict,
                 "noisy": noisy}
 
-    n2, n16 = find("LRN intra", "seed n=2"), find("LRN intra", "seed n=16")
-    inter = [find("LRN inter", f"seed n={n}") for n in (2, 3, 5, 9, 16, 33)]
-    times = [r["normcli_ms"] for r in inter]
+    n2, n16 = find("headline", "LRN intra seed n=2"), find("LRN intra", "seed n=16")
+    inter = [find("LRN inter", "seed n=2"), find("LRN inter", "seed n=33")]
     return [
         ratio("LRN intra time(n=16) / time(n=2)", [n2, n16],
               n16["normcli_ms"] / n2["normcli_ms"], 1.3),
-        ratio("LRN inter time(n=33) / time(n=2)", [inter[0], inter[-1]],
-              times[-1] / times[0], None),
-        ratio("LRN inter max / min over n = 2..33", inter, max(times) / min(times), None),
+        ratio("LRN inter time(n=33) / time(n=2)", inter,
+              inter[1]["normcli_ms"] / inter[0]["normcli_ms"], None),
     ]
 
 
-# --------------------------------------------------------------------------- box_sum methods
-
-# (shape, axis): 64 Ki float32 values, windows along the kinds of axes the kernels use.
-# Lengths above 256 are where choose_method rules out band and segment must compete.
-METHOD_BLOCKS = (
-    ((64, 1024), 0),  # inter, channels first: along C, long rows after it
-    ((256, 256), 0),
-    ((1024, 64), 0),
-    ((16, 64, 64), 1),  # intra, channels first: along H of a stack of maps
-    ((1024, 64), 1),  # inter channels last, intra along W: the last axis
-    ((256, 256), 1),
-    ((64, 1024), 1),
-)
-METHOD_HALF_WINDOWS = (1, 2, 4, 8, 16, 64)  # lo = hi; windows of 3 .. 129 (up to the length)
-KNOWN_METHODS = ("shift", "band", "segment", "cumsum")  # names box_sum has used
+# --------------------------------------------------------------------------- scaling
 
 
-def available_methods() -> list[str]:
-    """The names in ``KNOWN_METHODS`` that this version of ``box_sum`` accepts."""
-    probe = np.ones(4, np.float32)
-    found = []
-    for method in KNOWN_METHODS:
-        try:
-            box_sum(probe, 0, 1, 1, np.empty_like(probe), method)
-        except ValueError:
-            continue
-        found.append(method)
-    return found
+SCALED = ("LRN inter seed n=5", "LRN intra seed n=2", "BN per channel (batch stats)",
+          "BN per activation", "BN given mean/var")
 
 
-def per_call_us(func: Callable[[], object], repeat: int, min_seconds: float = 2e-3) -> float:
-    """Median microseconds per call, each sample looping long enough to time reliably."""
-    func()
-    loops, elapsed = 1, 0.0
-    while True:
-        start = time.perf_counter()
-        for _ in range(loops):
-            func()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            break
-        loops *= 2
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(loops):
-            func()
-        samples.append((time.perf_counter() - start) / loops)
-    return float(np.median(samples)) * 1e6
+def scaling_child(shape: tuple[int, ...], repeat: int) -> dict[str, float]:
+    """Median ms of each headline op with the default threads (NORMCLI_THREADS)."""
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    stats = batch_stats(x, per="channel")
+    ops = {
+        SCALED[0]: lambda: lrn(x, mode="inter", n=5, k=K, alpha=ALPHA, beta=BETA),
+        SCALED[1]: lambda: lrn(x, mode="intra", n=2, k=K, alpha=ALPHA, beta=BETA),
+        SCALED[2]: lambda: batch_norm(x, per="channel", eps=EPS),
+        SCALED[3]: lambda: batch_norm(x, per="activation", eps=EPS),
+        SCALED[4]: lambda: batch_norm(x, per="channel", eps=EPS, mean=stats.mean,
+                                      var=stats.var),
+    }
+    return {k: t.median_ms for k, t in time_round_robin(ops, repeat).items()}
 
 
-def time_methods(repeat: int) -> dict[str, object]:
-    """box_sum per method on 64 Ki float32 blocks; costs also in elementwise passes."""
-    rng = np.random.default_rng(0)
-    s = rng.random(1 << 16, dtype=np.float32)
-    out = np.empty_like(s)
-    unit = per_call_us(lambda: np.multiply(s, s, out=out), repeat)
-    methods = available_methods()
+def run_scaling(shape: tuple[int, ...], repeat: int, rounds: int) -> dict[str, object]:
+    """Each headline op in fresh processes with NORMCLI_THREADS=1 and =2, taking
+    turns ``rounds`` times; the medians over rounds of each process's medians."""
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for threads in (1, 2):
+            env = {**os.environ, "NORMCLI_THREADS": str(threads)}
+            cmd = [sys.executable, __file__, "--scaling-child", "--repeat", str(repeat),
+                   "--shape", ",".join(map(str, shape))]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            runs[threads].append(json.loads(done.stdout))
+    table = {}
+    for op in SCALED:
+        one = float(np.median([r[op] for r in runs[1]]))
+        two = float(np.median([r[op] for r in runs[2]]))
+        table[op] = {"one_ms": one, "two_ms": two, "speedup": one / two}
+    return {"rounds": rounds, "repeat": repeat, "ops": table}
+
+
+# --------------------------------------------------------------------------- per call
+
+
+def run_small(threads: int, repeat: int) -> list[dict[str, object]]:
+    """Microseconds per call on a small input, where validation and dispatch dominate."""
+    x = np.random.default_rng(1).standard_normal(SMALL_SHAPE, dtype=np.float32)
+    stats = batch_stats(x, per="channel")
+    mean32, var32 = stats.mean.astype(np.float32), stats.var.astype(np.float32)
     rows = []
-    for shape, axis in METHOD_BLOCKS:
-        block, dest = s.reshape(shape), out.reshape(shape)
-        length = shape[axis]
-        inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
-        for half in (h for h in METHOD_HALF_WINDOWS if 2 * h + 1 <= length):
-            us = {m: per_call_us(partial(box_sum, block, axis, half, half, dest, m), repeat)
-                  for m in methods}
-            rows.append({
-                "shape": list(shape), "axis": axis, "window": 2 * half + 1,
-                "us": us, "passes": {m: t / unit for m, t in us.items()},
-                "fastest": min(us, key=us.__getitem__),
-                "chosen": choose_method(length, half, half, s.dtype, inner),
-            })
-    return {"unit_pass_us": unit, "methods": methods, "rows": rows}
-
-
-def print_methods(env: dict[str, object], res: dict[str, object]) -> None:
-    blas = ", ".join(f"{k}={v}" for k, v in env["blas_env"].items()) or "none set"
-    print(f"box_sum on 64 Ki float32 values, called from one thread (band's matmul may use "
-          f"BLAS threads; BLAS thread variables: {blas}).")
-    print(f"One elementwise pass (np.multiply) = {res['unit_pass_us']:.1f} us.  "
-          "Cells: us per call (passes).")
-    methods = res["methods"]
-    head = f"{'block':>12} {'axis':>4} {'win':>4}" + "".join(f"{m:>17}" for m in methods)
-    print(head + f"{'fastest':>9}{'chosen':>9}")
-    for r in res["rows"]:
-        cells = "".join(f"{r['us'][m]:>9.1f} ({r['passes'][m]:>5.1f})" for m in methods)
-        mark = "" if r["fastest"] == r["chosen"] else "  *"
-        shape = "x".join(map(str, r["shape"]))
-        print(f"{shape:>12} {r['axis']:>4} {r['window']:>4}{cells}"
-              f"{r['fastest']:>9}{r['chosen']:>9}{mark}")
-    print("* choose_method's pick is not the fastest measured here.")
+    specs = [
+        ("BN given mean/var", 30.0,
+         lambda: batch_norm(x, per="channel", eps=EPS, mean=stats.mean, var=stats.var),
+         (lambda xt: (lambda: F.batch_norm(xt, torch.from_numpy(mean32),
+                                           torch.from_numpy(var32), training=False,
+                                           eps=EPS))),
+         lambda: ort_batch_norm(x, threads, mean32, var32)),
+        ("LRN inter seed n=5", 60.0,
+         lambda: lrn(x, mode="inter", n=5, k=K, alpha=ALPHA, beta=BETA),
+         (lambda xt: (lambda: torch_lrn_inter(xt, 5))),
+         lambda: ort_lrn(x, 5, threads)),
+    ]
+    for name, target, ours, torch_make, ort_make in specs:
+        funcs: dict[str, Callable[[], object]] = {"normcli": ours}
+        if torch is not None:
+            funcs["torch"] = torch_make(torch.from_numpy(x))
+        if ort is not None:
+            funcs["onnxruntime"] = ort_make()
+        us = per_call_us(funcs, repeat)
+        rows.append({"case": name, "target_us": target, "us": us,
+                     "verdict": "PASS" if us["normcli"] <= target else "MISS"})
+    return rows
 
 
 # --------------------------------------------------------------------------- output
@@ -398,6 +543,7 @@ def environment(args: argparse.Namespace) -> dict[str, object]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": torch.__version__ if torch is not None else None,
+        "onnxruntime": ort.__version__ if ort is not None else None,
         "cpus": os.cpu_count(),
         "threads": args.threads,
         "shape": list(args.shape),
@@ -405,60 +551,77 @@ def environment(args: argparse.Namespace) -> dict[str, object]:
         "repeat": args.repeat,
         "warmup": WARMUP,
         "loadavg_start": list(os.getloadavg()),
-        # numpy's BLAS (band products in box_sum) starts its own threads unless told not to
-        "blas_env": {v: os.environ.get(v) for v in BLAS_ENV if os.environ.get(v)},
     }
 
 
-def print_table(env: dict[str, object], results: list[dict[str, object]],
-                checks: list[dict[str, object]]) -> None:
-    torch_note = f"torch {env['torch']}" if env["torch"] else "torch not installed"
+def ms(res: dict[str, object], name: str) -> str:
+    """``median``, with ``~`` when the spread (IQR) is above a quarter of the median."""
+    if f"{name}_ms" not in res:
+        return "n/a"
+    median, iqr = res[f"{name}_ms"], res[f"{name}_iqr_ms"]
+    return f"{median:.2f}" + ("~" if iqr > NOISY * median else " ")
+
+
+def print_report(env: dict[str, object], results: list[dict[str, object]],
+                 checks: list[dict[str, object]], scaling: dict[str, object] | None,
+                 small: list[dict[str, object]]) -> None:
+    def version(name: str) -> str:
+        return f"{name} {env[name]}" if env[name] else f"{name} not installed"
+
     print(f"normcli benchmark: float32 {tuple(env['shape'])}, {env['threads']} threads, "
-          f"median of {env['repeat']} runs after {env['warmup']} warm-ups (IQR in brackets)")
-    print(f"python {env['python']}, numpy {env['numpy']}, {torch_note}, {env['cpus']} CPUs, "
-          f"load average {env['loadavg_start'][0]:.2f} at start, "
-          f"{env['loadavg_end'][0]:.2f} at end")
-    blas = ", ".join(f"{k}={v}" for k, v in env["blas_env"].items()) or "none set"
-    print(f"BLAS thread variables: {blas}")
-    if not env["torch"]:
-        print("NOTE: PyTorch is not installed: baselines, ratios and numerical checks are "
-              "skipped.")
+          f"median of {env['repeat']} runs after {env['warmup']} warm-ups")
+    print(f"python {env['python']}, numpy {env['numpy']}, {version('torch')}, "
+          f"{version('onnxruntime')}, {env['cpus']} CPUs, load average "
+          f"{env['loadavg_start'][0]:.2f} at start, {env['loadavg_end'][0]:.2f} at end")
     print()
-    head = (f"{'case':<32}{'data':<7}{'normcli ms':>18}{'baseline ms':>19}{'ratio':>7}"
-            f"{'target':>8}{'verdict':>8}{'vs copy':>8}{'max rel err':>12}")
+    head = (f"{'case':<30}{'data':<7}{'normcli':>9}{'torch':>9}{'onnxrt':>9}{'copy':>8}"
+            f"{'vs peer':>9}{'target':>8}{'':>6}{'vs copy':>9}{'target':>8}{'':>6}"
+            f"{'max rel err':>12}")
+    print("milliseconds (median); vs peer = normcli / fastest peer that has the op")
     print(head)
     group = None
     for r in results:
         if r["group"] != group:
             group = r["group"]
             print(f"-- {group}")
-        ours = timing_cell(r, "normcli")
-        if "baseline_ms" in r:
-            theirs = timing_cell(r, "baseline")
-            ratio, err = f"{r['ratio']:.2f}", f"{r['max_rel_err']:.1e}"
-        else:
-            theirs, ratio, err = "n/a", "n/a", "n/a"
-        target = f"<={r['target']}" if r["target"] is not None else "-"
-        print(f"  {r['case']:<30}{r['data']:<7}{ours:>18}{theirs:>19}{ratio:>7}"
-              f"{target:>8}{r['verdict']:>8}{r['vs_copy']:>7.1f}x{err:>12}")
-    copies = [r["copy_ms"] for r in results]
-    print(f"np.copyto of the input (the floor), median per case: {min(copies):.2f} .. "
-          f"{max(copies):.2f} ms")
+        vp, vc = verdicts(r)
+        peer = f"{r['vs_peer']:.2f}" if "vs_peer" in r else "n/a"
+        pt = f"<={r['peer_target']}" if r["peer_target"] is not None else ""
+        ctg = f"<={r['copy_target']:g}" if r["copy_target"] is not None else ""
+        errs = r["max_rel_err"]
+        err = f"{max(errs.values()):.1e}" if errs else "n/a"
+        print(f"  {r['case']:<28}{r['data']:<7}{ms(r, 'normcli'):>9}{ms(r, 'torch'):>9}"
+              f"{ms(r, 'onnxruntime'):>9}{ms(r, 'copy'):>8}{peer:>9}{pt:>8}"
+              f"{vp if pt else '':>6}{r['vs_copy']:>8.1f}x{ctg:>8}{vc if ctg else '':>6}"
+              f"{err:>12}")
     print()
     for c in checks:
         target = f"<= {c['target']}" if c["target"] is not None else "-"
         noisy = "  (~ from noisy timings)" if c["noisy"] else ""
         print(f"{c['check']:<40}{c['value']:>6.2f}   target {target:<8}{c['verdict']}{noisy}")
+    if scaling is not None:
+        print()
+        print(f"threads: NORMCLI_THREADS=1 against =2, fresh processes taking turns "
+              f"({scaling['rounds']} each, medians of {scaling['repeat']} runs), ms")
+        for op, row in scaling["ops"].items():
+            mark = ""
+            if op == SCALED[0]:
+                ok = "PASS" if row["speedup"] >= SCALING_TARGET else "MISS"
+                mark = f"   target >= {SCALING_TARGET}  {ok}"
+            print(f"  {op:<30}{row['one_ms']:>8.2f}{row['two_ms']:>8.2f}"
+                  f"{row['speedup']:>7.2f}x{mark}")
     print()
-    print("ratio = normcli median / baseline median; vs copy = normcli median / np.copyto "
-          "median;\n~ = noisy (IQR above a quarter of the median); WRONG = max rel err above "
-          f"{TOL_LRN:g} (LRN) or {TOL_BN:g} (batch norm).")
-
-
-def timing_cell(res: dict[str, object], name: str) -> str:
-    """``median [IQR]``, with ``~`` when the spread is above a quarter of the median."""
-    median, iqr = res[f"{name}_ms"], res[f"{name}_iqr_ms"]
-    return f"{median:.2f} [{iqr:.2f}]" + ("~" if iqr > NOISY * median else " ")
+    print(f"per call on float32 {SMALL_SHAPE}, microseconds (median)")
+    print(f"  {'case':<28}{'normcli':>9}{'torch':>9}{'onnxrt':>9}{'target':>9}")
+    for row in small:
+        us = row["us"]
+        cells = "".join(f"{us[p]:>9.1f}" if p in us else f"{'n/a':>9}"
+                        for p in ("normcli", *PEERS))
+        print(f"  {row['case']:<28}{cells}{'<=' + format(row['target_us'], 'g'):>9}"
+              f"  {row['verdict']}")
+    print()
+    print("~ = noisy (IQR above a quarter of the median); WRONG = max rel err against a peer "
+          f"above {TOL_LRN:g} (LRN) or {TOL_BN:g} (batch norm).")
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -478,46 +641,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", type=parse_shape, default=None,
                         help=f"N,C,H,W (default {','.join(map(str, DEFAULT_SHAPE))})")
     parser.add_argument("--threads", type=int, default=2,
-                        help="threads for normcli and torch (default 2)")
+                        help="threads for normcli, torch and onnxruntime (default 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="fresh processes per thread count for the scaling (default 3)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: shape {','.join(map(str, QUICK_SHAPE))}, 5 repeats")
-    parser.add_argument("--methods", action="store_true",
-                        help="time box_sum's methods on 64 Ki-element blocks instead")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--scaling-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 5 if args.quick else 15
     if args.shape is None:
         args.shape = QUICK_SHAPE if args.quick else DEFAULT_SHAPE
-    if args.repeat < 1 or args.threads < 1:
-        parser.error("--repeat and --threads must be at least 1")
+    if args.repeat < 1 or args.threads < 1 or args.rounds < 0:
+        parser.error("--repeat and --threads must be at least 1, --rounds at least 0")
+    if args.scaling_child:
+        print(json.dumps(scaling_child(args.shape, args.repeat)))
+        return 0
     if torch is not None:
         torch.set_num_threads(args.threads)
 
     env = environment(args)
-    if args.methods:
-        res = time_methods(args.repeat)
-        env["loadavg_end"] = list(os.getloadavg())
-        if args.json:
-            print(json.dumps({"environment": env, "methods": res}, indent=1))
-        else:
-            print_methods(env, res)
-        return 0
-
     cases = build_cases(args.shape, args.threads)
     for case in cases:
         run_case(case, args.repeat)
         if not args.json:
             print(".", end="", flush=True, file=sys.stderr)
+    scaling = run_scaling(args.shape, args.repeat, args.rounds) if args.rounds else None
+    small = run_small(args.threads, args.repeat)
     if not args.json:
         print(file=sys.stderr)
     env["loadavg_end"] = list(os.getloadavg())
     results = [case.result for case in cases]
     checks = derived_checks(results)
     if args.json:
-        print(json.dumps({"environment": env, "cases": results, "checks": checks}, indent=1))
+        print(json.dumps({"environment": env, "cases": results, "checks": checks,
+                          "scaling": scaling, "per_call": small}, indent=1))
     else:
-        print_table(env, results, checks)
+        print_report(env, results, checks, scaling, small)
     return 0
 
 

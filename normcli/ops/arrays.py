@@ -12,7 +12,7 @@ import numpy as np
 
 from normcli.errors import ParameterError
 
-__all__ = ["compute_dtype", "check_array"]
+__all__ = ["compute_dtype", "check_array", "check_out"]
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -48,7 +48,15 @@ def check_array(x: object, *, name: str = "x", min_ndim: int = 2) -> np.ndarray:
     ...
     normcli.errors.ParameterError: x has shape (1,); it needs at least 2 dimensions
     """
-    arr = np.asarray(x)
+    if type(x) is np.ndarray:
+        arr = x
+        dtype = arr.dtype
+        # the common case, in a few attribute reads: a native numeric C-contiguous array
+        if (dtype.kind in "biuf" and dtype.isnative and arr.ndim >= min_ndim
+                and dtype.itemsize <= 8 and arr.flags.c_contiguous):
+            return arr
+    else:
+        arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         _refuse(name, arr, f"has dtype {arr.dtype}; use bool, integer or floating-point data")
     if arr.ndim < min_ndim:
@@ -58,6 +66,51 @@ def check_array(x: object, *, name: str = "x", min_ndim: int = 2) -> np.ndarray:
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return np.ascontiguousarray(arr)
+
+
+def check_out(out: object, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The array to write a result of ``arr``'s shape into: ``out`` if given and
+    fit, else a new one.
+
+    ``out`` must be a writeable, C-contiguous ``dtype`` array of ``arr``'s
+    shape, and either ``arr`` itself (the kernels read each value before they
+    overwrite it) or memory apart from it.
+
+    Raises
+    ------
+    ParameterError
+        ``.param`` ``"out"``, for anything else.
+
+    >>> x = np.ones((2, 3))
+    >>> check_out(x, x, np.dtype(np.float64)) is x
+    True
+    >>> check_out(x[:, :2], x[:, :2].copy(), np.dtype(np.float64))
+    Traceback (most recent call last):
+    ...
+    normcli.errors.ParameterError: out must be a C-contiguous float64 array of shape (2, 2), \
+writeable; got a float64 array of shape (2, 2) (not C-contiguous)
+    """
+    if out is None:
+        return np.empty(arr.shape, dtype)
+    if not isinstance(out, np.ndarray):
+        _refuse_out(out, arr, dtype, f"got {type(out).__name__}")
+    if (out.shape != arr.shape or out.dtype != dtype or not out.flags.c_contiguous
+            or not out.flags.writeable):
+        why = [w for w, bad in (("not C-contiguous", not out.flags.c_contiguous),
+                                ("read-only", not out.flags.writeable)) if bad]
+        _refuse_out(out, arr, dtype, f"got a {out.dtype} array of shape {out.shape}"
+                    + (f" ({', '.join(why)})" if why else ""))
+    if np.may_share_memory(out, arr) and not (
+            out.dtype == arr.dtype
+            and out.__array_interface__["data"][0] == arr.__array_interface__["data"][0]):
+        problem = "overlaps x without being x itself; give x (in place) or separate memory"
+        raise ParameterError(f"out {problem}", param="out", value=out, problem=problem)
+    return out
+
+
+def _refuse_out(out: object, arr: np.ndarray, dtype: np.dtype, got: str) -> None:
+    problem = f"must be a C-contiguous {dtype} array of shape {arr.shape}, writeable; {got}"
+    raise ParameterError(f"out {problem}", param="out", value=out, problem=problem)
 
 
 def _refuse(name: str, arr: np.ndarray, problem: str) -> None:

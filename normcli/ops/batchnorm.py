@@ -8,18 +8,19 @@ statistics themselves are :mod:`normcli.ops.moments`'s.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from normcli.errors import ParameterError
 from normcli.ops._blocks import Scratch, run_blocks
-from normcli.ops.arrays import check_array, compute_dtype
+from normcli.ops.arrays import check_array, check_out, compute_dtype
 from normcli.ops.moments import (
     Moments,
     batch_layout,
-    block_plan,
     check_overflow,
     check_per,
     stats_shape,
@@ -143,6 +144,11 @@ def bn_params(params: BNParams | None, **given: object) -> BNParams:
     """``params`` if given (the other settings left at their defaults), else
     :func:`resolve_batchnorm` of the settings."""
     if params is None:
+        per, eps = given.get("per", "activation"), given.get("eps", 1e-5)
+        gamma, beta = given.get("gamma", 1.0), given.get("beta", 0.0)
+        if (type(per) is str and type(eps) in _CACHEABLE and type(gamma) in _CACHEABLE
+                and type(beta) in _CACHEABLE):
+            return _resolve_cached(per, eps, gamma, beta)
         return resolve_batchnorm(**given)
     if not isinstance(params, BNParams):
         raise ParameterError(f"params must be a BNParams from resolve_batchnorm, not "
@@ -153,6 +159,16 @@ def bn_params(params: BNParams | None, **given: object) -> BNParams:
         raise ParameterError(f"give params or {', '.join(also)}, not both", param="params",
                              value=params)
     return params
+
+
+#: Settings of these types are resolved once per value (as numbers, 1 and 1.0
+#: and True resolve alike, so the cache keeps them apart by type).
+_CACHEABLE = frozenset((int, float, bool, np.float64, np.float32))
+
+
+@functools.lru_cache(maxsize=128, typed=True)
+def _resolve_cached(per, eps, gamma, beta) -> BNParams:
+    return resolve_batchnorm(per=per, eps=eps, gamma=gamma, beta=beta)
 
 
 def _same(a: object, b: object) -> bool:
@@ -199,21 +215,39 @@ class BatchNormalizer:
         np.divide(gamma_b, scale, out=scale)
         self._scale = scale.reshape(-1)
         self._mean = np.ascontiguousarray(mean_b).reshape(-1)
-        self._cache: dict[np.dtype, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+        # the size of the outputs, to judge which roundings are negligible
+        self._size = (np.abs(gamma_b) + np.abs(beta_b)).reshape(-1)
+        # y = x * scale + (beta - mean * scale) rounds x * scale and the shift, each
+        # as large as |mean| * scale: no worse than (x - mean) * scale + beta while
+        # |mean| * scale <= |gamma|, i.e. |mean| <= sqrt(var + eps).  Beyond, the
+        # mean is subtracted first (exactly, for values near it).
+        with np.errstate(all="ignore"):
+            self._fused = bool(np.all(np.abs(self._mean * self._scale) <= np.abs(gamma_b)
+                                      .reshape(-1)))
+        self._cache: dict[np.dtype, tuple[np.ndarray | None, np.ndarray,
+                                          np.ndarray | None]] = {}
 
     def _coefficients(self, ct: np.dtype):
-        """(mean rounded to ct, scale, shift or None) as ct column vectors."""
+        """``(first, scale, shift)`` as ct column vectors: ``y = (x - first) * scale
+        + shift``, where ``first`` is ``None`` (the fused form, ``y = x * scale +
+        shift``) or the mean rounded to ct, and ``shift`` is ``None`` where it is 0
+        or below an eighth of an ulp of the outputs' size."""
         if ct not in self._cache:
             # (statistics beyond float32's range, from float64 data, round to Inf as
             # IEEE says; NaN statistics, with --allow-nonfinite, stay NaN)
             with np.errstate(over="ignore", invalid="ignore"):
-                first = self._mean.astype(ct)
-                # y = (x - first) * scale + shift, with x - first exact where it matters
-                shift = self._beta - (self._mean - first) * self._scale
+                if self._fused:
+                    first = None
+                    shift = self._beta - self._mean * self._scale
+                else:
+                    first = self._mean.astype(ct)
+                    # x - first is exact where it matters
+                    shift = self._beta - (self._mean - first) * self._scale
+                    first = first[None, :, None]
                 self._cache[ct] = (
-                    first[None, :, None],
+                    first,
                     self._scale.astype(ct)[None, :, None],
-                    shift.astype(ct)[None, :, None] if np.any(shift != 0) else None,
+                    _shift(shift, self._size, ct),
                 )
         return self._cache[ct]
 
@@ -228,28 +262,98 @@ class BatchNormalizer:
         if shape != self.shape:
             _refuse_x(arr, f"has shape {arr.shape}, whose statistics per {self.per} have "
                       f"shape {shape}; these statistics have shape {self.shape}")
+        return self._apply(arr, threads, out)
+
+    def _apply(self, arr: np.ndarray, threads: int | None, out: object) -> np.ndarray:
+        """Normalize a checked, non-empty ``arr`` of the statistics' shape."""
+        layout = batch_layout(arr.shape, self.per, self.channels_last)
         ct = compute_dtype(arr.dtype)
         first, scale, shift = self._coefficients(ct)
-        if out is None:
-            out = np.empty(arr.shape, ct)
-        elif out.shape != arr.shape or out.dtype != ct or not out.flags.c_contiguous:
-            raise ParameterError(f"out must be a C-contiguous {ct} array of shape {arr.shape}",
-                                 param="out", value=out)
-        layout = batch_layout(arr.shape, self.per, self.channels_last)
+        out = check_out(out, arr, ct)
         v, o = arr.reshape(layout), out.reshape(layout)
-        by_rows, blocks = block_plan(layout)
+        if arr.size < _SMALL:  # one block, in this thread, with the fewest calls
+            with np.errstate(all="ignore"):
+                _affine(v, o, first, scale, shift, ct)
+            return out
+        blocks = _stretches(layout, _GIVEN_BLOCK)
 
         def work(i: int, scratch: Scratch) -> None:
-            sl = blocks[i]
-            xb, ob, cols = (v[sl], o[sl], slice(None)) if by_rows else (
-                v[:, sl, :], o[:, sl, :], sl)
-            np.subtract(xb, first[:, cols], out=ob, dtype=ct)  # (out may be x itself)
-            np.multiply(ob, scale[:, cols], out=ob)
-            if shift is not None:
-                np.add(ob, shift[:, cols], out=ob)
+            rows, cols = blocks[i]
+            _affine(v[rows, cols], o[rows, cols], None if first is None else first[:, cols],
+                    scale[:, cols], None if shift is None else shift[:, cols], ct)
 
-        run_blocks(work, len(blocks), elements=arr.size, threads=threads)
+        run_blocks(work, len(blocks), elements=arr.size, threads=threads, blas=False)
         return out
+
+
+#: Below this many values a normalization runs as one block in the calling thread.
+_SMALL = 1 << 18
+#: Values per block with stored statistics.  Every value needs only its own
+#: statistic's coefficients, so a block can be any stretch of memory: whole
+#: samples, or a few statistics of one sample (scattered rows of a few channels
+#: of every sample read more slowly).
+_GIVEN_BLOCK = 1 << 19
+
+
+def _stretches(layout: tuple[int, int, int], size: int) -> list[tuple[slice, slice]]:
+    """Blocks ``(rows, cols)`` of a batch viewed as ``(outer, C, inner)``, each one
+    contiguous stretch of about ``size`` values (at least one ``inner`` row)."""
+    outer, c, inner = layout
+    if c * inner <= size:  # several whole samples
+        step = -(-outer // -(-outer // max(1, size // (c * inner))))
+        return [(slice(i, i + step), slice(None)) for i in range(0, outer, step)]
+    step = max(1, size // inner)
+    step = -(-c // -(-c // step))
+    return [(slice(i, i + 1), slice(j, j + step)) for i in range(outer) for j in range(0, c, step)]
+
+
+def _affine(xb, ob, first, scale, shift, ct) -> None:
+    """``ob = (xb - first) * scale + shift`` (``first``, ``shift``: None to leave out);
+    ``ob`` may be ``xb`` itself."""
+    if first is None:
+        np.multiply(xb, scale, out=ob, dtype=ct)
+    else:
+        np.subtract(xb, first, out=ob, dtype=ct)
+        np.multiply(ob, scale, out=ob)
+    if shift is not None:
+        np.add(ob, shift, out=ob)
+
+
+def _shift(shift: np.ndarray, size: np.ndarray, ct: np.dtype) -> np.ndarray | None:
+    """``shift`` as a ct column vector, or None when every one of its values is
+    below an eighth of an ulp of its statistic's output size (|gamma| + |beta|):
+    adding it would move no output by more than that (and mostly not at all)."""
+    negligible = np.finfo(ct).eps / 8
+    with np.errstate(invalid="ignore"):
+        if np.all(np.abs(shift) <= negligible * size):
+            return None
+    return shift.astype(ct)[None, :, None]
+
+
+_normalizers: dict[tuple, BatchNormalizer] = {}
+_normalizers_lock = threading.Lock()
+_CACHED_STATS = 4096  # statistics up to this size are remembered by value
+
+
+def _normalizer(mean: object, var: object, p: BNParams, channels_last: bool,
+                shape: tuple[int, ...]) -> BatchNormalizer:
+    """A BatchNormalizer for these statistics, remembered by their values (small
+    statistics, scalar gamma and beta): the same statistics applied to input
+    after input are checked and turned into coefficients once."""
+    if not (type(mean) is np.ndarray and type(var) is np.ndarray
+            and mean.size <= _CACHED_STATS and var.size <= _CACHED_STATS
+            and type(p.gamma) is float and type(p.beta) is float):
+        return BatchNormalizer(mean, var, params=p, channels_last=channels_last, shape=shape)
+    key = (mean.tobytes(), mean.dtype.str, mean.shape, var.tobytes(), var.dtype.str, var.shape,
+           p.per, p.eps, p.gamma, p.beta, channels_last, shape)
+    norm = _normalizers.get(key)
+    if norm is None:
+        norm = BatchNormalizer(mean, var, params=p, channels_last=channels_last, shape=shape)
+        with _normalizers_lock:
+            if len(_normalizers) >= 32:
+                del _normalizers[next(iter(_normalizers))]
+            _normalizers[key] = norm
+    return norm
 
 
 def batch_norm(
@@ -264,6 +368,7 @@ def batch_norm(
     params: BNParams | None = None,
     channels_last: bool = False,
     threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""Batch normalization of a batch (axis 0; all leading axes beyond 4-D).
 
@@ -299,11 +404,18 @@ def batch_norm(
         ``per``, ``eps``, ``gamma`` and ``beta`` (which are then left out).
     channels_last : bool
         With ``per="channel"``, the channel axis is the last one.
+    threads : int, optional
+        Worker threads (default: ``NORMCLI_THREADS`` or the usable cores).
+    out : numpy.ndarray, optional
+        Where to write the result: C-contiguous, of ``x``'s shape and the
+        compute dtype (below).  With stored statistics it may be ``x`` itself;
+        with batch statistics it must not share memory with ``x``.
 
     Returns
     -------
     numpy.ndarray
-        Same shape as ``x``; float32 for float16/float32 input, else float64.
+        Same shape as ``x``; float32 for float16/float32 input, else float64
+        (``out``, if given).
 
     Examples
     --------
@@ -333,8 +445,7 @@ def batch_norm(
         raise ParameterError("give both mean and var (stored statistics), or neither",
                              param="mean" if var is None else "var", value=None)
     if mean is not None:
-        return BatchNormalizer(mean, var, params=p, channels_last=channels_last,
-                               shape=shape)(arr, threads=threads)
+        return _normalizer(mean, var, p, channels_last, shape)._apply(arr, threads, out)
     gamma_b, beta_b = (a.reshape(-1) for a in p.broadcast(shape))
     outer, c, inner = batch_layout(arr.shape, per, channels_last)
     if outer * inner < 2:
@@ -342,21 +453,27 @@ def batch_norm(
         _refuse_x(arr, f"has shape {arr.shape}: a {what} has zero variance everywhere; "
                   "give a larger batch, or stored statistics (mean and var)")
     ct = compute_dtype(arr.dtype)
-    out = np.empty(arr.shape, ct)
-    layout = batch_layout(arr.shape, per, channels_last)
+    if out is not None and np.may_share_memory(out, arr):
+        # the statistics read x again after the first blocks are written (the
+        # overflow check); with stored statistics, out=x is fine
+        problem = "shares memory with x; with batch statistics, give separate memory"
+        raise ParameterError(f"out {problem}", param="out", value=out, problem=problem)
+    out = check_out(out, arr, ct)
+    layout = (outer, c, inner)
     moments = Moments(arr.reshape(layout), ct, threads)
     o = out.reshape(layout)
+    size = np.abs(gamma_b) + np.abs(beta_b)
 
     def normalize(i: int, sl: slice, dev: np.ndarray) -> None:
         # y = (x - first) * scale + (beta - (mean - first) * scale), where ``first``
         # is the mean rounded to the compute type: x - first is exact where it matters.
         mu, variance = moments.mean[sl], moments.m2[sl] / moments.count
         scale = gamma_b[sl] / np.sqrt(variance + eps)
-        shift = beta_b[sl] - (mu - moments.first[sl]) * scale
+        shift = _shift(beta_b[sl] - (mu - moments.first[sl]) * scale, size[sl], ct)
         ob = moments.out_block(o, i)
         np.multiply(dev, scale.astype(ct)[None, :, None], out=ob)
-        if np.any(shift != 0):
-            np.add(ob, shift.astype(ct)[None, :, None], out=ob)
+        if shift is not None:
+            np.add(ob, shift, out=ob)
 
     moments.compute(normalize)
     check_overflow(arr, moments.m2)

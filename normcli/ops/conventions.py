@@ -22,6 +22,7 @@ rule                    lo                      hi
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -386,7 +387,13 @@ def lrn_params(params: LRNParams | None, **given: object) -> LRNParams:
     """``params`` if given (the other settings left out), else :func:`resolve_lrn`
     of the settings: how every function that takes both forms reads them."""
     if params is None:
-        return resolve_lrn(**given)
+        key = (given.get("mode", "inter"), given.get("convention", "seed"), given.get("n"),
+               given.get("k"), given.get("alpha"), given.get("beta"))
+        try:
+            hash(key)
+        except TypeError:  # an array or a list: checked afresh, never cached
+            return resolve_lrn(**given)
+        return _resolve_cached(*key)
     if not isinstance(params, LRNParams):
         raise ParameterError(f"params must be an LRNParams from resolve_lrn, not "
                              f"{type(params).__name__}", param="params", value=params)
@@ -398,3 +405,12 @@ def lrn_params(params: LRNParams | None, **given: object) -> LRNParams:
         raise ParameterError(f"give params or {', '.join(also)}, not both", param="params",
                              value=params)
     return params
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _resolve_cached(mode, convention, n, k, alpha, beta) -> LRNParams:
+    """:func:`resolve_lrn` of hashable settings, remembered: a call on a small
+    input would otherwise spend much of its time checking the same settings.
+    ``typed``: ``5`` and ``5.0`` (or ``True``) are checked separately, as they
+    may be judged differently; a refusal raises and is not remembered."""
+    return resolve_lrn(mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)

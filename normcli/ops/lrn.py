@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
-from normcli.ops._blocks import BLOCK_ELEMENTS, Scratch, run_blocks
-from normcli.ops._windows import box_sum, choose_method
-from normcli.ops.arrays import check_array, compute_dtype
+from normcli.ops._blocks import Scratch, run_blocks
+from normcli.ops._blocks import serial_scratch as _scratch
+from normcli.ops._windows import band, choose_last, tree_sum
+from normcli.ops.arrays import check_array, check_out, compute_dtype
 from normcli.ops.conventions import LRNParams, lrn_params
 
 __all__ = ["lrn", "lrn_blocks_plan"]
@@ -26,6 +28,7 @@ def lrn(
     params: LRNParams | None = None,
     channels_last: bool = False,
     threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""Local response normalization of feature maps.
 
@@ -66,11 +69,16 @@ def lrn(
         Read the channel axis last.
     threads : int, optional
         Worker threads (default: ``NORMCLI_THREADS`` or the usable cores).
+    out : numpy.ndarray, optional
+        Where to write the result: C-contiguous, of ``x``'s shape and the
+        compute dtype (below).  It may be ``x`` itself (each block reads only
+        its own values before writing them), but no other view of ``x``.
 
     Returns
     -------
     numpy.ndarray
-        Same shape as ``x``; float32 for float16/float32 input, else float64.
+        Same shape as ``x``; float32 for float16/float32 input, else float64
+        (``out``, if given).
 
     Raises
     ------
@@ -101,21 +109,67 @@ def lrn(
                         beta=beta)
     arr = check_array(x)
     ct = compute_dtype(arr.dtype)
-    out = np.empty(arr.shape, ct)
+    out = check_out(out, arr, ct)
     if arr.size == 0:
         return out
-    plan = lrn_blocks_plan(arr.shape, params, channels_last=channels_last)
+    plan = _plan(arr.shape, params.mode, channels_last)
+    if plan.count == 1 and arr.size < _SMALL:  # one block, here, with the fewest calls
+        shape = plan.view_shape[len(plan.index_axes):]
+        with np.errstate(all="ignore"):
+            _lrn_block(arr.reshape(shape), out.reshape(shape), params, plan, ct, _scratch())
+        return out
     xs, outs = plan.views(arr), plan.views(out)
 
     def work(i: int, scratch: Scratch) -> None:
         _lrn_block(xs(i), outs(i), params, plan, ct, scratch)
 
-    run_blocks(work, plan.count, elements=arr.size, threads=threads)
+    last = len(plan.view_shape) - len(plan.index_axes) - 1  # a block's last axis
+    blas = last in plan.axes and _last_method(plan.view_shape[-1], params.lo, params.hi,
+                                              ct) == "band"
+    run_blocks(work, plan.count, elements=arr.size, threads=threads, blas=blas)
     return out
 
 
+@lru_cache(maxsize=256)
+def _last_method(length: int, lo: int, hi: int, ct: np.dtype) -> str:
+    return choose_last(length, lo, hi, ct)
+
+
+@lru_cache(maxsize=256)
+def _layout(shape: tuple[int, ...], axes: tuple[int, ...], lo: int, hi: int, ct: np.dtype,
+            force_tree: bool):
+    """``(use_band, pads, padded shape, interior slices)`` of a block's squares buffer:
+    zero padding on every window axis but a last axis summed by a band product."""
+    last = len(shape) - 1
+    use_band = (last in axes and not force_tree
+                and _last_method(shape[last], lo, hi, ct) == "band")
+    pads = [(0, 0)] * len(shape)
+    for a in axes:
+        if not (a == last and use_band):
+            pads[a] = (min(lo, shape[a] - 1), min(hi, shape[a] - 1))
+    padded = tuple(n + b + a for n, (b, a) in zip(shape, pads, strict=True))
+    interior = tuple(slice(b, b + n) for n, (b, _) in zip(shape, pads, strict=True))
+    return use_band, tuple(pads), padded, interior
+
+
+#: Values per block.  A block's buffers should stay in the cache, but every
+#: numpy call hands the GIL to the other threads, whose wake-up takes tens of
+#: microseconds on a virtual machine: with 64 Ki values (L2-sized) two threads
+#: were no faster than one.  Blocks of about 256 Ki values (1 MiB of float32,
+#: in the shared L3) let both cores work.  The size depends on the shape alone,
+#: never on ``threads``: a block recomputed wider must be the same block on any
+#: number of threads.
+BLOCK_ELEMENTS = 1 << 18
+#: Below this many values a single-block call skips the thread machinery.
+_SMALL = 1 << 18
+#: Inter-channel blocks hold whole samples up to this many values: reading
+#: rows of a few KiB scattered over a sample cost twice the time of reading the
+#: same values in one stretch.
+_MAX_SAMPLE = 1 << 20
+
+
 class _Plan:
-    """How an array is cut into blocks and along which block axes the window runs."""
+    """How an array is cut into blocks, and the window axes of each block."""
 
     def __init__(self, view_shape, block_axis, block_size, index_axes, axes, order=None):
         self.view_shape = view_shape  # the array reshaped (a view) before blocking
@@ -124,57 +178,72 @@ class _Plan:
         self.index_axes = index_axes  # leading axes iterated one index at a time
         self.axes = axes  # window axes within one block
         self.order = order  # transpose applied to each block (None: as sliced)
-        lead = [view_shape[a] for a in index_axes]
-        self.lead_count = int(np.prod(lead, dtype=np.int64))
+        self.lead = tuple(view_shape[a] for a in index_axes)
+        self.lead_count = math.prod(self.lead)
         self.splits = -(-view_shape[block_axis] // block_size)
         self.count = self.lead_count * self.splits
 
     def views(self, arr: np.ndarray):
         v = arr.reshape(self.view_shape)
-        lead = [self.view_shape[a] for a in self.index_axes]
+        nlead, splits, size, order = len(self.index_axes), self.splits, self.block_size, self.order
+        k = self.block_axis - nlead
+        before = (slice(None),) * k
+        lead = self.lead
 
         def block(i: int) -> np.ndarray:
-            j, part = divmod(i, self.splits)
-            index: list[object] = list(np.unravel_index(j, lead)) if lead else []
-            start = part * self.block_size
-            rest = [slice(None)] * (len(self.view_shape) - len(index))
-            rest[self.block_axis - len(index)] = slice(start, start + self.block_size)
-            b = v[tuple(index) + tuple(rest)]
-            return b if self.order is None else b.transpose(self.order)
+            j, part = divmod(i, splits)
+            start = part * size
+            cut = (*before, slice(start, start + size))
+            if nlead == 1:
+                b = v[(j, *cut)]
+            elif nlead:
+                b = v[(*np.unravel_index(j, lead), *cut)]
+            else:
+                b = v[cut]
+            return b if order is None else b.transpose(order)
 
         return block
 
 
+def _even(length: int, most: int, multiple: int = 1) -> int:
+    """The block length that cuts ``length`` into the fewest nearly equal parts of at
+    most ``most`` (rounded up to ``multiple``): no small leftover block."""
+    parts = -(-length // max(1, most))
+    size = -(-length // parts)
+    return min(length, -(-size // multiple) * multiple)
+
+
 def lrn_blocks_plan(shape: tuple[int, ...], params: LRNParams, *, channels_last: bool) -> _Plan:
     """Cut an array of ``shape`` into cache-sized blocks for the LRN kernel."""
+    return _plan(tuple(shape), params.mode, channels_last)
+
+
+@lru_cache(maxsize=128)
+def _plan(shape: tuple[int, ...], mode: str, channels_last: bool) -> _Plan:
     if len(shape) == 2:
         shape = (1, 1, *shape) if not channels_last else (1, *shape, 1)
     if channels_last:
         *lead, h, w, c = shape
     else:
         *lead, c, h, w = shape
-    b = int(np.prod(lead, dtype=np.int64))
-    if params.mode == "inter":
-        if not channels_last:  # (B, C, HW): blocks of columns, window along C
-            q = max(16, BLOCK_ELEMENTS // c // 16 * 16)
+    b = math.prod(lead)
+    if mode == "inter":
+        if not channels_last and c * h * w <= _MAX_SAMPLE:
+            # (B, C, HW): blocks of whole samples, one contiguous stretch of memory
+            samples = _even(b, max(1, BLOCK_ELEMENTS // (c * h * w)))
+            return _Plan((b, c, h * w), 0, samples, (), (1,))
+        if not channels_last:  # large samples: blocks of columns, window along C
+            q = _even(h * w, max(16, BLOCK_ELEMENTS // c), 16)
             return _Plan((b, c, h * w), 2, q, (0,), (0,))
-        rows = max(1, BLOCK_ELEMENTS // c)  # (B*HW, C): blocks of rows, window along C
+        rows = _even(b * h * w, max(1, BLOCK_ELEMENTS // c))  # (B*HW, C): window along C
         return _Plan((b * h * w, c), 0, rows, (), (1,))
     if not channels_last:
-        # (B*C, H, W): blocks of whole maps, each seen as (H, maps, W) so that the
-        # window along H is one long matrix product or contiguous shifted adds.
-        maps = max(1, BLOCK_ELEMENTS // (h * w))
-        return _Plan((b * c, h, w), 0, maps, (), (2, 0), order=(1, 0, 2))
+        # (B*C, H, W): blocks of whole maps, windows along W (flat) then H
+        maps = _even(b * c, max(1, BLOCK_ELEMENTS // (h * w)))
+        return _Plan((b * c, h, w), 0, maps, (), (1, 2))
     # (B, H, W, C): per sample, blocks of channels, windows along W then H
-    cb = max(1, BLOCK_ELEMENTS // (h * w))
-    return _Plan((b, h, w, c), 3, cb, (0,), (1, 0))
-
-
-def _methods(shape: tuple[int, ...], axes: tuple[int, ...], p: LRNParams, ct: np.dtype):
-    return [
-        choose_method(shape[a], p.lo, p.hi, ct, int(np.prod(shape[a + 1:], dtype=np.int64)))
-        for a in axes
-    ]
+    cb = _even(c, max(1, BLOCK_ELEMENTS // (h * w)))
+    return _Plan((b, h, w, c), 3, cb, (0,), (0, 1))
 
 
 # The compute types tried in turn when a block's squares leave the range of one.
@@ -184,37 +253,76 @@ _WIDER = {np.dtype(np.float32): np.dtype(np.float64), np.dtype(np.float64): np.d
 def _lrn_block(
     xb: np.ndarray, ob: np.ndarray, p: LRNParams, plan: _Plan, ct: np.dtype, scratch: Scratch
 ) -> None:
-    """Normalize one block ``xb`` into ``ob``, computing in ``ct`` (or wider if needed)."""
-    window = p.size ** len(plan.axes)
+    """Normalize one block ``xb`` into ``ob``, computing in ``ct`` (or wider if needed).
+
+    The squares go straight into a buffer with the window's zero padding on
+    every window axis.  A window along the block's last axis (whose rows are
+    short) is summed over the whole buffer as one flat array: the padding
+    between rows keeps every row's windows apart, and the sums that straddle
+    two rows land in padding columns, which are never read.  A window along
+    another axis is a tree of sums along it.
+    """
+    axes = plan.axes
+    window = p.size ** len(axes)
+    shape = xb.shape
+    last = len(shape) - 1
+    force_tree = False
     while True:
-        s = scratch.get("s", xb.shape, ct)
+        use_band, pads, padded, interior = _layout(shape, axes, p.lo, p.hi, ct, force_tree)
+        z = scratch.padded("z", padded, pads, ct)
+        s = z[interior]
         np.multiply(xb, xb, out=s, dtype=ct)
+        smax = float(s.max())
         wider = _WIDER.get(ct)
-        if wider is None or wider == ct or _in_range(xb, s, ct, window, p):
-            break
-        ct = wider  # rare: huge, tiny or k=0 data; recompute this block wider
-    methods = _methods(xb.shape, plan.axes, p, ct)
-    if not np.isfinite(s.max()):
-        methods = ["shift"] * len(methods)  # a band product would spread NaN (0 * NaN)
-    d = scratch.get("d", xb.shape, ct)
-    if len(plan.axes) == 1:
-        box_sum(s, plan.axes[0], p.lo, p.hi, d, methods[0])
-    else:  # separable square window: along one axis into d, then the other back into s
-        box_sum(s, plan.axes[0], p.lo, p.hi, d, methods[0])
-        box_sum(d, plan.axes[1], p.lo, p.hi, s, methods[1])
-        s, d = d, s
+        if not (wider is None or wider == ct or _in_range(xb, s, ct, window, p, smax)):
+            ct = wider  # rare: huge, tiny or k=0 data; recompute this block wider
+            continue
+        if use_band and not math.isfinite(smax):
+            force_tree = True  # a band product would spread NaN (0 * NaN)
+            continue
+        break
+    cur = z
+    if use_band:
+        n = shape[last]
+        flat = scratch.get("w", padded, ct)
+        np.matmul(z.reshape(-1, n), band(n, p.lo, p.hi, ct.str).T, out=flat.reshape(-1, n))
+        cur = flat
+    elif last in axes:  # along the last axis: one flat run over every row, padding and all
+        lo, hi = pads[last]
+        w = lo + hi + 1
+        flat = scratch.get("w", padded, ct)
+        valid = flat.size - (w - 1)
+        tree_sum(z.reshape(-1), w, flat.reshape(-1)[:valid],
+                 lambda j, rows: scratch.get(f"f{j}", (rows,), ct))
+        flat.reshape(-1)[valid:] = 0  # past the last row's windows: never read
+        cur = flat  # the sums of row r, column c, are at [r, c] (not [r, lo + c])
+    cur_shape = list(padded)
+    for a in (a for a in reversed(axes) if a != last):
+        lo, hi = pads[a]
+        cur_shape[a] = shape[a]
+        dst = scratch.get(f"d{a}", tuple(cur_shape), ct)
+
+        def buffer(j: int, rows: int, a=a, shape_now=tuple(cur.shape)) -> np.ndarray:
+            return scratch.get(f"t{j}", (*shape_now[:a], rows, *shape_now[a + 1:]), ct)
+
+        tree_sum(cur, lo + hi + 1, dst, buffer, a)
+        cur = dst
+    d = cur  # the denominators (with padding columns if the last axis had a window)
     if p.alpha_eff != 1.0:
         np.multiply(d, p.alpha_eff, out=d)
     if p.k_eff != 0.0:
         np.add(d, p.k_eff, out=d)
-    _power(d, p.beta, s)
+    _power(d, p.beta, scratch.get("s", d.shape, ct))
+    if d.shape != shape:
+        d = d[..., :shape[-1]]
     np.divide(xb, d, out=ob, dtype=ct, casting="unsafe")
     if p.k_eff == 0.0 and p.beta != 0.0:
         # An all-zero window with k = 0 is 0/0: its value is 0, so its result is 0.
         np.copyto(ob, 0, where=d == 0)
 
 
-def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNParams) -> bool:
+def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNParams,
+              smax: float) -> bool:
     """True when every result of the block is computed accurately in ``ct``.
 
     With ``d = k + alpha' * sum`` between ``dmin`` and ``dmax``: neither the
@@ -224,10 +332,7 @@ def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNPa
     only matter where ``k`` does not dominate them: then no nonzero value may
     square to 0 or to a subnormal.  Bounds are compared as base-2 logarithms.
     """
-    fi = np.finfo(ct)
-    small = float(fi.tiny) / float(fi.eps)  # below this, squares lose relative precision
-    log_small, log_big = math.log2(small), math.log2(float(fi.max)) - 8
-    smax = float(s.max())
+    small, log_small, log_big = _limits(ct)
     if smax != smax:  # NaN: it propagates; judge the rest of the block
         smax = float(np.nanmax(s)) if not np.all(np.isnan(s)) else 0.0
     dmax = p.k_eff + p.alpha_eff * window * smax
@@ -250,6 +355,15 @@ def _in_range(xb: np.ndarray, s: np.ndarray, ct: np.dtype, window: int, p: LRNPa
         and p.alpha_eff * smin >= small
         and p.beta * math.log2(k + p.alpha_eff * smin) >= log_small
     )
+
+
+@lru_cache(maxsize=8)
+def _limits(ct: np.dtype) -> tuple[float, float, float]:
+    """``(small, log2(small), log2(max) - 8)`` of ``ct``: below ``small`` squares
+    lose relative precision; sums are kept 8 binary orders below the largest."""
+    fi = np.finfo(ct)
+    small = float(fi.tiny) / float(fi.eps)
+    return small, math.log2(small), math.log2(float(fi.max)) - 8
 
 
 def _power(d: np.ndarray, beta: float, tmp: np.ndarray) -> None:

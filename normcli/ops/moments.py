@@ -272,12 +272,12 @@ def batch_layout(shape: tuple[int, ...], per: str, channels_last: bool) -> tuple
     channels last.
     """
     nb = batch_axes(len(shape))
-    n = int(np.prod(shape[:nb], dtype=np.int64))
+    n = math.prod(shape[:nb])
     if per == "activation":
-        return n, int(np.prod(shape[nb:], dtype=np.int64)), 1
+        return n, math.prod(shape[nb:]), 1
     if channels_last:
-        return int(np.prod(shape[:-1], dtype=np.int64)), shape[-1], 1
-    return n, shape[nb], int(np.prod(shape[nb + 1:], dtype=np.int64))
+        return math.prod(shape[:-1]), shape[-1], 1
+    return n, shape[nb], math.prod(shape[nb + 1:])
 
 
 #: Values per block.  Four times the LRN kernels' blocks: batch norm does only
