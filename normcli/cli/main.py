@@ -65,13 +65,21 @@ COMMANDS = {
 
 
 class NormcliGroup(click.Group):
-    """Turns what escapes a command into exit codes, whoever calls ``main``; loads
-    the subcommands on demand (click's "lazy group" pattern)."""
+    """Turns what escapes a command into exit codes, whoever calls ``main``; loads the
+    subcommands on demand (click's "lazy group" pattern); passes options on to them."""
 
     command_class = NormcliCommand
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from normcli.cli.globals import move_leading_options, where_options_go
+
+        try:
+            return super().parse_args(ctx, move_leading_options(args, COMMANDS))
+        except click.NoSuchOption as e:
+            raise where_options_go(e) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
@@ -107,6 +115,7 @@ Examples:
   normcli lrn a.npy -o - | normcli batchnorm - -o b.npy
   normcli stats features/ --json
 
+Options given before the command (normcli --json stats x) are passed to it.
 Run 'normcli COMMAND --help' for a command's options and examples."""
 
 
@@ -127,11 +136,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    # normcli's kernels run on their own threads with BLAS held to one thread
-    # (normcli.ops._blas).  Let a BLAS start with one thread, too: otherwise each
-    # time its count is restored, OpenBLAS wakes its idle threads, which then
-    # spin for a while (a tenth of the CPU time of a streamed batch norm).
-    # (Before numpy is imported; a value the user set is kept.)
+    # The kernels hold BLAS to one thread (ops/_blas.py); let it start with one, too:
+    # else OpenBLAS wakes idle threads that spin (a tenth of a streamed batch norm's
+    # CPU time).  (Before numpy is imported; a value the user set is kept.)
     for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     signals.install()
