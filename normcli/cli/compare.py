@@ -14,6 +14,7 @@ from normcli.cli.options import (
     stack,
 )
 from normcli.cli.preview import finish_preview, make_preview, preview_option
+from normcli.cli.types import PATH
 
 EXAMPLES = """\b
 Examples:
@@ -45,7 +46,7 @@ def lrn_settings(f):
 
 @click.command(cls=NormcliCommand, epilog=EXAMPLES,
                short_help="LRN inter, LRN intra and batch norm of the same input, side by side.")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=PATH)
 @lrn_settings
 @bn_options(eps_help="Batch-norm epsilon (gamma 1, beta 0).")
 @CHANNELS_LAST

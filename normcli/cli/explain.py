@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from normcli.cli.main import NormcliCommand
-from normcli.cli.options import CHANNELS_LAST, RAW_PNG, FloatOrFile, bn_options, given, stack
+from normcli.cli.options import CHANNELS_LAST, RAW_PNG, bn_options, given, stack
 from normcli.cli.options import lrn_options as lrn_flags
+from normcli.cli.types import PATH, FloatOrFile
 
 AT_HELP = ("Comma-separated indices into the array as stored, e.g. 0,0,0 for (C, H, W); "
            "for batchnorm the batch index first [default: the first value].")
@@ -30,7 +31,7 @@ def parse_position(ctx, param, value: str | None) -> tuple[int, ...] | None:
 def reading_options(f):
     """[INPUT]..., --at, --channels-last, --raw-png, --json."""
     return stack(
-        click.argument("inputs", nargs=-1, metavar="[INPUT]..."),
+        click.argument("inputs", nargs=-1, metavar="[INPUT]...", type=PATH),
         click.option("--at", "position", metavar="POSITION", callback=parse_position,
                      help=AT_HELP),
         CHANNELS_LAST, RAW_PNG,
@@ -114,7 +115,7 @@ Examples:
               help="Scale: a number, or a .npy of the statistics' shape (as for batchnorm).")
 @click.option("--beta", type=FloatOrFile(), default=0.0, show_default=True,
               help="Shift: a number, or a .npy of the statistics' shape.")
-@click.option("--stats", metavar="FILE.npz",
+@click.option("--stats", metavar="FILE.npz", type=PATH,
               help="Saved statistics (batchnorm --save-stats) instead of the batch's: "
               "inference, as batchnorm --stats.")
 def explain_batchnorm(inputs, position, channels_last, raw_png, as_json, per, stats,

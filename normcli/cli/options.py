@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
+
+from normcli.cli.types import PATH
 
 #: The flags of io_options() that are normcli.runs.RunOptions fields, by name.
 RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last",
@@ -59,14 +60,14 @@ FORCE = click.option("--force", is_flag=True, help="Replace existing output file
 def io_options(*, writes: bool = True) -> Callable:
     """INPUT... plus the reading, output and display flags."""
     reading = [
-        click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
+        click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=PATH),
         CHANNELS_LAST, ALLOW_NONFINITE, RAW_PNG,
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                      help="Worker threads for reading, computing and writing [default: "
                      "cores; 1 for many small .npy inputs]."),
     ]
     writing = [
-        click.option("-o", "--output", metavar="OUT",
+        click.option("-o", "--output", metavar="OUT", type=PATH,
                      help="FILE.npy, FILE.npz, FILE.png, DIR/ (one file per input), "
                      "or - for .npy on stdout. Without -o nothing is written."),
         FORCE,
@@ -123,24 +124,3 @@ def given(name: str):
     ctx = click.get_current_context()
     source = ctx.get_parameter_source(name)
     return ctx.params[name] if source == click.core.ParameterSource.COMMANDLINE else None
-
-
-class FloatOrFile(click.ParamType):
-    """A number, or the path of a .npy holding an array of them."""
-
-    name = "F|FILE.npy"
-
-    def convert(self, value, param, ctx):
-        if not isinstance(value, str):
-            return value
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(number):
-                self.fail(f"{value!r} must be a finite number", param, ctx)
-            return number
-        if not value.lower().endswith(".npy"):
-            self.fail(f"{value!r} is neither a number nor a .npy file", param, ctx)
-        return value

@@ -21,7 +21,9 @@ def _png_suffix(ctx, param, value):
 
 def preview_option(f):
     """``--preview FILE.png`` (``--force`` replaces an existing file)."""
-    return click.option("--preview", metavar="FILE.png", callback=_png_suffix,
+    from normcli.cli.types import PATH
+
+    return click.option("--preview", metavar="FILE.png", type=PATH, callback=_png_suffix,
                         help=PREVIEW_HELP)(f)
 
 
