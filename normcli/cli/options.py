@@ -11,7 +11,7 @@ from normcli.cli.types import PATH
 
 #: The flags of io_options() that are normcli.runs.RunOptions fields, by name.
 RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last",
-               "allow_nonfinite", "raw_png", "jobs")
+               "allow_nonfinite", "raw_png", "jobs", "dtype")
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,9 @@ def io_options(*, writes: bool = True) -> Callable:
                      help="Flush outputs to disk before they replace anything. --no-sync is "
                      "faster for scratch outputs: still never half-written, but a power cut "
                      "soon after may lose them."),
+        click.option("--dtype", type=click.Choice(["float16", "float32", "float64"]),
+                     help="Type of the arrays written [default: float input keeps its type; "
+                     "bool, 8- and 16-bit integers give float32, wider integers float64]."),
         click.option("--png-bits", type=click.Choice(["8", "16"]), default="8",
                      show_default=True, callback=lambda ctx, param, value: int(value),
                      help="Bit depth of PNG output (each channel rescaled to the full range)."),

@@ -190,6 +190,7 @@ def _in_memory(job: _Batch, engine: Engine, source: Source, writer: ResultWriter
             y = batch_norm(x, params=job.settings, channels_last=channels_last, threads=threads,
                            mean=None if stats is None else stats.mean,
                            var=None if stats is None else stats.var)
+        y = job.options.as_output(y, x)
         if stats is None and need_stats:
             stats = batch_stats(x, per=job.settings.per, channels_last=channels_last,
                                 threads=threads)
@@ -238,7 +239,8 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
         elif buffers is not None:
             out = buffers.get("y", (1, *sample.shape), ct)
         try:
-            y = normalizer(sample[None], threads=1, out=out)[0].reshape(x.shape)
+            y = options.as_output(normalizer(sample[None], threads=1, out=out)[0], x).reshape(
+                x.shape)
         except ParameterError as e:
             raise data_error(source.label, e) from None
         writer.add(i, source, y)

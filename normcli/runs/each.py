@@ -79,7 +79,8 @@ def lrn(
     opts = RunOptions(output=output, **options)
 
     def transform(x: np.ndarray, threads: int | None) -> np.ndarray:
-        return lrn_op(x, params=p, channels_last=opts.channels_last, threads=threads)
+        return opts.as_output(lrn_op(x, params=p, channels_last=opts.channels_last,
+                                     threads=threads), x)
 
     params_doc = {"normalization": "lrn", "mode": p.mode, "convention": p.convention.name,
                   "n": p.n, "k": p.k, "alpha": p.alpha, "beta": p.beta,
