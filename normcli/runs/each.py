@@ -15,6 +15,7 @@ from normcli.ops.lrn import lrn as lrn_op
 from normcli.ops.summary import summarize
 from normcli.runs import signals
 from normcli.runs.engine import ThreadEngine
+from normcli.runs.hints import Hints
 from normcli.runs.inputs import choose_jobs, data_error, load_checked, open_sources
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.outputs import OutputPlan, ResultWriter
@@ -126,6 +127,7 @@ def run_each(
             plan.reserve(preview.path, "preview", sources)
         shown = options.summaries
         stage = Stage(progress, command, len(sources))
+        hints = Hints(options.channels_last)
         with StagedWrites(sync=options.sync) as staged, ThreadEngine(options.jobs) as engine:
             writer = ResultWriter(plan, staged) if plan is not None else None
             threads = engine.kernel_threads(len(sources))
@@ -135,6 +137,7 @@ def run_each(
                 x = load_checked(source, options)
                 after = None
                 if transform is not None:
+                    hints.layout(i, source, x.shape)
                     try:
                         y = transform(x, threads)
                     except ParameterError as e:
@@ -156,4 +159,4 @@ def run_each(
                *([os.fspath(preview.path)] if preview is not None else [])]
     return Report(command, description, params, [row for row, _ in done],
                   output_kind=plan.kind if plan is not None else "none",
-                  output=options.output, written=written)
+                  output=options.output, written=written, hints=hints.lines())
