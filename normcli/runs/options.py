@@ -61,8 +61,9 @@ class RunOptions:
         Compute the before/after summaries of the report (False: leaner, for
         ``-q``; the report's inputs then carry None).
     histograms : int, optional
-        Only the first ``histograms`` inputs' summaries get a histogram (the
-        rest of a summary costs a third as much); None: all of them.
+        Only the first ``histograms`` inputs' summaries get a histogram; the
+        others only the power-of-two ``grid`` one that the total's histogram is
+        made of (:mod:`normcli.ops.summary`).  None: all of them.
     stdin, stdout : binary file objects, optional
         What ``"-"`` reads from and ``output="-"`` writes to (default:
         ``sys.stdin.buffer`` and ``sys.stdout.buffer`` when the run starts).
@@ -109,6 +110,6 @@ class RunOptions:
 
         return y.astype(output_dtype(x.dtype, self.dtype), copy=False)
 
-    def with_histogram(self, i: int) -> bool:
-        """Whether input ``i``'s summaries get a histogram."""
-        return self.histograms is None or i < self.histograms
+    def with_histogram(self, i: int) -> bool | str:
+        """Input ``i``'s summaries' ``histogram=`` (:func:`normcli.ops.summary.summarize`)."""
+        return True if self.histograms is None or i < self.histograms else "grid"
