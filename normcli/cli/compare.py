@@ -92,12 +92,12 @@ def _show(result, *, as_json: bool) -> None:
                   "eps": result.eps, "channels_last": result.channels_last}
         click.echo(compare_json(result.columns, params=params))
         return
-    from rich.console import Console
     from rich.markup import escape
 
+    from normcli.render import make_consoles
     from normcli.render.compare import compare_table, lrn_vs_bn_table
 
-    out = Console()
+    out = make_consoles()[1]
     shape = "×".join(map(str, result.shape))
     batch = "the stacked inputs" if result.stacked else "the input"
     note = ("" if intra else f"; LRN intra: the {inter.convention.name} convention has no "

@@ -56,9 +56,9 @@ def show(explain, view, *, as_json: bool, position) -> None:
 
         click.echo(json.dumps(explained.explanation.to_dict(), indent=2, allow_nan=False))
         return
-    from rich.console import Console
+    from normcli.render import make_consoles
 
-    Console().print(view(explained))
+    make_consoles()[1].print(view(explained))
 
 
 class ExplainGroup(click.Group):
