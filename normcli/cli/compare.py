@@ -10,10 +10,12 @@ from normcli.cli.options import (
     CHANNELS_LAST,
     FORCE,
     RAW_PNG,
+    Display,
     bn_options,
     stack,
 )
 from normcli.cli.preview import finish_preview, make_preview, preview_option
+from normcli.cli.report import progress_bar, show_hints
 from normcli.cli.types import PATH
 
 EXAMPLES = """\b
@@ -70,8 +72,10 @@ def compare(inputs, convention, n, k, alpha, beta, preview, as_json, **settings)
                             f"eps={settings['eps']:g}",
                             stages=stages, force=settings["force"],
                             channels_last=settings["channels_last"])
-    result = compare_run(inputs, lrn=inter, preview=recorder, **settings)
+    with progress_bar(Display(as_json=as_json)) as bar:
+        result = compare_run(inputs, lrn=inter, preview=recorder, progress=bar, **settings)
     _show(result, as_json=as_json)
+    show_hints(result.hints, Display(as_json=as_json))
     finish_preview(recorder, quiet=as_json)
 
 
@@ -89,7 +93,8 @@ def _show(result, *, as_json: bool) -> None:
                   "convention": inter.convention.name, "n": inter.n, "k": inter.k,
                   "alpha": inter.alpha, "beta": inter.beta, "window_inter": inter.window_text(),
                   "window_intra": intra.window_text() if intra else None, "per": result.per,
-                  "eps": result.eps, "channels_last": result.channels_last}
+                  "eps": result.eps, "batch": result.batch, "batch_size": result.batch_size,
+                  "channels_last": result.channels_last}
         click.echo(compare_json(result.columns, params=params))
         return
     from rich.markup import escape
@@ -99,7 +104,6 @@ def _show(result, *, as_json: bool) -> None:
 
     out = make_consoles()[1]
     shape = "×".join(map(str, result.shape))
-    batch = "the stacked inputs" if result.stacked else "the input"
     note = ("" if intra else f"; LRN intra: the {inter.convention.name} convention has no "
             "within-channel LRN")
     windows = f"inter window {inter.window_text()}" + (
@@ -107,7 +111,7 @@ def _show(result, *, as_json: bool) -> None:
     out.print(compare_table(
         [(heading, s) for _, heading, s in result.columns],
         title=f"{escape(result.label)} ({shape}): statistics after each normalization",
-        caption=f"LRN {_lrn_text(inter)} ({windows}); BN per {result.per}, batch = axis 0 of "
-                f"{batch}, eps={result.eps:g}, gamma=1, beta=0{note}"))
+        caption=f"LRN {_lrn_text(inter)} ({windows}); BN per {result.per} over a batch of "
+                f"{result.batch_size}: {result.batch}, eps={result.eps:g}, gamma=1, beta=0{note}"))
     out.print()
     out.print(lrn_vs_bn_table())

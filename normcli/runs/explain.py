@@ -1,23 +1,37 @@
 """``explain`` and ``compare`` over files: one value step by step, three normalizations.
 
-Both load their inputs whole (several are stacked along a new first axis), and
-without inputs ``explain`` uses the seed's worked examples.
+``explain`` loads its inputs whole (several are stacked along a new first
+axis), and without inputs uses the seed's worked examples.  ``compare``
+streams several inputs as ``batchnorm`` does (flat memory, a progress
+callback); a single input is compared in memory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from normcli.errors import InputError, ParameterError
 from normcli.files import StagedWrites
+from normcli.ops.batchnorm import resolve_batchnorm
 from normcli.ops.conventions import LRNParams, lrn_params
-from normcli.ops.summary import Summary, summarize
+from normcli.ops.summary import Summary, merge, summarize
 from normcli.runs import signals
-from normcli.runs.inputs import data_error, load_stack
-from normcli.runs.options import RunOptions
+from normcli.runs.engine import ThreadEngine
+from normcli.runs.hints import Hints
+from normcli.runs.inputs import (
+    choose_jobs,
+    data_error,
+    load_checked,
+    load_stack,
+    open_sources,
+    read_unchecked,
+)
+from normcli.runs.options import Progress, RunOptions
 from normcli.runs.parameters import batchnorm_settings, blame, with_saved_stats
+from normcli.runs.progress import Stage
 
 __all__ = ["Explained", "explain_lrn", "explain_batchnorm", "Compared", "compare",
            "BUILTIN_LRN", "BUILTIN_BATCH"]
@@ -122,7 +136,11 @@ class Compared:
 
     ``columns`` are ``(key, heading, Summary or None)`` for ``input``,
     ``lrn_inter``, ``lrn_intra`` (None when the convention has no intra form)
-    and ``batchnorm``; ``stacked`` says whether the batch is the stacked inputs.
+    and ``batchnorm``; ``stacked`` says whether the batch is the inputs (each a
+    sample) rather than the first axis of a single input, ``batch`` says in
+    words what the batch was, ``batch_size`` how many samples it had, and
+    ``hints`` are lines about inputs probably read the wrong way
+    (:mod:`normcli.runs.hints`).
     """
 
     label: str
@@ -134,6 +152,9 @@ class Compared:
     eps: float
     channels_last: bool
     columns: list[tuple[str, str, Summary | None]]
+    batch: str = ""
+    batch_size: int = 0
+    hints: list[str] = field(default_factory=list)
 
 
 def compare(
@@ -143,10 +164,12 @@ def compare(
     per: str = "activation",
     eps: float = 1e-5,
     preview=None,
+    progress: Progress | None = None,
     channels_last: bool = False,
     raw_png: bool = False,
     allow_nonfinite: bool = False,
     force: bool = False,
+    jobs: int | None = None,
     **lrn_settings,
 ) -> Compared:
     """Inter-channel LRN, intra-channel LRN (when the convention has it) and batch
@@ -154,13 +177,17 @@ def compare(
 
     ``lrn``: the resolved inter-channel settings (or ``convention``, ``n``,
     ``k``, ``alpha``, ``beta`` as keywords); the intra-channel form uses the
-    same parameters.  The batch is the stack of the inputs or, for one input,
-    its first axis.  ``preview`` (see :func:`normcli.runs.lrn`) gets the first
-    samples of each stage through ``add(label, arrays, index)``.
+    same parameters.  A single input is normalized in memory, its first axis
+    the batch.  Several inputs are the samples of the batch and are streamed
+    as :func:`normcli.runs.batchnorm` streams them, never held in memory: a
+    first pass merges the batch statistics (reading ahead on ``jobs``
+    workers), a second normalizes each input three ways (LRN each input on its
+    own, as :func:`normcli.runs.lrn` does) and merges the summaries; the
+    histograms of the totals come from their power-of-two grids.
+    ``progress(stage, done, total, nbytes)``: stages ``"batch statistics"``
+    and ``"comparing"``.  ``preview`` (see :func:`normcli.runs.lrn`) gets the
+    first samples of each stage through ``add(label, arrays, index)``.
     """
-    from normcli.ops.batchnorm import batch_norm, resolve_batchnorm
-    from normcli.ops.lrn import lrn as lrn_op
-
     inter = lrn_params(lrn, mode="inter", **lrn_settings)
     intra = None
     if inter.convention.has_intra:
@@ -169,38 +196,112 @@ def compare(
     bn = resolve_batchnorm(per=per, eps=eps)
     with signals.handled():
         options = RunOptions(channels_last=channels_last, raw_png=raw_png,
-                             allow_nonfinite=allow_nonfinite, force=force)
-        x, label, sources = load_stack(inputs, options)
+                             allow_nonfinite=allow_nonfinite, force=force, jobs=jobs,
+                             histograms=0)  # (every summary merges: grid histograms)
+        sources = open_sources(inputs, options)
+        options = dataclasses.replace(options, jobs=choose_jobs(options.jobs, sources))
         if preview is not None:
             _check_preview(preview, sources, force)
-        try:
-            outputs = {"before": x,
-                       "LRN inter": lrn_op(x, params=inter, channels_last=channels_last)}
-            if intra is not None:
-                outputs["LRN intra"] = lrn_op(x, params=intra, channels_last=channels_last)
-            outputs["BN"] = batch_norm(x, params=bn, channels_last=channels_last)
-        except ParameterError as e:
-            raise data_error(label, e) from None
-        if preview is not None:
+        hints = Hints(channels_last)
+        with ThreadEngine(options.jobs) as engine:
             if len(sources) == 1:
-                preview.add(label, outputs, 0)
-            else:  # stacked inputs: one sample each, named by its input
-                for i, source in enumerate(sources[:3]):
-                    preview.add(source.label, {key: v[i] for key, v in outputs.items()}, i)
+                shape, columns = _compare_one(sources[0], options, inter, intra, bn, preview,
+                                              hints, engine.kernel_threads(1))
+                batch_size = shape[0] if len(shape) > 1 else 1
+                batch = f"axis 0 of the input ({_first_axis(shape, channels_last)})"
+            else:
+                shape, columns = _compare_streamed(sources, options, engine, inter, intra, bn,
+                                                   preview, hints, progress)
+                batch_size, batch = len(sources), f"the {len(sources)} inputs, one sample each"
+        if preview is not None:
             with StagedWrites() as staged:
                 preview.stage(staged)
                 staged.commit()
-    columns = [("input", "input", summarize(x)),
-               ("lrn_inter", "LRN inter", summarize(outputs["LRN inter"])),
-               ("lrn_intra", "LRN intra",
-                summarize(outputs["LRN intra"]) if intra is not None else None),
-               ("batchnorm", "BN", summarize(outputs["BN"]))]
-    return Compared(label, tuple(x.shape), len(sources) > 1, inter, intra, bn.per, bn.eps,
-                    channels_last, columns)
+    label = sources[0].label if len(sources) == 1 else (
+        f"{len(sources)} inputs stacked ({sources[0].label}, …)")
+    return Compared(label, shape, len(sources) > 1, inter, intra, bn.per, bn.eps, channels_last,
+                    columns, batch, batch_size, hints.lines())
+
+
+def _first_axis(shape: tuple[int, ...], channels_last: bool) -> str:
+    """What the first axis of a single input is, in words, as a batch."""
+    n = shape[0]
+    if len(shape) >= 4:
+        return f"its {n} samples"
+    what = "channels" if len(shape) == 3 and not channels_last else "rows"
+    return f"its {n} {what} taken as samples"
+
+
+def _columns(summaries: dict[str, Summary | None]) -> list[tuple[str, str, Summary | None]]:
+    return [("input", "input", summaries["before"]),
+            ("lrn_inter", "LRN inter", summaries["LRN inter"]),
+            ("lrn_intra", "LRN intra", summaries.get("LRN intra")),
+            ("batchnorm", "BN", summaries["BN"])]
+
+
+def _compare_one(source, options, inter, intra, bn, preview, hints, threads):
+    """One input in memory, its first axis the batch."""
+    from normcli.ops.batchnorm import batch_norm
+    from normcli.ops.lrn import lrn as lrn_op
+
+    x = load_checked(source, options)
+    hints.layout(0, source, x.shape)
+    hints.single_batch(source, x.shape)
+    cl = options.channels_last
+    try:
+        outputs = {"before": x, "LRN inter": lrn_op(x, params=inter, channels_last=cl,
+                                                    threads=threads)}
+        if intra is not None:
+            outputs["LRN intra"] = lrn_op(x, params=intra, channels_last=cl, threads=threads)
+        outputs["BN"] = batch_norm(x, params=bn, channels_last=cl, threads=threads)
+    except ParameterError as e:
+        raise data_error(source.label, e) from None
+    if preview is not None:
+        preview.add(source.label, outputs, 0)
+    return tuple(x.shape), _columns({k: summarize(v) for k, v in outputs.items()})
+
+
+def _compare_streamed(sources, options, engine, inter, intra, bn, preview, hints, progress):
+    """Several inputs, the samples of one batch: statistics, then each input three ways."""
+    from normcli.ops.batchnorm import BatchNormalizer
+    from normcli.ops.lrn import lrn as lrn_op
+    from normcli.runs.batch import _statistics, as_sample
+
+    stats, pass1 = _statistics(options, engine, sources, bn.per, progress)
+    try:
+        normalizer = BatchNormalizer(stats.mean, stats.var, params=bn,
+                                     channels_last=options.channels_last,
+                                     finite_stats=not options.allow_nonfinite)
+    except ParameterError as e:
+        raise data_error(sources[0].label, e) from None
+    cl = options.channels_last
+
+    def one(i: int) -> tuple[dict[str, Summary], int]:
+        source = sources[i]
+        x, state = read_unchecked(source, options, None)
+        pass1.check_unchanged(i, source, x, state)
+        hints.layout(i, source, x.shape)
+        try:
+            outputs = {"LRN inter": lrn_op(x, params=inter, channels_last=cl, threads=1)}
+            if intra is not None:
+                outputs["LRN intra"] = lrn_op(x, params=intra, channels_last=cl, threads=1)
+            sample = as_sample(x, cl)
+            outputs["BN"] = normalizer(sample[None], threads=1)[0].reshape(x.shape)
+        except ParameterError as e:
+            raise data_error(source.label, e) from None
+        if preview is not None:
+            preview.add(source.label, {"before": x, **outputs}, i)
+        return {"before": pass1.befores[i],
+                **{k: summarize(v, histogram="grid") for k, v in outputs.items()}}, x.nbytes
+
+    stage = Stage(progress, "comparing", len(sources))
+    done = engine.map(one, len(sources), on_done=lambda i, r: stage.advance(r[1]))
+    keys = done[0][0].keys()
+    merged = {k: merge([summaries[k] for summaries, _ in done]) for k in keys}
+    return (len(sources), *pass1.shape), _columns(merged)
 
 
 def _check_preview(preview, sources, force: bool) -> None:
     from normcli.runs.outputs import OutputPlan
 
     OutputPlan(RunOptions(force=force), sources).reserve(preview.path, "preview", sources)
-
