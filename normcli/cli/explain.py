@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from normcli.cli.conventions import conventions_text
 from normcli.cli.main import NormcliCommand
 from normcli.cli.options import CHANNELS_LAST, RAW_PNG, bn_options, given, stack
 from normcli.cli.options import lrn_options as lrn_flags
@@ -54,7 +55,8 @@ def show(explain, view, *, as_json: bool, position) -> None:
     if as_json:
         import json
 
-        click.echo(json.dumps(explained.explanation.to_dict(), indent=2, allow_nan=False))
+        doc = {**explained.explanation.to_dict(), "notes": list(explained.notes)}
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
         return
     from normcli.render import make_consoles
 
@@ -75,28 +77,36 @@ def explain() -> None:
 
 LRN_EXAMPLES = """\b
 Examples:
-  normcli explain lrn                        # the seed's example: b = 1 / (1² + 1²) = 0.5
+  normcli explain lrn --n 2 --k 0 --alpha 1 --beta 1   # the seed's example: b = 1 / (1² + 1²)
   normcli explain lrn sample_data/seed_inter.npy --mode inter --k 0 --alpha 1 --beta 1 \\
       --n 2 --at 0,0,0
   normcli explain lrn --mode intra --at 4,4
   normcli explain lrn x.npy --convention pytorch --n 4 --at 2,10,10"""
 
 
-@explain.command("lrn", epilog=LRN_EXAMPLES,
+LRN_HELP = f"""Explain one value of `normcli lrn` with the same flags: n, k, alpha and
+beta not given take the convention's defaults, as for `normcli lrn`.
+Several INPUTs (or a directory) are stacked along a new first axis.  Without
+INPUT: the data of the seed's example (seed_inter.npy, or seed_intra.npy with
+--mode intra).  What n means, the window and how alpha is divided follow
+--convention:
+
+{conventions_text()}
+"""
+
+
+@explain.command("lrn", epilog=LRN_EXAMPLES, help=LRN_HELP,
                  short_help="Explain one LRN value: neighbours, sum of squares, power.")
 @reading_options
 @lrn_flags
 def explain_lrn(inputs, position, channels_last, raw_png, as_json, **settings) -> None:
-    """Explain one value of `normcli lrn` with the same flags.  Several INPUTs
-    (or a directory) are stacked along a new first axis.  Without INPUT: the
-    seed's example (seed_inter.npy, or seed_intra.npy with --mode intra), with
-    the seed's (n, k, alpha, beta) = (2, 0, 1, 1) unless given."""
     from normcli.render.explain import lrn_explanation
     from normcli.runs.explain import explain_lrn as run
 
     show(lambda: run(inputs, position=position, channels_last=channels_last, raw_png=raw_png,
                      **settings),
-         lambda e: lrn_explanation(e.explanation, source=e.source), as_json=as_json,
+         lambda e: lrn_explanation(e.explanation, source=e.source, notes=e.notes),
+         as_json=as_json,
          position=position)
 
 
@@ -131,5 +141,6 @@ def explain_batchnorm(inputs, position, channels_last, raw_png, as_json, per, st
     per = given("per") if stats else per  # saved statistics say which, unless --per does
     show(lambda: run(inputs, position=position, per=per, stats=stats,
                      channels_last=channels_last, raw_png=raw_png, **settings),
-         lambda e: bn_explanation(e.explanation, source=e.source, stats_source=e.stats_file),
+         lambda e: bn_explanation(e.explanation, source=e.source, stats_source=e.stats_file,
+                                  notes=e.notes),
          as_json=as_json, position=position)

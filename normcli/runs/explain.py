@@ -39,8 +39,8 @@ __all__ = ["Explained", "explain_lrn", "explain_batchnorm", "Compared", "compare
 Inputs = Sequence[str | os.PathLike[str]]
 
 BUILTIN_LRN = {
-    "inter": "the built-in example (the seed's worked example 1, sample_data/seed_inter.npy)",
-    "intra": "the built-in example (the seed's worked example 2, sample_data/seed_intra.npy)",
+    "inter": "the built-in example (the data of sample_data/seed_inter.npy)",
+    "intra": "the built-in example (the data of sample_data/seed_intra.npy)",
 }
 BUILTIN_BATCH = ("the built-in example (the seed's mini-batch of three activations, "
                  "sample_data/seed_batch/)")
@@ -49,11 +49,42 @@ BUILTIN_BATCH = ("the built-in example (the seed's mini-batch of three activatio
 @dataclass(frozen=True)
 class Explained:
     """An explanation (:mod:`normcli.ops.explain`) and what it explains: ``source``
-    names the input, ``stats_file`` the saved statistics used, if any."""
+    names the input, ``stats_file`` the saved statistics used, if any; ``notes``
+    say where what was not given came from (the convention's defaults, the
+    position chosen), one line each."""
 
     explanation: object
     source: str
     stats_file: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+#: The LRN parameters that take the convention's defaults when not given.
+LRN_PARAMETERS = ("n", "k", "alpha", "beta")
+
+
+def first_nonzero(x) -> tuple[tuple[int, ...], str]:
+    """The position ``explain`` shows without ``--at``: the first value (in storage
+    order) that is not 0, which on a sparse ReLU map is not the first value;
+    and the note that says so."""
+    import numpy as np
+
+    flat = x.reshape(-1)
+    i = int(np.argmax(flat != 0)) if flat.size else 0
+    if flat.size and flat[i] == 0:
+        return (0,) * x.ndim, "--at not given, and every value is 0: explaining the first one"
+    where = tuple(int(v) for v in np.unravel_index(i, x.shape))
+    what = "the first value" if i == 0 else "the first value that is not 0"
+    return where, f"--at not given: explaining {what}"
+
+
+def _defaults_note(p: LRNParams, settings: dict) -> str | None:
+    left = [name for name in LRN_PARAMETERS if settings.get(name) is None]
+    if not left:
+        return None
+    values = ", ".join(f"{name}={getattr(p, name):g}" for name in left)
+    return (f"parameters: {', '.join(left)} not given: the {p.convention.name} convention's "
+            f"defaults ({values}), as for normcli lrn")
 
 
 def explain_lrn(
@@ -66,16 +97,14 @@ def explain_lrn(
     **settings,
 ) -> Explained:
     """One value of :func:`normcli.runs.lrn` step by step, at ``position`` (indices
-    into the array as stored; default the first value).  Without ``inputs``: the
-    seed's example (``mode="intra"``: its 5x5 map), with the seed's (n, k,
-    alpha, beta) = (2, 0, 1, 1) when none of them is given under the seed
-    convention."""
-    from normcli.ops.explain import SEED_EXAMPLE_PARAMS, SEED_INTER, SEED_INTRA, explain_lrn
+    into the array as stored; default the first value that is not 0).  Without
+    ``inputs``: the seed's example data (``mode="intra"``: its 5x5 map).  The
+    parameters not given take the convention's defaults, with or without
+    inputs, as :func:`normcli.runs.lrn` does; the notes say which."""
+    from normcli.ops.explain import SEED_INTER, SEED_INTRA, explain_lrn
 
-    if (not inputs and params is None and settings.get("convention", "seed") == "seed"
-            and all(settings.get(name) is None for name in SEED_EXAMPLE_PARAMS)):
-        settings = {**settings, **SEED_EXAMPLE_PARAMS}
     p = lrn_params(params, **settings)
+    notes = [] if params is not None else [_defaults_note(p, settings)]
     if not inputs:
         x, label = (SEED_INTRA if p.mode == "intra" else SEED_INTER), BUILTIN_LRN[p.mode]
         channels_last = False
@@ -84,9 +113,12 @@ def explain_lrn(
                                                     allow_nonfinite=True))
     if x.ndim < 2:
         raise InputError(label, f"has shape {x.shape}; LRN needs at least 2 dimensions (H, W)")
-    position = (0,) * x.ndim if position is None else tuple(position)
+    if position is None:
+        position, chosen = first_nonzero(x)
+        notes.append(chosen)
     try:
-        return Explained(explain_lrn(x, position, params=p, channels_last=channels_last), label)
+        return Explained(explain_lrn(x, tuple(position), params=p, channels_last=channels_last),
+                         label, notes=tuple(n for n in notes if n))
     except ParameterError as e:
         raise data_error(label, e) from None
 
@@ -105,8 +137,9 @@ def explain_batchnorm(
 ) -> Explained:
     """One value of :func:`normcli.runs.batchnorm` step by step: with the batch's
     statistics, or saved ones (``stats``: a ``save_stats`` file or a BatchStats).
-    ``position`` starts with the batch index.  Without ``inputs``: the seed's
-    mini-batch of three (4, 4, 4) activations."""
+    ``position`` starts with the batch index (default: the first value that is
+    not 0).  Without ``inputs``: the seed's mini-batch of three (4, 4, 4)
+    activations."""
     from normcli.ops.explain import SEED_BATCH, explain_batch_norm
 
     settings, files = batchnorm_settings(per="activation" if per is None else per, eps=eps,
@@ -120,14 +153,17 @@ def explain_batchnorm(
         raise InputError(label, f"has shape {x.shape}; a batch needs at least 2 dimensions "
                          "(N, ...)")
     settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
-    position = (0,) * x.ndim if position is None else tuple(position)
+    notes = ()
+    if position is None:
+        position, chosen = first_nonzero(x)
+        notes = (chosen,)
     try:
         with blame({**files, **({"stats": stats_file} if stats_file else {})}):
-            e = explain_batch_norm(x, position, params=settings, channels_last=channels_last,
-                                   stats=saved)
+            e = explain_batch_norm(x, tuple(position), params=settings,
+                                   channels_last=channels_last, stats=saved)
     except ParameterError as e:
         raise data_error(label, e) from None
-    return Explained(e, label, stats_file)
+    return Explained(e, label, stats_file, notes)
 
 
 @dataclass(frozen=True)
