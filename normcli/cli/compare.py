@@ -57,7 +57,8 @@ def lrn_settings(f):
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON instead.")
 @preview_option
 @FORCE
-def compare(inputs, convention, n, k, alpha, beta, preview, as_json, **settings) -> None:
+def compare(inputs, convention, n, k, alpha, beta, preview, as_json, preview_channels,
+            preview_samples, preview_scale, **settings) -> None:
     """Normalize the same INPUT(s) (.npy, .npz, PNG, DIR, -) three ways -
     inter-channel LRN, intra-channel LRN and batch norm - and show their
     statistics side by side, then how LRN and BN differ."""
