@@ -26,7 +26,8 @@ Examples:
 
 \b
 The batch for BN is the stack of the inputs or, for one input, its first axis.
-Each column's histogram spans that column's own min..max."""
+Several inputs are streamed (as by batchnorm). Each column's histogram spans
+that column's own min..max (over several inputs, in power-of-two bins)."""
 
 
 def lrn_settings(f):
