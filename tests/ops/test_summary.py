@@ -280,13 +280,17 @@ _finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
 @given(st.lists(st.lists(_finite, min_size=1, max_size=30), min_size=1, max_size=5),
-       st.sampled_from([1.0, 1e-300, 1e300, 2.0 ** -1074 * 3]))
+       st.sampled_from([1.0, 1e-300, 1e300, 2.0 ** -1074 * 3, 1e-30, 1e-6]),
+       st.sampled_from(["float64", "float32", "float16"]))
 @settings(max_examples=300, deadline=None)
-def test_merged_grid_histogram_is_exact(parts, scale):
+def test_merged_grid_histogram_is_exact(parts, scale, dtype):
     """Over inputs of any ranges the total's histogram counts every value in its bin
-    (edges multiples of a power of two), whatever the values' sizes."""
-    arrays = [np.array(p) * scale if scale < 1 else np.array(p) for p in parts]
-    arrays = [a[np.isfinite(a)] if a[np.isfinite(a)].size else np.zeros(1) for a in arrays]
+    (edges multiples of a power of two), whatever the values' sizes and type."""
+    with np.errstate(over="ignore", under="ignore"):
+        arrays = [(np.array(p) * scale if scale < 1 else np.array(p)).astype(dtype)
+                  for p in parts]
+    arrays = [a[np.isfinite(a)] if a[np.isfinite(a)].size else np.zeros(1, dtype)
+              for a in arrays]
     total = merge([summarize(a) for a in arrays])
     every = np.concatenate(arrays)
     assert total.hist is not None and 1 <= len(total.hist) <= 16
