@@ -1,6 +1,6 @@
 """``python -m normcli``: the command line."""
 
-from normcli.cli.main import main
+from normcli.cli.entry import main
 
 if __name__ == "__main__":
     main()

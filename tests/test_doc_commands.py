@@ -10,9 +10,11 @@ command must be what it prints: exactly, for a plain block that follows an
 lines stand for lines left out).  The README's Python examples run too.
 
 Commands that install, lint, run this suite, benchmark or fuzz are not run:
-each is recognised by :data:`NOT_RUN` and reported with its reason; a command
-that is neither run nor recognised fails the test, so that no command of the
-docs is left out silently.
+each is recognised by :data:`NOT_RUN` and reported with its reason (after the
+run, under "docs commands not run"); a command that is neither run nor
+recognised fails the test, so that no command of the docs is left out
+silently.  A document that says at its top that it is a draft (``*Draft``) is
+skipped as a whole, with that reason, until the mark is removed.
 """
 
 from __future__ import annotations
@@ -192,6 +194,11 @@ def test_the_commands_of_a_document_run_as_shown(path, tmp_path):
     doc = parse(path)
     if not doc.commands and not doc.python:
         pytest.skip(f"{path} shows no commands")
+    head = "\n".join((ROOT / path).read_text(encoding="utf-8").splitlines()[:12])
+    if re.search(r"^\*Draft\b", head, re.M):  # (e.g. commands planned, not wired yet)
+        NOT_RUN_SEEN.append(f"{path}: all {len(doc.commands)} commands (marked as a draft)")
+        pytest.skip(f"{path} is marked as a draft (*Draft ... at its top): its commands are "
+                    "not run until the mark is removed")
     _fresh_copy(tmp_path)
     env = _environment()
     not_run = []

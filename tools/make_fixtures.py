@@ -2,7 +2,9 @@
 
 Run with an environment that has torch (CPU), onnx and onnxruntime::
 
-    /work/tvenv/bin/python tools/make_fixtures.py
+    /work/tvenv/bin/python tools/make_fixtures.py [--porting-only]
+
+(``--porting-only`` writes only ``pytorch_porting.npz``.)
 
 It writes small compressed ``tests/fixtures/*.npz`` files (no pickles: every
 array is numeric or a unicode string) so that the test suite can compare
@@ -126,6 +128,71 @@ def torch_bn(torch, versions: dict) -> None:
     _save("pytorch_bn.npz", arrays, versions)
 
 
+def torch_porting(torch, versions: dict) -> None:
+    """``pytorch_porting.npz``: what ``identify`` and ``update_running`` are tested on.
+
+    * ``lrn_n{size}``: ``nn.LocalResponseNorm`` sizes 1..8 on 12 channels, random
+      parameters (identify must recover them);
+    * ``xmap_n{size}``: the legacy ``nn.CrossMapLRN2d`` (its running sum never
+      drops channel 0: identify must report no exact match);
+    * ``{case}_b{i}_x`` and ``{case}_after{i}_*``: batches fed to a training
+      ``BatchNorm2d`` (``m01``: momentum 0.1, ``mnone``: momentum=None, the
+      cumulative average, ``m07``: 0.7) or ``BatchNorm1d`` on flattened samples
+      (``act``), with ``running_mean``, ``running_var`` and
+      ``num_batches_tracked`` after each batch.
+    """
+    rng = np.random.default_rng(20261201)
+    arrays: dict[str, np.ndarray] = {}
+    lrn_cases = []
+    for size in range(1, 9):
+        alpha = float(10 ** rng.uniform(-4, 0))
+        beta = float(rng.uniform(0.25, 1.5))
+        k = float(rng.uniform(0.5, 3.0))
+        x = _lrn_input(rng, (2, 12, 6, 5), alpha, np.float32)
+        y = torch.nn.LocalResponseNorm(size, alpha=alpha, beta=beta, k=k)(torch.from_numpy(x))
+        case = f"lrn_n{size}"
+        lrn_cases.append(case)
+        arrays[f"{case}_x"], arrays[f"{case}_y"] = x, y.numpy()
+        arrays[f"{case}_params"] = np.array([size, alpha, beta, k])
+    xmap_cases = []
+    for size in (3, 5):
+        alpha = float(10 ** rng.uniform(-3, -1))
+        beta = float(rng.uniform(0.5, 1.0))
+        k = float(rng.uniform(1.0, 2.0))
+        x = _lrn_input(rng, (2, 9, 4, 4), alpha, np.float32)
+        y = torch.nn.CrossMapLRN2d(size, alpha=alpha, beta=beta, k=k)(torch.from_numpy(x))
+        case = f"xmap_n{size}"
+        xmap_cases.append(case)
+        arrays[f"{case}_x"], arrays[f"{case}_y"] = x, y.numpy()
+        arrays[f"{case}_params"] = np.array([size, alpha, beta, k])
+    bn_cases = []
+    shapes = [(3, 4, 5, 5), (2, 4, 5, 5), (5, 4, 3, 5), (1, 4, 2, 3)]
+    for case, momentum, flat in (("m01", 0.1, False), ("mnone", None, False),
+                                 ("m07", 0.7, False), ("act", 0.1, True)):
+        C = 4
+        bn = (torch.nn.BatchNorm1d(C * 6, momentum=momentum) if flat
+              else torch.nn.BatchNorm2d(C, momentum=momentum))
+        bn.train()
+        for i, shape in enumerate(shapes if not flat else [(3, 4, 2, 3), (5, 4, 2, 3),
+                                                            (2, 4, 2, 3)]):
+            x = (rng.normal(size=shape) * rng.uniform(0.5, 3.0)
+                 + rng.uniform(-2, 2)).astype(np.float32)
+            with torch.no_grad():
+                t = torch.from_numpy(x)
+                bn(t.reshape(shape[0], -1) if flat else t)
+            arrays[f"{case}_b{i}_x"] = x
+            arrays[f"{case}_after{i}_running_mean"] = bn.running_mean.numpy().copy()
+            arrays[f"{case}_after{i}_running_var"] = bn.running_var.numpy().copy()
+            arrays[f"{case}_after{i}_num_batches_tracked"] = bn.num_batches_tracked.numpy().copy()
+        arrays[f"{case}_batches"] = np.array(i + 1)
+        arrays[f"{case}_momentum"] = np.array(np.nan if momentum is None else momentum)
+        bn_cases.append(case)
+    arrays["lrn_cases"] = np.array(lrn_cases)
+    arrays["xmap_cases"] = np.array(xmap_cases)
+    arrays["bn_cases"] = np.array(bn_cases)
+    _save("pytorch_porting.npz", arrays, versions)
+
+
 def onnx_models(versions: dict) -> None:
     try:
         import onnx
@@ -223,8 +290,12 @@ def main() -> int:
     versions = {"torch_version": torch.__version__, "numpy_version": np.__version__,
                 "python_version": sys.version.split()[0]}
     print(f"torch {torch.__version__}, numpy {np.__version__}")
+    if "--porting-only" in sys.argv:  # the other files stay as they were committed
+        torch_porting(torch, versions)
+        return 0
     torch_lrn(torch, versions)
     torch_bn(torch, versions)
+    torch_porting(torch, versions)
     onnx_models({"numpy_version": np.__version__,
                  "python_version": sys.version.split()[0]})
     return 0

@@ -103,6 +103,7 @@ def _show(result, *, as_json: bool) -> None:
 
     from normcli.render import make_consoles
     from normcli.render.compare import compare_table, lrn_vs_bn_table
+    from normcli.render.text import printable
 
     out = make_consoles()[1]
     shape = "×".join(map(str, result.shape))
@@ -112,7 +113,8 @@ def _show(result, *, as_json: bool) -> None:
         f", intra {intra.window_text()}" if intra else "")
     out.print(compare_table(
         [(heading, s) for _, heading, s in result.columns],
-        title=f"{escape(result.label)} ({shape}): statistics after each normalization",
+        title=f"{escape(printable(result.label))} ({shape}): statistics after each "
+              "normalization",
         caption=f"LRN {_lrn_text(inter)} ({windows}); BN per {result.per} over a batch of "
                 f"{result.batch_size}: {result.batch}, eps={result.eps:g}, gamma=1, beta=0{note}"))
     out.print()

@@ -46,3 +46,13 @@ def where_options_go(error: click.NoSuchOption) -> click.UsageError:
     return click.UsageError(
         f"{error.option_name} is an option of the commands: put it after the command, "
         f"e.g. normcli stats INPUT {error.option_name}", ctx=error.ctx)
+
+
+class OptionsBeforeCommand(click.Group):
+    """A group that passes the options given before a command on to it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, move_leading_options(args, self.list_commands(ctx)))
+        except click.NoSuchOption as e:
+            raise where_options_go(e) from None

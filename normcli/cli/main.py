@@ -15,6 +15,7 @@ import sys
 import click
 
 from normcli import __version__
+from normcli.cli.globals import OptionsBeforeCommand
 from normcli.errors import NormcliError, ParameterError, UsageError
 from normcli.runs import signals
 
@@ -25,7 +26,9 @@ class DataError(click.ClickException):
     exit_code = 1
 
     def show(self, file=None) -> None:
-        click.echo(f"normcli: error: {self.format_message()}", err=True)
+        from normcli.render.text import printable  # (names from outside: no raw controls)
+
+        click.echo(f"normcli: error: {printable(self.format_message())}", err=True)
 
 
 def usage_error(error: UsageError, ctx: click.Context) -> click.UsageError:
@@ -64,7 +67,7 @@ COMMANDS = {
 }
 
 
-class NormcliGroup(click.Group):
+class NormcliGroup(OptionsBeforeCommand):
     """Turns what escapes a command into exit codes, whoever calls ``main``; loads the
     subcommands on demand (click's "lazy group" pattern); passes options on to them."""
 
@@ -72,14 +75,6 @@ class NormcliGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from normcli.cli.globals import move_leading_options, where_options_go
-
-        try:
-            return super().parse_args(ctx, move_leading_options(args, COMMANDS))
-        except click.NoSuchOption as e:
-            raise where_options_go(e) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
@@ -95,7 +90,8 @@ class NormcliGroup(click.Group):
         except NormcliError as e:
             raise DataError(str(e)) from None
         except KeyboardInterrupt:
-            click.echo("normcli: interrupted", err=True)
+            if not signals.terminated.is_set():  # (the command line says it at exit)
+                click.echo("normcli: interrupted", err=True)
             ctx.exit(130)
         except MemoryError:
             raise DataError("out of memory; see NORMCLI_MAX_BYTES in the README") from None
@@ -115,8 +111,8 @@ Examples:
   normcli lrn a.npy -o - | normcli batchnorm - -o b.npy
   normcli stats features/ --json
 
-Options given before the command (normcli --json stats x) are passed to it.
-Run 'normcli COMMAND --help' for a command's options and examples."""
+Run 'normcli COMMAND --help' for a command's options and examples; options
+given before the command (normcli --json stats x) are passed to it."""
 
 
 @click.group(
@@ -135,18 +131,40 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Run the command line and exit with its status (see the module docstring).
+
+    click's own standalone handling would turn a Ctrl-C outside a command (while
+    parsing, while printing the table) into "Aborted!" and exit 1; here every
+    interrupt exits 130, and a termination signal 128 + its number, even when
+    its exception was swallowed on the way.
+    """
     # The kernels hold BLAS to one thread (ops/_blas.py); let it start with one, too:
     # else OpenBLAS wakes idle threads that spin (a tenth of a streamed batch norm's
     # CPU time).  (Before numpy is imported; a value the user set is kept.)
     for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     signals.install()
+    status = 0
     try:
-        cli.main(args=argv, prog_name="normcli", standalone_mode=True)
-    finally:
-        if signals.terminated.is_set():  # even if the signal's exception was swallowed
-            sys.exit(signals.exit_status())  # (not os._exit: threads must remove their files)
+        status = cli.main(args=argv, prog_name="normcli", standalone_mode=False)
+    except (KeyboardInterrupt, click.Abort):
+        signals.terminated.set()
+    except click.ClickException as e:
+        from normcli.render.text import printable
+
+        e.message = printable(e.message)  # (click repeats unknown flags and names as given)
+        e.show()
+        status = e.exit_code
+    except OSError as e:
+        if e.errno != errno.EPIPE:
+            raise
+        status = 1  # a closed pipe ends quietly (stdout can take nothing more)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (flushed at exit)
+    if signals.terminated.is_set():  # (not os._exit: threads must remove their files)
+        status = signals.exit_status()
+        if status == 130:
+            sys.stderr.write("normcli: interrupted\n")
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,7 +80,8 @@ def finish_preview(recorder, *, quiet: bool) -> None:
     if recorder is None or quiet:
         return
     from normcli.render import make_consoles
+    from normcli.render.text import printable
 
     width, height = recorder.size
-    make_consoles()[0].print(f"preview: wrote {recorder.path} ({width}x{height} px)",
+    make_consoles()[0].print(f"preview: wrote {printable(recorder.path)} ({width}x{height} px)",
                              markup=False, highlight=False)

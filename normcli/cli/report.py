@@ -62,9 +62,11 @@ def outputs_caption(report) -> str | None:
 
 def show_hints(hints, display: Display) -> None:
     """``hint: ...`` lines on stderr (inputs probably read the wrong way), unless ``-q``."""
-    if not display.quiet:
+    if not display.quiet and hints:
+        from normcli.render.text import printable  # (the lines hold file names)
+
         for line in hints:
-            click.echo(f"hint: {line}", err=True)
+            click.echo(f"hint: {printable(line)}", err=True)
 
 
 def show(report, display: Display) -> None:
@@ -86,10 +88,15 @@ def _show(report, display: Display) -> None:
         click.echo(stats_json(rows, params=report.params, normalization=report.description,
                               total=total))
         return
-    from normcli.render import make_consoles, stats_table
+    from rich.markup import escape
 
+    from normcli.render import make_consoles, stats_table
+    from normcli.render.text import printable
+
+    caption = outputs_caption(report)
     err, _ = make_consoles()
-    err.print(stats_table(rows, title=report.description, caption=outputs_caption(report),
+    err.print(stats_table(rows, title=escape(printable(report.description)),
+                          caption=None if caption is None else escape(printable(caption)),
                           show_after=any(r.after is not None for r in report.inputs),
                           total=total,
                           max_inputs=TABLE_INPUTS))

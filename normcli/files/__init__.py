@@ -64,6 +64,7 @@ __all__ = [
     "encode_png",
     "encode_png_bytes",
     "expand_inputs",
+    "find_layer",
     "load_inputs",
     "npz_members",
     "output_path_for",
@@ -72,7 +73,9 @@ __all__ = [
     "read_npy_header",
     "read_npy_stream",
     "read_npz_member",
+    "read_layers",
     "read_png",
+    "read_running_stats",
     "rescale_channels",
     "resolve_max_bytes",
     "same_file",
@@ -80,11 +83,17 @@ __all__ = [
     "to_png_image",
     "write_array",
     "write_npy_stream",
+    "write_running_stats",
 ]
 
 
-# The PNG names are imported on first use: most runs never touch a PNG.
+# The PNG names are imported on first use: most runs never touch a PNG (nor a model
+# file, nor a framework's stored statistics).
 __getattr__ = lazy_attributes(__name__, globals(), {
+    "find_layer": "normcli.files.models",
+    "read_layers": "normcli.files.models",
+    "read_running_stats": "normcli.files.running_stats",
+    "write_running_stats": "normcli.files.running_stats",
     "encode_png_bytes": "normcli.files.png",
     "read_png": "normcli.files.png",
     "rescale_channels": "normcli.files.png",

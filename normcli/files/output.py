@@ -221,9 +221,13 @@ def check_not_input(out: str | os.PathLike[str], sources: Iterable[Source]) -> N
 
 
 def plan_outputs(
-    sources: Sequence[Source], out_dir: str | os.PathLike[str], suffix: str | None = None
+    sources: Sequence[Source], out_dir: str | os.PathLike[str], suffix: str | None = None,
+    *, also_inputs: Sequence[Source] = (),
 ) -> list[Path]:
     """Output paths for all sources, checked before anything is written.
+
+    ``also_inputs``: other files the run reads (parameter files), which no
+    output may replace either.
 
     Raises
     ------
@@ -231,7 +235,7 @@ def plan_outputs(
         If two sources map to the same output (e.g. ``a/x.npy`` and
         ``b/x.npy``) or an output is one of the inputs.
     """
-    inputs = _InputSet(sources)
+    inputs = _InputSet([*sources, *also_inputs])
     outs = [output_path_for(s, out_dir, suffix) for s in sources]
     seen: dict[str, Source] = {}
     for s, out in zip(sources, outs, strict=True):

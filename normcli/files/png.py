@@ -327,6 +327,10 @@ def _grid(tiles: np.ndarray, top: int) -> np.ndarray:
     return canvas
 
 
+#: The most channels a PNG grid draws (each tile costs a label and a copy).
+MAX_GRID_CHANNELS = 1024
+
+
 def to_png_array(arr: np.ndarray, bits: int = 8) -> np.ndarray:
     """Turn feature maps into the pixel array of an image.
 
@@ -358,6 +362,9 @@ def to_png_array(arr: np.ndarray, bits: int = 8) -> np.ndarray:
         x = x[None]
     if x.ndim != 3 or 0 in x.shape:
         raise ValueError(f"expected a non-empty (H, W) or (C, H, W) array, got shape {x.shape}")
+    if x.shape[0] not in (1, 3) and x.shape[0] > MAX_GRID_CHANNELS:
+        raise ValueError(f"{x.shape[0]:,} channels are too many for one image (a grid shows at "
+                         f"most {MAX_GRID_CHANNELS:,}); write .npy instead")
     scaled = rescale_channels(x, bits)
     if scaled.shape[0] == 1:
         return scaled[0]

@@ -151,4 +151,20 @@ def _pool(workers: int) -> ThreadPoolExecutor:
             # A larger pool replaces the old one, which is left to finish what other
             # threads may still be submitting to it (shutting it down would race them).
             _shared_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="normcli")
+            _shut_down_at_exit(_shared_pool)
         return _shared_pool
+
+
+def _shut_down_at_exit(pool: ThreadPoolExecutor) -> None:
+    """Wake the pool's idle threads when the interpreter exits, before it joins them.
+
+    An interrupt that lands in ``submit`` just after a worker thread started,
+    before the executor recorded it, leaves a worker that the standard exit
+    handler never wakes: the interpreter then waits for it forever.  An
+    explicit ``shutdown`` wakes every worker of the pool, recorded or not.
+    ``threading._register_atexit`` is what concurrent.futures itself uses to
+    run before the threads are joined (``atexit`` runs after).
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(pool.shutdown, wait=False)

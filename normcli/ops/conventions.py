@@ -216,10 +216,20 @@ CONVENTIONS: dict[str, Convention] = {
 }
 
 
+#: Other names people use for a convention, accepted by :func:`get_convention`.
+CONVENTION_ALIASES = {"torch": "pytorch", "tf": "tensorflow", "cuda": "cudnn", "alexnet": "seed"}
+
+
 def get_convention(name: str) -> Convention:
-    """Look up a convention by name, with an error that lists the valid names."""
+    """Look up a convention by name, case-insensitively, with an error that lists
+    the valid names.
+
+    >>> get_convention("PyTorch").name, get_convention("TF").name
+    ('pytorch', 'tensorflow')
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
     try:
-        return CONVENTIONS[name]
+        return CONVENTIONS[CONVENTION_ALIASES.get(key, key)]
     except (KeyError, TypeError):
         raise ParameterError(
             f"convention={name!r} is not known; use one of {', '.join(CONVENTIONS)}",

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from normcli.ops.explain import BNExplanation, LRNExplanation
+from normcli.render.text import printable
 
 __all__ = [
     "num",
@@ -29,6 +30,23 @@ __all__ = [
 
 #: At most this many squares are written out in an equation; more are summed.
 MAX_TERMS = 9
+#: At most this many rows (and columns) of a neighbourhood or a batch are drawn,
+#: around the value explained; the others are counted in a line of their own.
+MAX_ROWS = 15
+
+
+def _around(count: int, at: int, shown: int = MAX_ROWS) -> range:
+    """The ``shown`` indices of ``range(count)`` centred on ``at`` (as far as they go).
+
+    >>> _around(100, 50, 5), _around(100, 1, 5), _around(3, 1, 5)
+    (range(48, 53), range(0, 5), range(0, 3))
+    """
+    start = min(max(0, at - shown // 2), max(0, count - shown))
+    return range(start, min(count, start + shown))
+
+
+def _elided(hidden: int, what: str) -> Text:
+    return Text(f"  … {hidden:,} more {what} not shown (all of them are summed)", style="dim")
 
 
 def num(value: float) -> str:
@@ -106,11 +124,14 @@ def _where(e: LRNExplanation) -> str:
     if p.mode == "inter":
         want = f"channels {p.window_text()} = {_range(lo, hi)}"
         got = _range(e.channels[0], e.channels[-1])
-        missing = [j for j in range(lo, hi + 1) if j not in e.channels]
+        # the window's channels outside the array: below channel 0, beyond the last
+        missing = [(a, b) for a, b in ((lo, min(hi, e.channels[0] - 1)),
+                                       (max(lo, e.channels[-1] + 1), hi)) if a <= b]
         if missing:
-            names = ", ".join(str(j) for j in missing)
-            want += (f"; channel{'s' if len(missing) > 1 else ''} {names} "
-                     f"{'do' if len(missing) > 1 else 'does'} not exist, so {got}")
+            count = sum(b - a + 1 for a, b in missing)
+            names = " and ".join(_range(a, b) for a, b in missing)
+            want += (f"; channel{'s' if count > 1 else ''} {names} "
+                     f"{'do' if count > 1 else 'does'} not exist, so {got}")
     else:
         (rlo, rhi), (clo, chi) = e.nominal
         want = (f"the {p.window_text()} = rows {_range(rlo, rhi)}, columns {_range(clo, chi)}")
@@ -122,31 +143,40 @@ def _where(e: LRNExplanation) -> str:
     return first, second
 
 
-def _neighbourhood_table(e: LRNExplanation) -> Table:
+def _neighbourhood_table(e: LRNExplanation) -> list[RenderableType]:
+    """The window's values around the one explained (at most :data:`MAX_ROWS` rows
+    and columns), and how many more it sums."""
     if e.params.mode == "inter":
         table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
         table.add_column("channel", justify="right")
         table.add_column("a", justify="right")
         table.add_column("a²", justify="right")
         table.add_column("")
-        for j, v in zip(e.channels, e.values, strict=True):
+        shown = _around(len(e.channels), e.channels.index(e.channel))
+        for i in shown:
+            j, v = e.channels[i], e.values[i]
             mark = "← c" if j == e.channel else ""
             style = "bold" if j == e.channel else ""
             table.add_row(str(j), num(v), num(v * v), mark, style=style)
-        return table
+        hidden = len(e.channels) - len(shown)
+        return [table, *([_elided(hidden, "channels")] if hidden else [])]
+    rows = _around(len(e.rows), e.rows.index(e.row))
+    cols = _around(len(e.cols), e.cols.index(e.col))
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
     table.add_column("y \\ x", justify="right")
-    for c in e.cols:
-        table.add_column(str(c), justify="right")
-    for r, row in zip(e.rows, e.values, strict=True):
+    for i in cols:
+        table.add_column(str(e.cols[i]), justify="right")
+    for i in rows:
         cells: list[Text] = []
-        for c, v in zip(e.cols, row, strict=True):
-            if (r, c) == (e.row, e.col):
+        for j in cols:
+            v = e.values[i, j]
+            if (e.rows[i], e.cols[j]) == (e.row, e.col):
                 cells.append(Text(f"[{num(v)}]", style="bold"))
             else:
                 cells.append(Text(num(v)))
-        table.add_row(str(r), *cells)
-    return table
+        table.add_row(str(e.rows[i]), *cells)
+    hidden = len(e.rows) * len(e.cols) - len(rows) * len(cols)
+    return [table, *([_elided(hidden, "values of the window")] if hidden else [])]
 
 
 def _steps_table() -> Table:
@@ -168,14 +198,14 @@ def lrn_explanation(e: LRNExplanation, *, source: str,
     p = e.params
     names = ", ".join(e.axes)
     head = Text(p.describe(), style="bold")
-    src = Text.assemble(("input: ", "bold"), f"{source}, shape {_shape(e.shape)} read as "
-                        f"({names}), {e.dtype}")
+    src = Text.assemble(("input: ", "bold"), f"{printable(source)}, shape {_shape(e.shape)} "
+                        f"read as ({names}), {e.dtype}")
     where, neighbourhood = _where(e)
     terms, _ = _sum_terms(e)
     alpha = p.alpha_text()
     steps = _steps_table()
     if e.values.size > MAX_TERMS:
-        terms = f"the sum of the {e.values.size} squares above"
+        terms = f"the sum of the {e.values.size:,} squares of the window"
     steps.add_row("sum of squares", f"Σ a² = {terms}", num(e.sum_squares))
     steps.add_row("scaled sum", f"α' · Σ a² = {num(p.alpha_eff)} × {num(e.sum_squares)}   "
                   f"(α' = {alpha})", num(e.scaled))
@@ -186,7 +216,7 @@ def lrn_explanation(e: LRNExplanation, *, source: str,
     steps.add_row("result", f"b = a / d^β = {num(e.value)} / {_operand(e.power)}",
                   Text(num(e.result), style="bold"))
     parts: list[RenderableType] = [head, src, *_notes(notes), where, neighbourhood,
-                                   _neighbourhood_table(e)]
+                                   *_neighbourhood_table(e)]
     if p.mode == "intra":
         parts.append(Text("  [value] marks the position; the sum runs over all of these values",
                           style="dim"))
@@ -240,7 +270,8 @@ def bn_explanation(e: BNExplanation, *, source: str, stats_source: str | None = 
     kind = "saved statistics" if e.saved else "batch statistics, biased variance"
     head = Text(f"batch norm per {e.per}: eps={num(e.eps)}, gamma={num(e.gamma)}, "
                 f"beta={num(e.beta)} ({kind})", style="bold")
-    src = Text.assemble(("input: ", "bold"), f"{source}, batch shape {_shape(e.shape)} read as "
+    src = Text.assemble(("input: ", "bold"), f"{printable(source)}, batch shape "
+                        f"{_shape(e.shape)} read as "
                         f"({names}), {e.dtype}")
     pos = ", ".join(str(i) for i in e.position)
     stat = ", ".join(str(i) for i in e.statistic)
@@ -250,7 +281,8 @@ def bn_explanation(e: BNExplanation, *, source: str, stats_source: str | None = 
     parts: list[RenderableType] = [head, src, *_notes(notes), where]
     if e.saved:
         parts.append(Text.assemble(
-            ("statistics: ", "bold"), f"saved ({stats_source or 'given'}): μ and σ² of {what}, "
+            ("statistics: ", "bold"), f"saved ({printable(stats_source or 'given')}): μ and σ² "
+            f"of {what}, "
             f"fitted on m = {e.count:,} values; this batch's own values do not enter"))
     elif e.per == "activation":
         parts.append(Text.assemble(("statistics: ", "bold"),
@@ -259,11 +291,15 @@ def bn_explanation(e: BNExplanation, *, source: str, stats_source: str | None = 
         table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
         for header in ("sample", "x", "x - μ", ""):
             table.add_column(header, justify="right" if header else "left")
-        for i, v in enumerate(e.values):
-            mine = i == e.sample
+        shown = _around(len(e.values), e.sample)
+        for i in shown:
+            v, mine = e.values[i], i == e.sample
             table.add_row(str(i), num(v), num(v - e.mean), "← this sample" if mine else "",
                           style="bold" if mine else "")
         parts.append(table)
+        if len(e.values) > len(shown):
+            parts.append(Text(f"  … {len(e.values) - len(shown):,} more samples not shown "
+                              "(all of them enter μ and σ²)", style="dim"))
     else:
         first = ", ".join(num(v) for v in e.values)
         more = ", …" if e.count > len(e.values) else ""

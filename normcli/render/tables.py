@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from normcli.ops.summary import Summary, merge
+from normcli.render.text import printable
 
 __all__ = ["stats_table", "stats_json", "sparkline", "format_number", "BLOCKS"]
 
@@ -274,7 +275,8 @@ def stats_table(
     ----------
     rows : sequence of (str, Summary, Summary or None)
         ``(label, before, after)`` per input.  Labels are shown literally
-        (rich markup in a file name is not interpreted).
+        (rich markup in a file name is not interpreted, control characters
+        are shown as escapes: see :func:`normcli.render.text.printable`).
     title : str
         The normalization and its effective parameters, shown above the table.
         It is the caller's text and may use rich markup.
@@ -310,7 +312,7 @@ def stats_table(
     >>> "x.npy" in console.file.getvalue()
     True
     """
-    rows = list(rows)
+    rows = [(printable(label), before, after) for label, before, after in rows]
     if len(rows) <= 1:
         total = None
     elif total is None:

@@ -34,6 +34,7 @@ from normcli.runs.engine import Engine, ThreadEngine
 from normcli.runs.hints import Hints
 from normcli.runs.inputs import (
     check_finite,
+    check_memory,
     choose_jobs,
     data_error,
     load_checked,
@@ -41,7 +42,7 @@ from normcli.runs.inputs import (
     read_unchecked,
 )
 from normcli.runs.options import Progress, RunOptions
-from normcli.runs.outputs import OutputPlan, ResultWriter
+from normcli.runs.outputs import OutputPlan, ResultWriter, parameter_source
 from normcli.runs.parameters import (
     batchnorm_settings,
     blame,
@@ -118,12 +119,13 @@ def batchnorm(
     with signals.handled():
         sources = open_sources(inputs, opts)
         opts = dataclasses.replace(opts, jobs=choose_jobs(opts.jobs, sources))
-        plan = OutputPlan(opts, sources)
+        read_too = [*files.values(), *([os.fspath(stats)] if is_path(stats) else [])]
+        plan = OutputPlan(opts, sources, [parameter_source(p) for p in read_too])
         if preview is not None:
-            plan.reserve(preview.path, "preview", sources)
+            plan.reserve(preview.path, "preview")
         if save_stats is not None:
             save_stats = os.fspath(save_stats)
-            plan.reserve(save_stats, "save_stats", sources)
+            plan.reserve(save_stats, "save_stats")
         settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
         job = _Batch(opts, settings, files, saved, stats_file, preview, Hints(opts.channels_last))
         with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:
@@ -187,6 +189,7 @@ def _in_memory(job: _Batch, engine: Engine, source: Source, writer: ResultWriter
     x = load_checked(source, job.options)
     job.hints.layout(0, source, x.shape)
     job.hints.single_batch(source, x.shape)
+    check_memory(source.label, x)
     stats, channels_last, threads = job.stats, job.options.channels_last, engine.kernel_threads(1)
     if stats is not None:
         job.check_stats_shape(source, x.shape)

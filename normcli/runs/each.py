@@ -16,7 +16,13 @@ from normcli.ops.summary import summarize
 from normcli.runs import signals
 from normcli.runs.engine import ThreadEngine
 from normcli.runs.hints import Hints
-from normcli.runs.inputs import choose_jobs, data_error, load_checked, open_sources
+from normcli.runs.inputs import (
+    check_memory,
+    choose_jobs,
+    data_error,
+    load_checked,
+    open_sources,
+)
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.outputs import OutputPlan, ResultWriter
 from normcli.runs.progress import Stage
@@ -124,7 +130,7 @@ def run_each(
         options = dataclasses.replace(options, jobs=choose_jobs(options.jobs, sources))
         plan = OutputPlan(options, sources) if transform is not None else None
         if plan is not None and preview is not None:
-            plan.reserve(preview.path, "preview", sources)
+            plan.reserve(preview.path, "preview")
         shown = options.summaries
         stage = Stage(progress, command, len(sources))
         hints = Hints(options.channels_last)
@@ -138,6 +144,7 @@ def run_each(
                 after = None
                 if transform is not None:
                     hints.layout(i, source, x.shape)
+                    check_memory(source.label, x)
                     try:
                         y = transform(x, threads)
                     except ParameterError as e:

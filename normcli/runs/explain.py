@@ -22,6 +22,7 @@ from normcli.runs import signals
 from normcli.runs.engine import ThreadEngine
 from normcli.runs.hints import Hints
 from normcli.runs.inputs import (
+    check_memory,
     choose_jobs,
     data_error,
     load_checked,
@@ -283,6 +284,7 @@ def _compare_one(source, options, inter, intra, bn, preview, hints, threads):
     x = load_checked(source, options)
     hints.layout(0, source, x.shape)
     hints.single_batch(source, x.shape)
+    check_memory(source.label, x, results=3 if intra is not None else 2)
     cl = options.channels_last
     try:
         outputs = {"before": x, "LRN inter": lrn_op(x, params=inter, channels_last=cl,
@@ -317,6 +319,7 @@ def _compare_streamed(sources, options, engine, inter, intra, bn, preview, hints
         x, state = read_unchecked(source, options, None)
         pass1.check_unchanged(i, source, x, state)
         hints.layout(i, source, x.shape)
+        check_memory(source.label, x, results=3 if intra is not None else 2)
         try:
             outputs = {"LRN inter": lrn_op(x, params=inter, channels_last=cl, threads=1)}
             if intra is not None:
@@ -340,4 +343,4 @@ def _compare_streamed(sources, options, engine, inter, intra, bn, preview, hints
 def _check_preview(preview, sources, force: bool) -> None:
     from normcli.runs.outputs import OutputPlan
 
-    OutputPlan(RunOptions(force=force), sources).reserve(preview.path, "preview", sources)
+    OutputPlan(RunOptions(force=force), sources).reserve(preview.path, "preview")

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from normcli.errors import InputError, ParameterError
-from normcli.files import Source, count_nonfinite, expand_inputs
+from normcli.files import MAX_BYTES_ENV, Source, count_nonfinite, expand_inputs, resolve_max_bytes
+from normcli.ops.arrays import compute_dtype
 from normcli.runs.options import RunOptions
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "read_unchecked",
     "check_finite",
     "data_error",
+    "check_memory",
     "load_stack",
     "SMALL_INPUT_BYTES",
 ]
@@ -90,6 +92,26 @@ def check_finite(source: Source, options: RunOptions, arr: np.ndarray) -> None:
             f"holds {bad:,} NaN/Inf value{'s' if bad > 1 else ''} "
             "(pass --allow-nonfinite to process it anyway)",
         )
+
+
+def check_memory(label: str, x: np.ndarray, *, results: int = 1) -> None:
+    """Refuse, before any work, an input whose normalization would need more memory
+    than the limit allows: the input as loaded and ``results`` arrays of its size
+    in the compute type (a 1 GiB uint8 input has an 8 GiB float64 result).
+
+    The limit is the one every reader applies to an input's data
+    (``NORMCLI_MAX_BYTES``, default 2 GiB), so that it bounds a run's working
+    memory too, not only what it reads.
+    """
+    limit = resolve_max_bytes()
+    result = x.size * compute_dtype(x.dtype).itemsize
+    held = 0 if isinstance(x, np.memmap) else x.nbytes
+    needed = held + results * result
+    if needed > limit:
+        raise InputError(label, f"normalizing it needs about {needed:,} bytes of memory (the "
+                         f"input and {results} {compute_dtype(x.dtype)} result"
+                         f"{'s' if results > 1 else ''} of {result:,} bytes), over the limit "
+                         f"of {limit:,} (set {MAX_BYTES_ENV} to raise it)")
 
 
 def data_error(label: str, error: ParameterError) -> Exception:

@@ -11,7 +11,9 @@ stdout) only when every input succeeded.
 from __future__ import annotations
 
 import os
+import stat
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,11 +21,13 @@ import numpy as np
 
 from normcli.errors import InputError, OutputError, ParameterError, UsageError
 from normcli.files import (
+    MAX_BYTES_ENV,
     OUTPUT_SUFFIXES,
     Source,
     StagedWrites,
     check_not_input,
     plan_outputs,
+    resolve_max_bytes,
     same_file,
     stage_array,
     write_npy_stream,
@@ -46,9 +50,13 @@ class OutputPlan:
     relative name, in :attr:`targets`).
     """
 
-    def __init__(self, options: RunOptions, sources: Sequence[Source]) -> None:
+    def __init__(self, options: RunOptions, sources: Sequence[Source],
+                 also_inputs: Sequence[Source] = ()) -> None:
+        """``also_inputs``: the other files the run reads (parameter files, as
+        :func:`parameter_source` makes them), which no output may replace."""
         self.options = options
         self.count = len(sources)
+        self.inputs = [*sources, *also_inputs]
         self.targets: list[Path] = []
         self.path: Path | None = None
         out = options.output
@@ -63,6 +71,7 @@ class OutputPlan:
             if self.stdout().isatty():
                 raise UsageError("refusing to write .npy data to a terminal: redirect stdout "
                                  "(-o - | ...) or give -o FILE", param="output", value=out)
+            self._check_stdout_is_no_input()
             self.kind = "stdout"
             return
         path = Path(out)
@@ -71,7 +80,7 @@ class OutputPlan:
         if to_dir:
             self.kind, self.path = "dir", path
             suffix = None if options.out_format is None else f".{options.out_format}"
-            self.targets = plan_outputs(sources, path, suffix)
+            self.targets = plan_outputs(sources, path, suffix, also_inputs=also_inputs)
             for target in self.targets:
                 self._check_new(target)
             return
@@ -85,7 +94,7 @@ class OutputPlan:
             problem = f"{self.count} inputs cannot share one PNG; use -o DIR/ or a .npy/.npz"
             raise ParameterError(f"output={out!r}: {problem}", param="output", value=out,
                                  problem=problem)
-        check_not_input(path, sources)
+        check_not_input(path, self.inputs)
         self._check_new(path)
         self.kind = "npz" if suffix == ".npz" else "file"
         self.path = path
@@ -101,12 +110,29 @@ class OutputPlan:
     def stdout(self):
         return self.options.stdout if self.options.stdout is not None else sys.stdout.buffer
 
+    def _check_stdout_is_no_input(self) -> None:
+        """Standard output opened on an input file (``-o - 1<>a.npy``) is refused
+        as ``-o a.npy`` is: compared by device and inode."""
+        try:
+            st = os.fstat(self.stdout().fileno())
+        except (AttributeError, OSError, ValueError):  # not a file descriptor (a test's buffer)
+            return
+        if not stat.S_ISREG(st.st_mode):
+            return
+        for source in self.inputs:
+            try:
+                other = os.stat(source.path) if source.path is not None else None
+            except OSError:
+                continue
+            if other is not None and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                raise OutputError(STDOUT_LABEL, f"is {source.label}, an input (refusing to "
+                                  "overwrite it, even with --force)")
+
     def outputs(self) -> list[Path]:
         """Every file this plan writes."""
         return [*self.targets, *([self.path] if self.kind in ("file", "npz") else [])]
 
-    def reserve(self, path: str | os.PathLike[str], param: str,
-                sources: Sequence[Source]) -> None:
+    def reserve(self, path: str | os.PathLike[str], param: str) -> None:
         """Check another file the run writes (``param``: ``"preview"``,
         ``"save_stats"``): not one of this plan's outputs (a usage error), not an
         input, not a directory, not existing without ``force``, in a folder that
@@ -116,7 +142,7 @@ class OutputPlan:
                 problem = f"{os.fspath(path)!r} is also an output of this command"
                 raise ParameterError(f"{param}={problem}", param=param, value=path,
                                      problem=problem)
-        check_not_input(path, sources)
+        check_not_input(path, self.inputs)
         if os.path.isdir(path):
             raise OutputError(path, "is a directory")
         self._check_new(Path(path))
@@ -144,6 +170,8 @@ class ResultWriter:
     def __init__(self, plan: OutputPlan, staged: StagedWrites) -> None:
         self.plan, self.staged = plan, staged
         self.collected: dict[int, tuple[Source, np.ndarray]] = {}  # by input index
+        self._held = 0  # bytes of the results collected
+        self._lock = threading.Lock()
 
     def add(self, i: int, source: Source, result: np.ndarray) -> None:
         """Stage (or keep, for outputs written together) the result of input ``i``.
@@ -154,7 +182,15 @@ class ResultWriter:
         if plan.kind == "none":
             return
         if plan.collects():
-            self.collected[i] = (source, result)
+            with self._lock:
+                self._held += result.nbytes
+                held, self.collected[i] = self._held, (source, result)
+            limit = resolve_max_bytes()
+            if held > limit:  # stacked (or zipped) they are held, then copied once more
+                target = plan.path if plan.path is not None else STDOUT_LABEL
+                raise OutputError(target, f"the results written together need more than "
+                                  f"{limit:,} bytes of memory (the limit; set {MAX_BYTES_ENV} "
+                                  "to raise it): use -o DIR/ for one file per input")
         elif plan.kind == "dir":
             self.staged.makedirs(plan.targets[i].parent)
             self._stage(plan.targets[i], result)
@@ -189,8 +225,16 @@ class ResultWriter:
 
     def _put_in_place(self) -> None:
         self.staged.sync()
-        signals.check()  # a termination whose exception was swallowed somewhere
-        self.staged.commit()
+        signals.check()  # an interrupt whose exception was swallowed somewhere
+        with signals.deferred():  # all the renames, or (before them) none
+            self.staged.commit()
+
+
+def parameter_source(path: str | os.PathLike[str]) -> Source:
+    """A file the run reads besides its inputs (``gamma``, ``stats``), as a
+    :class:`Source`, for the checks that no output replaces it."""
+    path = os.fspath(path)
+    return Source(path, os.path.basename(path), Path(path), "parameter")
 
 
 def member_name(source: Source) -> str:

@@ -1,11 +1,12 @@
-"""Termination signals unwind a run like Ctrl-C: temporary files removed, nothing committed.
+"""Interrupts and termination signals unwind a run: temporary files removed, nothing committed.
 
-SIGTERM, SIGHUP and SIGQUIT raise ``SystemExit(128 + signum)`` in the main
-thread, so that every ``with`` block of the run removes its temporary files on
-the way out.  An exception raised in a signal handler can be swallowed when it
-lands inside a ``__del__`` or weakref callback ("Exception ignored in ..."),
-so the handler also sets :data:`terminated`, which a run checks before it
-puts any output in place.
+Ctrl-C (SIGINT) raises ``KeyboardInterrupt`` and SIGTERM, SIGHUP and SIGQUIT
+raise ``SystemExit(128 + signum)`` in the main thread, so that every ``with``
+block of the run removes its temporary files on the way out.  An exception
+raised in a signal handler can be swallowed when it lands inside a ``__del__``
+or weakref callback ("Exception ignored in ..."), so the handlers also set
+:data:`terminated`, which a run checks (:func:`check`) before it puts any
+output in place, and the command line before it exits.
 
 The command line installs the handlers for its whole life (:func:`install`);
 a library call installs them for the duration of the run when it is made from
@@ -17,49 +18,91 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["terminated", "install", "handled", "check", "exit_status", "SIGNALS"]
+__all__ = ["terminated", "install", "handled", "deferred", "check", "exit_status", "SIGNALS"]
 
-#: Set once a termination signal arrived; outputs are never committed after it.
+#: Set once an interrupt or a termination signal arrived during the run (cleared
+#: when a library run starts); outputs are never committed after it.
 terminated = threading.Event()
 
 #: The signals that end a run cleanly (those that exist on this platform).
-SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGQUIT")
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
                 if hasattr(signal, name))
 
+_status = [130]  # the exit status of the signal that set ``terminated``
+_deferring = [0]  # depth of deferred() sections
+_pending: list[int] = []  # signals that came during one
 
-_status = [143]  # the exit status of the signal that set ``terminated``
 
-
-def _terminate(signum, frame) -> None:
+def _stop(signum, frame) -> None:
     _status[0] = 128 + signum
     terminated.set()
+    if _deferring[0]:
+        _pending.append(signum)
+        return
+    _raise(signum)
+
+
+def _raise(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A section the signals do not break: one that comes meanwhile is raised
+    when the section ends (putting the staged outputs in place: all of them,
+    rather than some).  Python runs signal handlers in the main thread only,
+    so this holds whichever thread the signal was delivered to."""
+    _deferring[0] += 1
+    try:
+        yield
+    finally:
+        _deferring[0] -= 1
+        if not _deferring[0] and _pending:
+            signum = _pending[0]
+            _pending.clear()
+            _raise(signum)
+
+
+def _default(signum: int) -> bool:
+    handler = signal.getsignal(signum)
+    return handler is signal.SIG_DFL or handler is signal.default_int_handler
+
+
 def install() -> None:
-    """Handle the termination signals from now on (the command line's entry point)."""
+    """Handle the signals from now on (the command line's entry point).  An
+    interrupt swallowed as "Exception ignored in ..." is not printed either:
+    :data:`terminated` remembers it."""
     for signum in SIGNALS:
-        signal.signal(signum, _terminate)
+        signal.signal(signum, _stop)
+    previous = sys.unraisablehook
+
+    def quiet(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, (KeyboardInterrupt, SystemExit)):
+            previous(unraisable)
+
+    sys.unraisablehook = quiet
 
 
 @contextlib.contextmanager
 def handled() -> Iterator[None]:
-    """Handle the termination signals left at their default action, while the block runs.
+    """Handle the signals left at their default action while the block runs.
 
-    Signals with a handler of their own (the caller's, or the command line's)
-    are left alone, as is everything when called from another thread than
-    the main one (where Python cannot install handlers).
+    Signals with a handler of the caller's own are left alone, as is
+    everything when called from another thread than the main one (where
+    Python cannot install handlers).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    saved = {}
-    for signum in SIGNALS:
-        if signal.getsignal(signum) is signal.SIG_DFL:
-            saved[signum] = signal.signal(signum, _terminate)
+    if signal.getsignal(SIGNALS[0]) is not _stop:  # (the command line keeps its flag)
+        terminated.clear()
+    saved = {signum: signal.signal(signum, _stop) for signum in SIGNALS if _default(signum)}
     try:
         yield
     finally:
@@ -68,11 +111,11 @@ def handled() -> Iterator[None]:
 
 
 def check() -> None:
-    """Raise the pending termination, if a signal's exception was swallowed somewhere."""
+    """Raise the pending interrupt or termination, if its exception was swallowed."""
     if terminated.is_set():
-        raise SystemExit(exit_status())
+        _raise(_status[0] - 128)
 
 
 def exit_status() -> int:
-    """``128 + signum`` of the termination signal received (143 if none)."""
+    """``128 + signum`` of the signal received (130 if none)."""
     return _status[0]

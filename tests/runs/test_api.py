@@ -217,7 +217,7 @@ def test_a_handler_of_the_callers_own_is_left_alone():
             assert signal.getsignal(signal.SIGTERM) is own
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         with signals.handled():
-            assert signal.getsignal(signal.SIGTERM) is signals._terminate
+            assert signal.getsignal(signal.SIGTERM) is signals._stop
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, mine)

@@ -1,0 +1,135 @@
+"""Porting between frameworks, over files: which normalization an output is, its
+parameters in another convention, and the layers of a model file.
+
+The numbers are :mod:`normcli.ops.identify` and :mod:`normcli.ops.translate`'s;
+this module reads the files, accepts each framework's words for the
+parameters, and takes LRN and batch-norm settings from model files, so that
+the commands stay a parse of flags and a call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from normcli.errors import InputError, ParameterError, UsageError
+from normcli.ops.conventions import LRNParams, resolve_lrn
+from normcli.ops.words import lrn_words
+from normcli.runs.inputs import load_stack
+from normcli.runs.options import RunOptions
+
+__all__ = ["lrn_settings", "bn_model", "identify", "translate", "layers"]
+
+
+def lrn_settings(
+    *,
+    mode: str | None = None,
+    convention: str = "seed",
+    n: int | None = None,
+    k: float | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
+    size: int | None = None,
+    local_size: int | None = None,
+    depth_radius: int | None = None,
+    bias: float | None = None,
+    from_onnx: str | os.PathLike[str] | None = None,
+    from_caffe: str | os.PathLike[str] | None = None,
+    layer: str | None = None,
+) -> LRNParams:
+    """LRN settings from flags in any framework's words, or from a model's layer.
+
+    ``size``/``local_size`` (window sizes), ``depth_radius`` (TensorFlow's
+    radius) and ``bias`` (= ``k``) are accepted where they mean what the
+    convention's ``n`` and ``k`` mean (:func:`normcli.ops.words.lrn_words`).
+    ``from_onnx`` or ``from_caffe`` with ``layer`` (the node or layer name)
+    take every setting from that layer; then no other setting may be given.
+    """
+    model = from_onnx if from_onnx is not None else from_caffe
+    if model is not None:
+        given = [name for name, value in (("mode", mode), ("n", n), ("k", k), ("alpha", alpha),
+                                          ("beta", beta), ("size", size),
+                                          ("local_size", local_size),
+                                          ("depth_radius", depth_radius), ("bias", bias))
+                 if value is not None]
+        if given or convention != "seed":
+            names = ", ".join(given or ["convention"])
+            raise UsageError(f"{names}: the model's layer gives every LRN setting; leave them "
+                             "out", param=(given or ["convention"])[0])
+        return _model_layer(from_onnx, from_caffe, layer, "lrn").lrn
+    words = lrn_words(convention, n=n, size=size, local_size=local_size,
+                      depth_radius=depth_radius, k=k, bias=bias)
+    return resolve_lrn(mode=mode or "inter", alpha=alpha, beta=beta, **words)
+
+
+def bn_model(*, from_onnx=None, from_caffe=None, layer: str | None = None):
+    """The :class:`~normcli.files.models.BatchNormLayer` a model file gives, or None."""
+    if from_onnx is None and from_caffe is None:
+        if layer is not None:
+            raise UsageError("--node/--layer names a layer of --from-onnx or --from-caffe",
+                             param="layer", value=layer)
+        return None
+    return _model_layer(from_onnx, from_caffe, layer, "batchnorm").bn
+
+
+def _model_layer(from_onnx, from_caffe, layer, kind: str):
+    from normcli.files import find_layer
+
+    if from_onnx is not None and from_caffe is not None:
+        raise UsageError("--from-onnx and --from-caffe exclude each other", param="from_onnx")
+    if layer is None:
+        flag = "--node" if from_onnx is not None else "--layer"
+        raise UsageError(f"{flag} names the layer of the model to use", param="layer")
+    if from_onnx is not None:
+        from normcli.files.onnx_model import read_onnx_layers
+
+        found = read_onnx_layers(from_onnx)
+        return find_layer(found, layer, kind=kind, source=os.fspath(from_onnx))
+    from normcli.files.caffe_prototxt import read_caffe_layers
+
+    found = read_caffe_layers(from_caffe)
+    return find_layer(found, layer, kind=kind, source=os.fspath(from_caffe))
+
+
+def identify(inputs: Sequence[str | os.PathLike[str]], outputs: Sequence[str | os.PathLike[str]],
+             *, channels_last: bool = False, raw_png: bool = False, **settings):
+    """Which normalizations make ``outputs`` from ``inputs`` (each one file, or
+    several stacked as one batch): ``(result, input label, output label)``.
+
+    ``settings`` go to :func:`normcli.ops.identify.identify` (``normalizations``,
+    ``max_half``, ``tolerance``...).  Raises :class:`InputError` when the two
+    differ in shape, naming the output.
+    """
+    from normcli.ops.identify import identify as identify_op
+
+    options = RunOptions(channels_last=channels_last, raw_png=raw_png, allow_nonfinite=True)
+    x, x_label, _ = load_stack(inputs, options)
+    y, y_label, _ = load_stack(outputs, options)
+    if x.shape != y.shape:
+        raise InputError(y_label, f"has shape {y.shape} but {x_label} has {x.shape}; an "
+                         "output has the shape of its input")
+    try:
+        result = identify_op(x, y, channels_last=channels_last, **settings)
+    except ParameterError as e:
+        if e.param in ("x", "y"):
+            raise InputError(x_label if e.param == "x" else y_label, str(e)) from None
+        raise
+    return result, x_label, y_label
+
+
+def translate(from_convention: str, *, to: str = "all", mode: str = "inter", **words):
+    """The LRN of ``from_convention`` in another convention (or all), its
+    parameters given in that framework's words (see :func:`lrn_settings`)."""
+    from normcli.ops.translate import translate_params
+
+    alpha, beta = words.pop("alpha", None), words.pop("beta", None)
+    source = lrn_settings(mode=mode, convention=from_convention, alpha=alpha, beta=beta,
+                          **words)
+    return translate_params(source, to=to)
+
+
+def layers(model: str | os.PathLike[str]):
+    """Every LRN and batch-norm layer of an ``.onnx`` model or a Caffe ``.prototxt``."""
+    from normcli.files import read_layers
+
+    return read_layers(model)
