@@ -30,14 +30,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests import referen
 
 @pytest.fixture(scope="module", autouse=True)
 def _robustness_counts(request):
-    """After a module, add its ``COUNTS`` (if it keeps any) to the run's totals."""
+    """After a module, add its ``COUNTS`` (if it keeps any) to the run's totals, and
+    keep its ``NOT_RUN_SEEN`` (the docs' commands it recognised and did not run)."""
     yield
     counts = getattr(request.module, "COUNTS", None)
     if counts:
         request.config.__dict__.setdefault("normcli_counts", Counter()).update(counts)
+    not_run = getattr(request.module, "NOT_RUN_SEEN", None)
+    if not_run:
+        request.config.__dict__.setdefault("normcli_not_run", []).extend(not_run)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    not_run = getattr(config, "normcli_not_run", None)
+    if not_run:
+        terminalreporter.section("docs commands not run")
+        for line in not_run:
+            terminalreporter.write_line(line)
     counts = getattr(config, "normcli_counts", None)
     if not counts:
         return

@@ -909,7 +909,7 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
     w("```sh")
     w(
         "normcli lrn sample_data/seed_intra.npy --mode intra --n 2"
-        " --k 0 --alpha 1 --beta 1 -o out.npy"
+        " --k 0 --alpha 1 --beta 1 -o out_intra.npy"
     )
     w("```")
     w("")

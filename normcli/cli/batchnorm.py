@@ -7,7 +7,6 @@ import click
 from normcli.cli.main import NormcliCommand
 from normcli.cli.options import (
     Display,
-    FloatOrFile,
     bn_options,
     given,
     io_options,
@@ -15,6 +14,7 @@ from normcli.cli.options import (
 )
 from normcli.cli.preview import finish_preview, make_preview, preview_option
 from normcli.cli.report import check_stdout, display_options, progress_bar, show
+from normcli.cli.types import PATH, FloatOrFile
 
 EXAMPLES = """\b
 Examples:
@@ -37,9 +37,9 @@ all of one shape) or, for a single input, its first axis."""
               help="Scale: a number, or a .npy broadcastable to the statistics' shape.")
 @click.option("--beta", type=FloatOrFile(), default="0", show_default=True,
               help="Shift: a number, or a .npy broadcastable to the statistics' shape.")
-@click.option("--save-stats", metavar="FILE.npz",
+@click.option("--save-stats", metavar="FILE.npz", type=PATH,
               help="Save the batch's mean, var, var_unbiased, count and per.")
-@click.option("--stats", metavar="FILE.npz",
+@click.option("--stats", metavar="FILE.npz", type=PATH,
               help="Normalize with saved statistics instead of the batch's (inference).")
 @preview_option
 def batchnorm(per, eps, gamma, beta, save_stats, stats, preview, inputs, **kwargs) -> None:

@@ -10,10 +10,13 @@ from normcli.cli.options import (
     CHANNELS_LAST,
     FORCE,
     RAW_PNG,
+    Display,
     bn_options,
     stack,
 )
 from normcli.cli.preview import finish_preview, make_preview, preview_option
+from normcli.cli.report import progress_bar, show_hints
+from normcli.cli.types import PATH
 
 EXAMPLES = """\b
 Examples:
@@ -23,7 +26,8 @@ Examples:
 
 \b
 The batch for BN is the stack of the inputs or, for one input, its first axis.
-Each column's histogram spans that column's own min..max."""
+Several inputs are streamed (as by batchnorm). Each column's histogram spans
+that column's own min..max (over several inputs, in power-of-two bins)."""
 
 
 def lrn_settings(f):
@@ -45,7 +49,7 @@ def lrn_settings(f):
 
 @click.command(cls=NormcliCommand, epilog=EXAMPLES,
                short_help="LRN inter, LRN intra and batch norm of the same input, side by side.")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=PATH)
 @lrn_settings
 @bn_options(eps_help="Batch-norm epsilon (gamma 1, beta 0).")
 @CHANNELS_LAST
@@ -54,7 +58,8 @@ def lrn_settings(f):
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON instead.")
 @preview_option
 @FORCE
-def compare(inputs, convention, n, k, alpha, beta, preview, as_json, **settings) -> None:
+def compare(inputs, convention, n, k, alpha, beta, preview, as_json, preview_channels,
+            preview_samples, preview_scale, **settings) -> None:
     """Normalize the same INPUT(s) (.npy, .npz, PNG, DIR, -) three ways -
     inter-channel LRN, intra-channel LRN and batch norm - and show their
     statistics side by side, then how LRN and BN differ."""
@@ -69,8 +74,10 @@ def compare(inputs, convention, n, k, alpha, beta, preview, as_json, **settings)
                             f"eps={settings['eps']:g}",
                             stages=stages, force=settings["force"],
                             channels_last=settings["channels_last"])
-    result = compare_run(inputs, lrn=inter, preview=recorder, **settings)
+    with progress_bar(Display(as_json=as_json)) as bar:
+        result = compare_run(inputs, lrn=inter, preview=recorder, progress=bar, **settings)
     _show(result, as_json=as_json)
+    show_hints(result.hints, Display(as_json=as_json))
     finish_preview(recorder, quiet=as_json)
 
 
@@ -88,18 +95,18 @@ def _show(result, *, as_json: bool) -> None:
                   "convention": inter.convention.name, "n": inter.n, "k": inter.k,
                   "alpha": inter.alpha, "beta": inter.beta, "window_inter": inter.window_text(),
                   "window_intra": intra.window_text() if intra else None, "per": result.per,
-                  "eps": result.eps, "channels_last": result.channels_last}
+                  "eps": result.eps, "batch": result.batch, "batch_size": result.batch_size,
+                  "channels_last": result.channels_last}
         click.echo(compare_json(result.columns, params=params))
         return
-    from rich.console import Console
     from rich.markup import escape
 
+    from normcli.render import make_consoles
     from normcli.render.compare import compare_table, lrn_vs_bn_table
     from normcli.render.text import printable
 
-    out = Console()
+    out = make_consoles()[1]
     shape = "×".join(map(str, result.shape))
-    batch = "the stacked inputs" if result.stacked else "the input"
     note = ("" if intra else f"; LRN intra: the {inter.convention.name} convention has no "
             "within-channel LRN")
     windows = f"inter window {inter.window_text()}" + (
@@ -108,7 +115,7 @@ def _show(result, *, as_json: bool) -> None:
         [(heading, s) for _, heading, s in result.columns],
         title=f"{escape(printable(result.label))} ({shape}): statistics after each "
               "normalization",
-        caption=f"LRN {_lrn_text(inter)} ({windows}); BN per {result.per}, batch = axis 0 of "
-                f"{batch}, eps={result.eps:g}, gamma=1, beta=0{note}"))
+        caption=f"LRN {_lrn_text(inter)} ({windows}); BN per {result.per} over a batch of "
+                f"{result.batch_size}: {result.batch}, eps={result.eps:g}, gamma=1, beta=0{note}"))
     out.print()
     out.print(lrn_vs_bn_table())

@@ -37,6 +37,6 @@ def conventions(as_json: bool) -> None:
 
         click.echo(json.dumps(conventions_data(), indent=2))
         return
-    from rich.console import Console
+    from normcli.render import make_consoles
 
-    Console().print(conventions_table())
+    make_consoles()[1].print(conventions_table())

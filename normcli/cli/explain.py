@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from normcli.cli.conventions import conventions_text
 from normcli.cli.main import NormcliCommand
-from normcli.cli.options import CHANNELS_LAST, RAW_PNG, FloatOrFile, bn_options, given, stack
+from normcli.cli.options import CHANNELS_LAST, RAW_PNG, bn_options, given, stack
 from normcli.cli.options import lrn_options as lrn_flags
+from normcli.cli.types import PATH, FloatOrFile
 
 AT_HELP = ("Comma-separated indices into the array as stored, e.g. 0,0,0 for (C, H, W); "
            "for batchnorm the batch index first [default: the first value].")
@@ -30,7 +32,7 @@ def parse_position(ctx, param, value: str | None) -> tuple[int, ...] | None:
 def reading_options(f):
     """[INPUT]..., --at, --channels-last, --raw-png, --json."""
     return stack(
-        click.argument("inputs", nargs=-1, metavar="[INPUT]..."),
+        click.argument("inputs", nargs=-1, metavar="[INPUT]...", type=PATH),
         click.option("--at", "position", metavar="POSITION", callback=parse_position,
                      help=AT_HELP),
         CHANNELS_LAST, RAW_PNG,
@@ -53,11 +55,12 @@ def show(explain, view, *, as_json: bool, position) -> None:
     if as_json:
         import json
 
-        click.echo(json.dumps(explained.explanation.to_dict(), indent=2, allow_nan=False))
+        doc = {**explained.explanation.to_dict(), "notes": list(explained.notes)}
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
         return
-    from rich.console import Console
+    from normcli.render import make_consoles
 
-    Console().print(view(explained))
+    make_consoles()[1].print(view(explained))
 
 
 class ExplainGroup(click.Group):
@@ -74,28 +77,36 @@ def explain() -> None:
 
 LRN_EXAMPLES = """\b
 Examples:
-  normcli explain lrn                        # the seed's example: b = 1 / (1² + 1²) = 0.5
+  normcli explain lrn --n 2 --k 0 --alpha 1 --beta 1   # the seed's example: b = 1 / (1² + 1²)
   normcli explain lrn sample_data/seed_inter.npy --mode inter --k 0 --alpha 1 --beta 1 \\
       --n 2 --at 0,0,0
   normcli explain lrn --mode intra --at 4,4
   normcli explain lrn x.npy --convention pytorch --n 4 --at 2,10,10"""
 
 
-@explain.command("lrn", epilog=LRN_EXAMPLES,
+LRN_HELP = f"""Explain one value of `normcli lrn` with the same flags: n, k, alpha and
+beta not given take the convention's defaults, as for `normcli lrn`.
+Several INPUTs (or a directory) are stacked along a new first axis.  Without
+INPUT: the data of the seed's example (seed_inter.npy, or seed_intra.npy with
+--mode intra).  What n means, the window and how alpha is divided follow
+--convention:
+
+{conventions_text()}
+"""
+
+
+@explain.command("lrn", epilog=LRN_EXAMPLES, help=LRN_HELP,
                  short_help="Explain one LRN value: neighbours, sum of squares, power.")
 @reading_options
 @lrn_flags
 def explain_lrn(inputs, position, channels_last, raw_png, as_json, **settings) -> None:
-    """Explain one value of `normcli lrn` with the same flags.  Several INPUTs
-    (or a directory) are stacked along a new first axis.  Without INPUT: the
-    seed's example (seed_inter.npy, or seed_intra.npy with --mode intra), with
-    the seed's (n, k, alpha, beta) = (2, 0, 1, 1) unless given."""
     from normcli.render.explain import lrn_explanation
     from normcli.runs.explain import explain_lrn as run
 
     show(lambda: run(inputs, position=position, channels_last=channels_last, raw_png=raw_png,
                      **settings),
-         lambda e: lrn_explanation(e.explanation, source=e.source), as_json=as_json,
+         lambda e: lrn_explanation(e.explanation, source=e.source, notes=e.notes),
+         as_json=as_json,
          position=position)
 
 
@@ -114,7 +125,7 @@ Examples:
               help="Scale: a number, or a .npy of the statistics' shape (as for batchnorm).")
 @click.option("--beta", type=FloatOrFile(), default=0.0, show_default=True,
               help="Shift: a number, or a .npy of the statistics' shape.")
-@click.option("--stats", metavar="FILE.npz",
+@click.option("--stats", metavar="FILE.npz", type=PATH,
               help="Saved statistics (batchnorm --save-stats) instead of the batch's: "
               "inference, as batchnorm --stats.")
 def explain_batchnorm(inputs, position, channels_last, raw_png, as_json, per, stats,
@@ -130,5 +141,6 @@ def explain_batchnorm(inputs, position, channels_last, raw_png, as_json, per, st
     per = given("per") if stats else per  # saved statistics say which, unless --per does
     show(lambda: run(inputs, position=position, per=per, stats=stats,
                      channels_last=channels_last, raw_png=raw_png, **settings),
-         lambda e: bn_explanation(e.explanation, source=e.source, stats_source=e.stats_file),
+         lambda e: bn_explanation(e.explanation, source=e.source, stats_source=e.stats_file,
+                                  notes=e.notes),
          as_json=as_json, position=position)

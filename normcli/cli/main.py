@@ -15,6 +15,7 @@ import sys
 import click
 
 from normcli import __version__
+from normcli.cli.globals import OptionsBeforeCommand
 from normcli.errors import NormcliError, ParameterError, UsageError
 from normcli.runs import signals
 
@@ -69,9 +70,9 @@ COMMANDS = {
 }
 
 
-class NormcliGroup(click.Group):
-    """Turns what escapes a command into exit codes, whoever calls ``main``; loads
-    the subcommands on demand (click's "lazy group" pattern)."""
+class NormcliGroup(OptionsBeforeCommand):
+    """Turns what escapes a command into exit codes, whoever calls ``main``; loads the
+    subcommands on demand (click's "lazy group" pattern); passes options on to them."""
 
     command_class = NormcliCommand
 
@@ -113,7 +114,8 @@ Examples:
   normcli lrn a.npy -o - | normcli batchnorm - -o b.npy
   normcli stats features/ --json
 
-Run 'normcli COMMAND --help' for a command's options and examples."""
+Run 'normcli COMMAND --help' for a command's options and examples; options
+given before the command (normcli --json stats x) are passed to it."""
 
 
 @click.group(
@@ -139,11 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     interrupt exits 130, and a termination signal 128 + its number, even when
     its exception was swallowed on the way.
     """
-    # normcli's kernels run on their own threads with BLAS held to one thread
-    # (normcli.ops._blas).  Let a BLAS start with one thread, too: otherwise each
-    # time its count is restored, OpenBLAS wakes its idle threads, which then
-    # spin for a while (a tenth of the CPU time of a streamed batch norm).
-    # (Before numpy is imported; a value the user set is kept.)
+    # The kernels hold BLAS to one thread (ops/_blas.py); let it start with one, too:
+    # else OpenBLAS wakes idle threads that spin (a tenth of a streamed batch norm's
+    # CPU time).  (Before numpy is imported; a value the user set is kept.)
     for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     signals.install()

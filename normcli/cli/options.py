@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
 
+from normcli.cli.types import PATH
+
 #: The flags of io_options() that are normcli.runs.RunOptions fields, by name.
 RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last",
-               "allow_nonfinite", "raw_png", "jobs")
+               "allow_nonfinite", "raw_png", "jobs", "dtype")
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,14 @@ FORCE = click.option("--force", is_flag=True, help="Replace existing output file
 def io_options(*, writes: bool = True) -> Callable:
     """INPUT... plus the reading, output and display flags."""
     reading = [
-        click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
+        click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=PATH),
         CHANNELS_LAST, ALLOW_NONFINITE, RAW_PNG,
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                      help="Worker threads for reading, computing and writing [default: "
                      "cores; 1 for many small .npy inputs]."),
     ]
     writing = [
-        click.option("-o", "--output", metavar="OUT",
+        click.option("-o", "--output", metavar="OUT", type=PATH,
                      help="FILE.npy, FILE.npz, FILE.png, DIR/ (one file per input), "
                      "or - for .npy on stdout. Without -o nothing is written."),
         FORCE,
@@ -78,6 +79,9 @@ def io_options(*, writes: bool = True) -> Callable:
                      help="Flush outputs to disk before they replace anything. --no-sync is "
                      "faster for scratch outputs: still never half-written, but a power cut "
                      "soon after may lose them."),
+        click.option("--dtype", type=click.Choice(["float16", "float32", "float64"]),
+                     help="Type of the arrays written [default: float input keeps its type; "
+                     "bool, 8- and 16-bit integers give float32, wider integers float64]."),
         click.option("--png-bits", type=click.Choice(["8", "16"]), default="8",
                      show_default=True, callback=lambda ctx, param, value: int(value),
                      help="Bit depth of PNG output (each channel rescaled to the full range)."),
@@ -123,24 +127,3 @@ def given(name: str):
     ctx = click.get_current_context()
     source = ctx.get_parameter_source(name)
     return ctx.params[name] if source == click.core.ParameterSource.COMMANDLINE else None
-
-
-class FloatOrFile(click.ParamType):
-    """A number, or the path of a .npy holding an array of them."""
-
-    name = "F|FILE.npy"
-
-    def convert(self, value, param, ctx):
-        if not isinstance(value, str):
-            return value
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(number):
-                self.fail(f"{value!r} must be a finite number", param, ctx)
-            return number
-        if not value.lower().endswith(".npy"):
-            self.fail(f"{value!r} is neither a number nor a .npy file", param, ctx)
-        return value

@@ -60,10 +60,25 @@ def outputs_caption(report) -> str | None:
     return text
 
 
+def show_hints(hints, display: Display) -> None:
+    """``hint: ...`` lines on stderr (inputs probably read the wrong way), unless ``-q``."""
+    if not display.quiet and hints:
+        from normcli.render.text import printable  # (the lines hold file names)
+
+        for line in hints:
+            click.echo(f"hint: {printable(line)}", err=True)
+
+
 def show(report, display: Display) -> None:
-    """The report's statistics: a table on stderr, or JSON on stdout with ``--json``."""
+    """The report's statistics: a table on stderr, or JSON on stdout with ``--json``;
+    then its hints on stderr."""
     if display.quiet and not display.as_json:
         return
+    _show(report, display)
+    show_hints(report.hints, display)
+
+
+def _show(report, display: Display) -> None:
     rows = [(r.label, r.before, r.after) for r in report.inputs]
     total = report.total
     total = (total.before, total.after) if total is not None else None

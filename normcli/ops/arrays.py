@@ -3,7 +3,8 @@
 :func:`check_array` turns an argument into the array the kernels work on (or
 refuses it with a :class:`~normcli.errors.ParameterError`), and
 :func:`compute_dtype` is the one rule for the floating type they compute and
-return in (scikit-image's ``_supported_float_type``, with float16 widened).
+return in (scikit-image's ``_supported_float_type``, with float16 widened);
+:func:`output_dtype` is the type the commands write their results in.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import numpy as np
 
 from normcli.errors import ParameterError
 
-__all__ = ["compute_dtype", "check_array", "check_out"]
+__all__ = ["compute_dtype", "output_dtype", "OUTPUT_DTYPES", "check_array", "check_out"]
+
+#: The types a result may be asked for in (``--dtype``).
+OUTPUT_DTYPES = ("float16", "float32", "float64")
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -30,6 +34,28 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
     if dtype.kind == "f" and dtype.itemsize <= 4:
         return np.dtype(np.float32)
     return np.dtype(np.float64)
+
+
+def output_dtype(dtype: np.dtype, requested: str | None = None) -> np.dtype:
+    """The type the commands write a result in (the computing type is :func:`compute_dtype`).
+
+    ``requested`` (one of :data:`OUTPUT_DTYPES`) if given; else floating input
+    keeps its own type (float16 comes back as float16, as from PyTorch), and
+    integers and booleans become the smallest float type that holds each of
+    their values exactly: float32 for bool and 8- or 16-bit integers (images),
+    float64 for 32- and 64-bit integers.
+
+    >>> [str(output_dtype(np.dtype(t))) for t in ("float16", "float32", "uint8", "uint16",
+    ...                                          "bool", "int32", ">f8")]
+    ['float16', 'float32', 'float32', 'float32', 'float32', 'float64', 'float64']
+    >>> str(output_dtype(np.dtype("uint8"), "float64"))
+    'float64'
+    """
+    if requested is not None:
+        return np.dtype(requested)
+    if dtype.kind == "f":
+        return dtype.newbyteorder("=")
+    return np.promote_types(dtype, np.float32)
 
 
 def check_array(x: object, *, name: str = "x", min_ndim: int = 2) -> np.ndarray:

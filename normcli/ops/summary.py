@@ -27,6 +27,15 @@ Definitions
   ``w = (max - min) / bins``, the last bin also holds ``max``; a value
   within rounding error of an inner edge may land in either neighbouring
   bin.  When ``min == max`` every finite value is in the first bin.
+  ``edges`` holds the ``bins + 1`` edges.
+* ``grid`` is a second histogram, one that merges exactly: bins of a
+  power-of-two width ``W = 2**e`` whose edges are multiples of ``W`` (bin
+  ``j`` holds ``(start + j) * W <= x < (start + j + 1) * W``), with the
+  smallest ``e`` that needs at most ``bins`` of them.  Any two such grids
+  align: coarsened to the larger width (a power-of-two multiple of the other),
+  their counts add up exactly.  :func:`merge` draws the histogram of data
+  whose ranges differ from them: at most ``bins`` (and about half as many at
+  least) bins covering the total range.
 
 Large arrays are processed in blocks of :data:`BLOCK` elements, so the memory
 used beyond the input is a few small float64 buffers, whatever the input size.
@@ -40,10 +49,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Summary", "summarize", "merge", "BLOCK"]
+__all__ = ["Summary", "summarize", "merge", "BLOCK", "Grid"]
 
 #: Elements per block in the passes over the data (fits in a typical L2 cache as float64).
 BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Counts of values in bins ``[(start + j) * 2**exp, (start + j + 1) * 2**exp)``.
+
+    >>> Grid(-1, 3, (2, 0, 1)).edges()
+    (1.5, 2.0, 2.5, 3.0)
+    """
+
+    exp: int
+    start: int
+    counts: tuple[int, ...]
+
+    def edges(self) -> tuple[float, ...]:
+        """The ``len(counts) + 1`` bin edges (``inf`` for an edge beyond float64)."""
+        return tuple(_ldexp(self.start + j, self.exp) for j in range(len(self.counts) + 1))
+
+
+def _ldexp(m: int, e: int) -> float:
+    try:
+        return math.ldexp(m, e)
+    except OverflowError:
+        return math.copysign(math.inf, m)
 
 
 @dataclass(frozen=True)
@@ -90,19 +123,22 @@ class Summary:
     hist: tuple[int, ...] | None
     count: int = 0
     m2: float | None = field(default=None, repr=False)
+    edges: tuple[float, ...] | None = field(default=None, repr=False)
+    grid: Grid | None = field(default=None, repr=False)
 
     @classmethod
     def without_values(cls, shape: tuple[int, ...], dtype: str, size: int, zeros: int,
                        nonfinite: int, bins: int) -> Summary:
         """The summary of an array with no finite value (empty, or all NaN/Inf)."""
         return cls(shape, dtype, size, None, None, None, None, zeros, nonfinite, (0,) * bins,
-                   count=0, m2=None)
+                   count=0, m2=None, grid=Grid(0, 0, ()))
 
     def to_dict(self) -> dict:
         """Return the summary as plain JSON-ready Python values.
 
-        ``m2`` is left out (it is bookkeeping for :func:`merge`); missing
-        numbers are ``None`` and the histogram is a list.
+        ``m2`` and ``grid`` are left out (bookkeeping for :func:`merge`);
+        missing numbers are ``None``, the histogram is a list and
+        ``hist_edges`` its ``len(hist) + 1`` bin edges (None without values).
 
         Examples
         --------
@@ -123,6 +159,7 @@ class Summary:
             "zeros": int(self.zeros),
             "nonfinite": int(self.nonfinite),
             "hist": None if self.hist is None else [int(c) for c in self.hist],
+            "hist_edges": None if self.edges is None else [_py_float(v) for v in self.edges],
         }
 
 
@@ -209,10 +246,83 @@ def _histogram(
     return tuple(int(c) for c in counts)
 
 
+def _edges(lo: float, hi: float, bins: int) -> tuple[float, ...]:
+    """The edges of ``bins`` equal bins over ``[lo, hi]`` (``hi - lo`` may overflow)."""
+    width = hi / bins - lo / bins
+    return (*(lo + i * width for i in range(bins)), hi)
+
+
+def _floor_pow2(x: float, e: int) -> int:
+    """``floor(x / 2**e)``, exactly (a tiny negative ``x`` whose quotient underflows is -1)."""
+    q = math.floor(math.ldexp(x, -e))
+    return -1 if q == 0 and x < 0 else q
+
+
+def _grid_exponent(lo: float, hi: float, bins: int) -> int:
+    """The smallest ``e`` whose grid covers ``[lo, hi]`` in at most ``bins`` (>= 2) bins;
+    for ``lo == hi``, one below the value's last bit (its quotient is an exact integer)."""
+    if lo == hi:
+        return max(math.frexp(lo)[1] - 53, -1074) if lo else -1074
+
+    def count(e: int) -> int:
+        return _floor_pow2(hi, e) - _floor_pow2(lo, e) + 1
+
+    e = max(math.frexp(hi / 2 - lo / 2)[1] + 2 - bins.bit_length(), -1074)
+    while count(e) > bins:
+        e += 1
+    while e > -1074 and count(e - 1) <= bins:
+        e -= 1
+    return e
+
+
+def _grid(blocks: Iterable[np.ndarray], lo: float, hi: float, bins: int,
+          buf: np.ndarray) -> Grid:
+    """The :class:`Grid` of the values in ``blocks`` (all in ``[lo, hi]``)."""
+    e = _grid_exponent(lo, hi, max(bins, 2))
+    start = _floor_pow2(lo, e)
+    n = _floor_pow2(hi, e) - start + 1
+    counts = np.zeros(n, dtype=np.int64)
+    scale = 2.0 ** -e if -1022 <= -e <= 1023 else None  # (a product is exact, and 15x faster)
+    ibuf = np.empty(buf.size, dtype=np.intp)
+    # float16/32 data: the products are exact in float32 too (half the memory traffic)
+    narrow = scale is not None and -126 <= -e <= 127 and buf.dtype == np.float64
+    fbuf = np.empty(buf.size, dtype=np.float32) if narrow else buf
+    for block in blocks:
+        wide = not narrow or block.dtype not in (np.float32, np.float16)
+        t, idx = (buf if wide else fbuf)[: block.size], ibuf[: block.size]
+        if scale is not None:
+            np.multiply(block, scale if wide else np.float32(scale), out=t, dtype=t.dtype)
+        else:
+            np.copyto(t, block, casting="unsafe")
+            np.ldexp(t, -e, out=t)
+        np.floor(t, out=t)
+        if e > 0 and lo < 0:  # quotients of tiny negative values underflow to -0.0: floor -1
+            t[(t == 0) & (block < 0)] = -1.0
+        t -= start  # (integers: exact)
+        np.copyto(idx, t, casting="unsafe")
+        counts += np.bincount(idx, minlength=n)
+    return Grid(e, start, tuple(int(c) for c in counts))
+
+
+def _merge_grids(parts: Sequence[Summary], lo: float, hi: float, bins: int) -> Grid | None:
+    """The grid of all ``parts`` (summaries with values), coarsened to one width."""
+    if any(s.grid is None for s in parts):
+        return None
+    e = max([s.grid.exp for s in parts] + [_grid_exponent(lo, hi, max(bins, 2))])
+    start = _floor_pow2(lo, e)
+    counts = [0] * (_floor_pow2(hi, e) - start + 1)
+    for s in parts:
+        shift = e - s.grid.exp
+        for j, c in enumerate(s.grid.counts):
+            if c:
+                counts[((s.grid.start + j) >> shift) - start] += c
+    return Grid(e, start, tuple(counts))
+
+
 # --------------------------------------------------------------------------- public
 
 
-def summarize(arr: object, *, bins: int = 16, histogram: bool = True) -> Summary:
+def summarize(arr: object, *, bins: int = 16, histogram: bool | str = True) -> Summary:
     """Summarize an array: shape, dtype, range, mean, std, zeros, non-finite, histogram.
 
     Parameters
@@ -221,9 +331,10 @@ def summarize(arr: object, *, bins: int = 16, histogram: bool = True) -> Summary
         Boolean, integer or real floating values.
     bins : int, optional
         Number of equal-width histogram bins over ``[min, max]``.
-    histogram : bool, optional
-        ``False`` leaves ``hist`` ``None``: about two thirds of the work, for
-        summaries whose histogram nobody will see.
+    histogram : bool or "grid", optional
+        ``False`` leaves ``hist`` and ``grid`` ``None``, for summaries whose
+        histogram nobody will see or merge; ``"grid"`` computes only the
+        ``grid`` (for the histogram of a merged total).
 
     Returns
     -------
@@ -323,11 +434,15 @@ def summarize(arr: object, *, bins: int = 16, histogram: bool = True) -> Summary
             m2 = math.inf  # (it is: a merge of this summary has an infinite spread)
         # keep mean inside the data range despite rounding
         mean = min(max(mean, lo_f), hi_f)
-        hist = _histogram(finite_blocks(), lo_f, hi_f, bins, buf) if histogram else None
+        hist = edges = grid = None
+        if histogram is True:
+            hist = _histogram(finite_blocks(), lo_f, hi_f, bins, buf)
+            edges = _edges(lo_f, hi_f, bins)
+        if histogram:
+            grid = _grid(finite_blocks(), lo_f, hi_f, bins, buf)
 
-    return Summary(
-        shape, dtype, size, lo_f, hi_f, mean, std, zeros, nonfinite, hist, count=count, m2=m2
-    )
+    return Summary(shape, dtype, size, lo_f, hi_f, mean, std, zeros, nonfinite, hist,
+                   count=count, m2=m2, edges=edges, grid=grid)
 
 
 def merge(
@@ -366,8 +481,10 @@ def merge(
         ``hist`` is exact or ``None``, never approximate: the bin counts are
         summed when every input with finite values has the same ``[min, max]``
         and bin count; otherwise they are recomputed from ``arrays`` over the
-        total ``[min, max]`` when ``arrays`` is given, and are ``None`` when it
-        is not (re-binning counts from different ranges cannot be exact).
+        total ``[min, max]`` when ``arrays`` is given, and else come from the
+        inputs' ``grid`` histograms, coarsened to one power-of-two width (at
+        most ``bins`` bins over the total range, their ``edges`` multiples of
+        the width; ``None`` when an input has no grid: ``histogram=False``).
 
     Raises
     ------
@@ -381,8 +498,8 @@ def merge(
     >>> t = merge([summarize(a), summarize(b)])
     >>> t.size, t.count, t.nonfinite, t.min, t.max, t.mean
     (5, 4, 1, 1.0, 4.0, 2.5)
-    >>> t.std == summarize(np.concatenate([a, b])).std, t.hist is None
-    (True, True)
+    >>> t.std == summarize(np.concatenate([a, b])).std, t.hist, t.edges[::4]
+    (True, (1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1), (1.0, 2.0, 3.0, 4.0))
     >>> merge([summarize(a), summarize(b)], arrays=[a, b], bins=3).hist
     (1, 1, 2)
     """
@@ -437,11 +554,14 @@ def merge(
                             for s in with_values) / n) / scale
         m2 = math.inf
     hist: tuple[int, ...] | None = None
+    edges: tuple[float, ...] | None = None
+    grid = _merge_grids(with_values, lo, hi, nbins)
     if all(
         s.hist is not None and len(s.hist) == nbins and s.min == lo and s.max == hi
         for s in with_values
     ):
         hist = tuple(int(sum(c)) for c in zip(*(s.hist for s in with_values), strict=True))
+        edges = with_values[0].edges
     elif arrays is not None:
         counts = np.zeros(nbins, dtype=np.int64)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -451,6 +571,9 @@ def merge(
                 flat = _flat(arr)
                 buf = np.empty(min(BLOCK, flat.size), dtype=np.float64)
                 counts += _histogram(_blocks(flat, finite_only=s.nonfinite > 0), lo, hi, nbins, buf)
-        hist = tuple(int(c) for c in counts)
+        hist, edges = tuple(int(c) for c in counts), _edges(lo, hi, nbins)
+    elif grid is not None:
+        hist, edges = grid.counts, grid.edges()
 
-    return Summary((size,), dtype, size, lo, hi, mean, std, zeros, nonfinite, hist, count=n, m2=m2)
+    return Summary((size,), dtype, size, lo, hi, mean, std, zeros, nonfinite, hist, count=n, m2=m2,
+                   edges=edges, grid=grid)

@@ -81,8 +81,8 @@ def lrn_vs_bn_table() -> Table:
     table = Table(title="LRN and BN side by side", title_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, show_lines=False)
     table.add_column("", style="bold", no_wrap=True)
-    table.add_column("LRN", ratio=1)
-    table.add_column("BN", ratio=1)
+    table.add_column("LRN", max_width=38)
+    table.add_column("BN", max_width=38)
     for row in LRN_VS_BN:
         table.add_row(*row)
     return table

@@ -30,9 +30,16 @@ def _k_intra(c: Convention) -> str:
     return "k" if c.k_intra is None else f"{c.k_intra:g} (k ignored)"
 
 
+def _allows(c: Convention, n: int) -> bool:
+    return n >= c.n_min and (c.n_max is None or n <= c.n_max) and not (c.n_odd and n % 2 == 0)
+
+
 def _window(c: Convention) -> str:
-    lo, hi = c.window.bounds(4)
-    return f"{c.window.formula} (n=4: i-{lo} .. i+{hi})"
+    """The window rule and an example: n=4 (an even window shows where its extra
+    element goes), or n=5 where n must be odd (Caffe)."""
+    n = 4 if _allows(c, 4) else 5
+    lo, hi = c.window.bounds(n)
+    return f"{c.window.formula} (n={n}: i-{lo} .. i+{hi})"
 
 
 def conventions_data() -> list[dict]:
@@ -44,7 +51,8 @@ def conventions_data() -> list[dict]:
             "framework": c.framework,
             "n_means": c.n_means,
             "window": {"rule": c.window.rule, "formula": c.window.formula,
-                       "n4": list(c.window.bounds(4)), "n5": list(c.window.bounds(5))},
+                       **{f"n{n}": list(c.window.bounds(n)) if _allows(c, n) else None
+                          for n in (4, 5)}},
             "alpha_inter": _alpha_scaling(c.alpha_div_inter),
             "alpha_intra": None if c.alpha_div_intra is None else _alpha_scaling(
                 c.alpha_div_intra),
@@ -63,9 +71,8 @@ _CONVENTIONS_CAPTION = (
     "window: [i-lo, i+hi] around channel i (the same on each spatial axis within a channel), "
     "clipped at the borders, with n//2 = floor(n/2); α' inter and α'' intra: what alpha "
     "becomes; –: no within-channel LRN.")
-#: Below this console width the conventions are drawn one after another: side by
-#: side, six columns of ~20 characters would break words in the middle.
-_CONVENTIONS_WIDE = 150
+#: The widest a column of the side-by-side table may be (unless one word is wider).
+_COLUMN_WIDTH = 26
 
 
 def _convention_rows(convs) -> list[tuple[str, list[str]]]:
@@ -83,22 +90,42 @@ def _convention_rows(convs) -> list[tuple[str, list[str]]]:
     ]
 
 
+def _side_by_side(convs, rows, width: int) -> Table | None:
+    """One column per convention in ``width`` columns, or None when some word would
+    not fit whole: each column gets its longest word, and what is left is shared
+    in proportion to how much more each could use (up to :data:`_COLUMN_WIDTH`)."""
+    label_w = max(len(line) for label, _ in rows for line in label.split("\n"))
+    columns = [[c.name, *(cells[k] for _, cells in rows)] for k, c in enumerate(convs)]
+    least = [max(len(w) for text in texts for w in text.split()) for texts in columns]
+    most = [max(lo, min(_COLUMN_WIDTH, max(map(len, texts)))) for lo, texts in
+            zip(least, columns, strict=True)]
+    room = width - label_w - (3 * (len(convs) + 1) - 1)  # (padding and separators)
+    if sum(least) > room:
+        return None
+    spare, want = room - sum(least), sum(most) - sum(least)
+    widths = [lo + (hi - lo) * min(spare, want) // max(want, 1)
+              for lo, hi in zip(least, most, strict=True)]
+    table = Table(title=_CONVENTIONS_TITLE, title_justify="left",
+                  caption=escape(_CONVENTIONS_CAPTION), caption_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, show_lines=True)
+    table.add_column("", style="bold", no_wrap=True, width=label_w)
+    for c, w in zip(convs, widths, strict=True):
+        table.add_column(c.name, width=w)
+    for label, cells in rows:
+        table.add_row(label, *(escape(cell) for cell in cells))
+    return table
+
+
 class ConventionsView:
-    """The conventions from :data:`CONVENTIONS`: side by side, one column each, on
-    a wide console; one after another (a name, then its fields) on a narrow one."""
+    """The conventions from :data:`CONVENTIONS`: side by side, one column each, when
+    the console is wide enough for every word of every column to stay whole; one
+    after another (a name, then its fields) otherwise."""
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         convs = list(CONVENTIONS.values())
         rows = _convention_rows(convs)
-        if options.max_width >= _CONVENTIONS_WIDE:
-            table = Table(title=_CONVENTIONS_TITLE, title_justify="left",
-                          caption=escape(_CONVENTIONS_CAPTION), caption_justify="left",
-                          box=box.SIMPLE_HEAD, show_edge=False, show_lines=True)
-            table.add_column("", style="bold", no_wrap=True)
-            for c in convs:
-                table.add_column(c.name, ratio=1, overflow="fold")
-            for label, cells in rows:
-                table.add_row(label, *(escape(cell) for cell in cells))
+        table = _side_by_side(convs, rows, options.max_width)
+        if table is not None:
             yield table
             return
         yield Text(_CONVENTIONS_TITLE)

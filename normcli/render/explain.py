@@ -187,8 +187,14 @@ def _steps_table() -> Table:
     return table
 
 
-def lrn_explanation(e: LRNExplanation, *, source: str) -> RenderableType:
-    """Everything about one LRN value: where, which neighbours, each step, the equation."""
+def _notes(notes: Sequence[str]) -> list[RenderableType]:
+    return [Text(note, style="dim") for note in notes]
+
+
+def lrn_explanation(e: LRNExplanation, *, source: str,
+                    notes: Sequence[str] = ()) -> RenderableType:
+    """Everything about one LRN value: where, which neighbours, each step, the equation
+    (``notes``: where the settings not given came from, one line each)."""
     p = e.params
     names = ", ".join(e.axes)
     head = Text(p.describe(), style="bold")
@@ -209,7 +215,8 @@ def lrn_explanation(e: LRNExplanation, *, source: str) -> RenderableType:
     steps.add_row("power", f"d^β = {_operand(e.denominator)}^{num(p.beta)}", num(e.power))
     steps.add_row("result", f"b = a / d^β = {num(e.value)} / {_operand(e.power)}",
                   Text(num(e.result), style="bold"))
-    parts: list[RenderableType] = [head, src, where, neighbourhood, *_neighbourhood_table(e)]
+    parts: list[RenderableType] = [head, src, *_notes(notes), where, neighbourhood,
+                                   *_neighbourhood_table(e)]
     if p.mode == "intra":
         parts.append(Text("  [value] marks the position; the sum runs over all of these values",
                           style="dim"))
@@ -255,10 +262,10 @@ def bn_equation(e: BNExplanation) -> str:
             f"sqrt({num(e.var)} + {num(e.eps)}) + {_operand(e.beta)} = {num(e.result)}")
 
 
-def bn_explanation(e: BNExplanation, *, source: str,
-                   stats_source: str | None = None) -> RenderableType:
+def bn_explanation(e: BNExplanation, *, source: str, stats_source: str | None = None,
+                   notes: Sequence[str] = ()) -> RenderableType:
     """Everything about one batch-normalized value (``stats_source``: the file of
-    saved statistics, when ``e.saved``)."""
+    saved statistics, when ``e.saved``; ``notes`` as for :func:`lrn_explanation`)."""
     names = ", ".join(e.axes)
     kind = "saved statistics" if e.saved else "batch statistics, biased variance"
     head = Text(f"batch norm per {e.per}: eps={num(e.eps)}, gamma={num(e.gamma)}, "
@@ -271,7 +278,7 @@ def bn_explanation(e: BNExplanation, *, source: str,
     what = f"activation ({stat})" if e.per == "activation" else f"channel {stat}"
     where = Text.assemble(("position: ", "bold"), f"({pos}) = sample {e.sample}, {what}: ",
                           ("x = " + num(e.value), "bold"))
-    parts: list[RenderableType] = [head, src, where]
+    parts: list[RenderableType] = [head, src, *_notes(notes), where]
     if e.saved:
         parts.append(Text.assemble(
             ("statistics: ", "bold"), f"saved ({printable(stats_source or 'given')}): μ and σ² "

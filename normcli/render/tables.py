@@ -217,11 +217,13 @@ class StatsTable(Table):
             if not is_after:
                 if label == "total" and shape.endswith("inputs") and i:
                     yield Text("─" * min(width, used + hist_w), style="dim")
-                heading = Text(label, style="bold", no_wrap=True, overflow="ellipsis")
-                heading.append(f"  {shape}  {s.dtype}")
+                tail = f"  {shape}  {s.dtype}"
                 nxt = self._compact_lines[i + 1] if i + 1 < len(self._compact_lines) else None
                 if nxt is not None and nxt[2] and nxt[3].dtype != s.dtype:
-                    heading.append(f" → {nxt[3].dtype}")
+                    tail += f" → {nxt[3].dtype}"
+                heading = Text(_keep_end(label, width - len(tail)), style="bold",
+                               no_wrap=True, overflow="ellipsis")
+                heading.append(tail)
                 heading.truncate(width, overflow="ellipsis")
                 yield heading
             first = "  before" if has_after else "  values"  # stats: no normalization
@@ -229,6 +231,20 @@ class StatsTable(Table):
             yield line(stage, _stat_cells(s), sparkline(s.hist, width=hist_w))
         if self.caption:
             yield _as_text(self.caption, "table.caption")
+
+
+def _keep_end(label: str, width: int) -> str:
+    """``label`` cut at the front to ``width`` characters (``…/features/a.npy``): the
+    end of a path names the file, and the shape after it stays whole.
+
+    >>> _keep_end("/home/me/data/features/img03_conv1.npy", 26)
+    '…/features/img03_conv1.npy'
+    >>> _keep_end("a.npy", 24)
+    'a.npy'
+    """
+    if len(label) <= width or width < 8:
+        return label
+    return "…" + label[len(label) - width + 1:]
 
 
 def _as_text(text, style: str) -> Text:

@@ -31,6 +31,7 @@ from normcli.ops.moments import BatchStats, RunningStats, batch_stats, overflow_
 from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
 from normcli.runs.engine import Engine, ThreadEngine
+from normcli.runs.hints import Hints
 from normcli.runs.inputs import (
     check_finite,
     check_memory,
@@ -126,7 +127,7 @@ def batchnorm(
             save_stats = os.fspath(save_stats)
             plan.reserve(save_stats, "save_stats")
         settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
-        job = _Batch(opts, settings, files, saved, stats_file, preview)
+        job = _Batch(opts, settings, files, saved, stats_file, preview, Hints(opts.channels_last))
         with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:
             writer = ResultWriter(plan, staged)
             if len(sources) == 1:
@@ -149,7 +150,8 @@ def batchnorm(
     written = [*plan.written(), *([save_stats] if save_stats else []),
                *([os.fspath(preview.path)] if preview is not None else [])]
     return Report("batchnorm", description, params_doc, rows, output_kind=plan.kind,
-                  output=opts.output, written=written, stats=used, saved_stats=save_stats)
+                  output=opts.output, written=written, stats=used, saved_stats=save_stats,
+                  hints=job.hints.lines())
 
 
 @dataclass
@@ -162,6 +164,7 @@ class _Batch:
     stats: BatchStats | None  # saved statistics, or None
     stats_file: str | None
     preview: object | None
+    hints: Hints
 
     def check_stats_shape(self, source: Source, shape: tuple[int, ...]) -> None:
         want = stats_shape(shape, self.settings.per, self.options.channels_last)
@@ -184,6 +187,8 @@ def _in_memory(job: _Batch, engine: Engine, source: Source, writer: ResultWriter
                need_stats: bool) -> tuple[list[InputReport], BatchStats | None]:
     """One input whose first axis is the batch."""
     x = load_checked(source, job.options)
+    job.hints.layout(0, source, x.shape)
+    job.hints.single_batch(source, x.shape)
     check_memory(source.label, x)
     stats, channels_last, threads = job.stats, job.options.channels_last, engine.kernel_threads(1)
     if stats is not None:
@@ -193,6 +198,7 @@ def _in_memory(job: _Batch, engine: Engine, source: Source, writer: ResultWriter
             y = batch_norm(x, params=job.settings, channels_last=channels_last, threads=threads,
                            mean=None if stats is None else stats.mean,
                            var=None if stats is None else stats.var)
+        y = job.options.as_output(y, x)
         if stats is None and need_stats:
             stats = batch_stats(x, per=job.settings.per, channels_last=channels_last,
                                 threads=threads)
@@ -234,6 +240,7 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
             x, state = read_unchecked(source, options, xbuf)
             pass1.check_unchanged(i, source, x, state)
             before = pass1.befores[i]
+        job.hints.layout(i, source, x.shape)
         sample, ct = as_sample(x, options.channels_last), compute_dtype(x.dtype)
         out = None
         if xbuf is not None and x.dtype == ct and np.may_share_memory(x, xbuf):
@@ -241,7 +248,8 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
         elif buffers is not None:
             out = buffers.get("y", (1, *sample.shape), ct)
         try:
-            y = normalizer(sample[None], threads=1, out=out)[0].reshape(x.shape)
+            y = options.as_output(normalizer(sample[None], threads=1, out=out)[0], x).reshape(
+                x.shape)
         except ParameterError as e:
             raise data_error(source.label, e) from None
         writer.add(i, source, y)

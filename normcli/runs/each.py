@@ -15,6 +15,7 @@ from normcli.ops.lrn import lrn as lrn_op
 from normcli.ops.summary import summarize
 from normcli.runs import signals
 from normcli.runs.engine import ThreadEngine
+from normcli.runs.hints import Hints
 from normcli.runs.inputs import (
     check_memory,
     choose_jobs,
@@ -85,7 +86,8 @@ def lrn(
     opts = RunOptions(output=output, **options)
 
     def transform(x: np.ndarray, threads: int | None) -> np.ndarray:
-        return lrn_op(x, params=p, channels_last=opts.channels_last, threads=threads)
+        return opts.as_output(lrn_op(x, params=p, channels_last=opts.channels_last,
+                                     threads=threads), x)
 
     params_doc = {"normalization": "lrn", "mode": p.mode, "convention": p.convention.name,
                   "n": p.n, "k": p.k, "alpha": p.alpha, "beta": p.beta,
@@ -131,6 +133,7 @@ def run_each(
             plan.reserve(preview.path, "preview")
         shown = options.summaries
         stage = Stage(progress, command, len(sources))
+        hints = Hints(options.channels_last)
         with StagedWrites(sync=options.sync) as staged, ThreadEngine(options.jobs) as engine:
             writer = ResultWriter(plan, staged) if plan is not None else None
             threads = engine.kernel_threads(len(sources))
@@ -140,6 +143,7 @@ def run_each(
                 x = load_checked(source, options)
                 after = None
                 if transform is not None:
+                    hints.layout(i, source, x.shape)
                     check_memory(source.label, x)
                     try:
                         y = transform(x, threads)
@@ -162,4 +166,4 @@ def run_each(
                *([os.fspath(preview.path)] if preview is not None else [])]
     return Report(command, description, params, [row for row, _ in done],
                   output_kind=plan.kind if plan is not None else "none",
-                  output=options.output, written=written)
+                  output=options.output, written=written, hints=hints.lines())

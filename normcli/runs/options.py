@@ -17,6 +17,8 @@ __all__ = ["RunOptions", "Progress", "OUT_FORMATS"]
 #: ``"normalizing"``.  Calls come from worker threads, one at a time.
 Progress = Callable[[str, int, int, int], None]
 
+#: The types ``dtype`` may choose (normcli.ops.arrays.OUTPUT_DTYPES: numpy is not imported here).
+OUTPUT_DTYPES = ("float16", "float32", "float64")
 #: File types ``out_format`` may choose for an output directory.
 OUT_FORMATS = ("npy", "png")
 
@@ -47,6 +49,11 @@ class RunOptions:
         Process inputs holding NaN or Inf instead of refusing them.
     raw_png : bool
         Read PNG pixels as stored integers instead of floats in [0, 1].
+    dtype : {"float16", "float32", "float64"}, optional
+        The type the results are written in (default: floating input keeps
+        its type, bool and 8/16-bit integers give float32, wider integers
+        float64; :func:`normcli.ops.arrays.output_dtype`).  The computing type
+        stays: float16/float32 compute in float32, everything else in float64.
     jobs : int, optional
         Inputs worked on at once (default: the cores; one for many small
         ``.npy`` inputs).  Any number gives the same bits.
@@ -54,8 +61,9 @@ class RunOptions:
         Compute the before/after summaries of the report (False: leaner, for
         ``-q``; the report's inputs then carry None).
     histograms : int, optional
-        Only the first ``histograms`` inputs' summaries get a histogram (the
-        rest of a summary costs a third as much); None: all of them.
+        Only the first ``histograms`` inputs' summaries get a histogram; the
+        others only the power-of-two ``grid`` one that the total's histogram is
+        made of (:mod:`normcli.ops.summary`).  None: all of them.
     stdin, stdout : binary file objects, optional
         What ``"-"`` reads from and ``output="-"`` writes to (default:
         ``sys.stdin.buffer`` and ``sys.stdout.buffer`` when the run starts).
@@ -69,6 +77,7 @@ class RunOptions:
     channels_last: bool = False
     allow_nonfinite: bool = False
     raw_png: bool = False
+    dtype: str | None = None
     jobs: int | None = None
     summaries: bool = True
     histograms: int | None = None
@@ -83,6 +92,11 @@ class RunOptions:
         if self.png_bits not in (8, 16):
             raise ParameterError(f"png_bits={self.png_bits!r} must be 8 or 16",
                                  param="png_bits", value=self.png_bits)
+        dtype = getattr(self.dtype, "name", self.dtype)  # (a numpy dtype, too)
+        if dtype not in (None, *OUTPUT_DTYPES):
+            raise ParameterError(f"dtype={self.dtype!r} is not one of {', '.join(OUTPUT_DTYPES)}",
+                                 param="dtype", value=self.dtype)
+        object.__setattr__(self, "dtype", dtype)
         if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(
                 self.jobs, int) or self.jobs < 1):
             raise ParameterError(f"jobs={self.jobs!r} must be a positive int",
@@ -90,6 +104,12 @@ class RunOptions:
         if self.output is not None:
             object.__setattr__(self, "output", os.fspath(self.output))
 
-    def with_histogram(self, i: int) -> bool:
-        """Whether input ``i``'s summaries get a histogram."""
-        return self.histograms is None or i < self.histograms
+    def as_output(self, y, x):
+        """Result ``y`` of input ``x`` in the type it is written in (``dtype``)."""
+        from normcli.ops.arrays import output_dtype
+
+        return y.astype(output_dtype(x.dtype, self.dtype), copy=False)
+
+    def with_histogram(self, i: int) -> bool | str:
+        """Input ``i``'s summaries' ``histogram=`` (:func:`normcli.ops.summary.summarize`)."""
+        return True if self.histograms is None or i < self.histograms else "grid"

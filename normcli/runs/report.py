@@ -55,6 +55,10 @@ class Report:
         saved ones it was given).
     saved_stats : str or None
         ``batchnorm``: where the statistics were saved (``save_stats``).
+    hints : list of str
+        One line each about inputs probably read the wrong way (an image stored
+        ``(H, W, C)`` read channels-first; a single input taken as a batch of
+        its channels): see :mod:`normcli.runs.hints`.
     """
 
     command: str
@@ -66,6 +70,7 @@ class Report:
     written: list[str] = field(default_factory=list)
     stats: BatchStats | None = None
     saved_stats: str | None = None
+    hints: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> InputReport | None:

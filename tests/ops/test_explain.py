@@ -157,10 +157,13 @@ def test_cli_seed_example(invoke, sample_data):
     assert result.stderr == ""
 
 
+SEED_PARAMS = ("--n", "2", "--k", "0", "--alpha", "1", "--beta", "1")
+
+
 def test_cli_builtin_examples(invoke):
-    out = invoke("explain", "lrn").stdout
+    out = invoke("explain", "lrn", *SEED_PARAMS).stdout
     assert "built-in example" in out and "b = 1 / (1² + 1²) = 0.5" in out
-    out = invoke("explain", "lrn", "--mode", "intra", "--at", "1,1").stdout
+    out = invoke("explain", "lrn", "--mode", "intra", "--at", "1,1", *SEED_PARAMS).stdout
     assert "b = 1 / (1² + 0² + 2² + 0² + 1² + 0² + 3² + 0² + 1²) = 0.0625" in out
     out = invoke("explain", "batchnorm", "--at", "0,0,0,1").stdout
     assert "y = 1 · (-2 - 0) / sqrt(8 + 1e-05) + 0 = -0.707106" in out
@@ -304,3 +307,54 @@ def test_explain_batchnorm_gamma_file_on_the_command_line(invoke, tmp_path):
     result = invoke("explain", "batchnorm", "x.npy", "--per", "channel", "--gamma", "bad.npy")
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("normcli: error: bad.npy: gamma has shape (5,)")
+
+
+@pytest.mark.parametrize("args", [(), ("--mode", "intra"), SEED_PARAMS, ("--n", "3"),
+                                  ("--convention", "pytorch", "--at", "1,2,0")])
+def test_builtin_example_and_the_same_data_from_its_file_agree(invoke, sample_data, args):
+    """`explain lrn` once used (n, k, alpha, beta) = (2, 0, 1, 1) and `explain lrn
+    sample_data/seed_inter.npy` the defaults: two answers for the same data."""
+    name = "seed_intra.npy" if "intra" in args else "seed_inter.npy"
+    builtin = invoke("explain", "lrn", *args, "--json")
+    from_file = invoke("explain", "lrn", sample_data / name, *args, "--json")
+    assert builtin.exit_code == from_file.exit_code == 0, builtin.stderr + from_file.stderr
+    assert json.loads(builtin.stdout) == json.loads(from_file.stdout)
+    text = invoke("explain", "lrn", *args).stdout
+    assert text.splitlines()[2:] == invoke("explain", "lrn", sample_data / name, *args
+                                           ).stdout.splitlines()[2:]  # (all but the input)
+
+
+def test_the_parameters_not_given_are_named_with_their_defaults(invoke):
+    out = " ".join(invoke("explain", "lrn").stdout.split())
+    assert ("parameters: n, k, alpha, beta not given: the seed convention's defaults (n=5, "
+            "k=2, alpha=0.0001, beta=0.75), as for normcli lrn") in out
+    out = " ".join(invoke("explain", "lrn", "--convention", "caffe", "--n", "3").stdout.split())
+    assert "k, alpha, beta not given: the caffe convention's defaults (k=1, alpha=1, beta=0.75)" \
+        in out
+    assert "not given" not in invoke("explain", "lrn", *SEED_PARAMS, "--at", "0,0,0").stdout
+
+
+@pytest.mark.parametrize("command", ["lrn", "batchnorm"])
+def test_on_a_sparse_relu_map_the_default_position_is_not_a_zero(invoke, sample_data, command):
+    path = sample_data / "features" / "img00_conv1.npy"
+    x = np.load(path)
+    assert x[0, 0, 0] == 0  # (so --at 0,0,0 explained a zero)
+    doc = json.loads(invoke("explain", command, path, "--json").stdout)
+    assert doc["value"] != 0
+    first = np.flatnonzero(x)[0]
+    assert tuple(doc["position"]) == np.unravel_index(first, x.shape)
+    assert doc["notes"][-1] == "--at not given: explaining the first value that is not 0"
+    out = invoke("explain", command, path).stdout
+    assert "--at not given: explaining the first value that is not 0" in out
+    at = "0,0,0"
+    given = json.loads(invoke("explain", command, path, "--at", at, "--json").stdout)
+    assert given["value"] == 0 and not any("--at" in note for note in given["notes"])
+
+
+def test_explain_lrn_help_holds_the_conventions_table_it_refers_to(invoke):
+    from normcli.cli.conventions import conventions_text
+
+    help_text = invoke("explain", "lrn", "--help").stdout
+    assert "follow --convention:" in " ".join(help_text.split())
+    for line in conventions_text().splitlines()[1:]:
+        assert line.strip() in help_text, line

@@ -217,7 +217,10 @@ def test_merge_histogram_exact_or_none():
     same = merge([summarize(a, bins=2), summarize(b, bins=2)])
     assert same.hist == (2, 4)  # same range and bins: the counts add up
     c = np.array([5.0, -1.0])
-    assert merge([summarize(a), summarize(c)]).hist is None
+    grid = merge([summarize(a), summarize(c)])  # ranges differ: the power-of-two grid
+    assert grid.edges == tuple(np.arange(-1.0, 5.6, 0.5)) and len(grid.hist) == 13
+    assert grid.hist == tuple(np.histogram(np.concatenate([a, c]), grid.edges)[0])
+    assert merge([summarize(a), summarize(c, histogram=False)]).hist is None
     with_arrays = merge([summarize(a), summarize(c)], arrays=[a, c], bins=6)
     assert with_arrays.hist == summarize(np.concatenate([a, c]), bins=6).hist
 
@@ -237,8 +240,8 @@ def test_summary_without_histogram_is_the_same_but_the_histogram(values):
     """histogram=False skips only the histogram: every other number is identical."""
     full, light = summarize(values), summarize(values, histogram=False)
     assert light.hist is None or light.count == 0
-    assert {k: v for k, v in full.to_dict().items() if k != "hist"} == \
-        {k: v for k, v in light.to_dict().items() if k != "hist"}
+    assert {k: v for k, v in full.to_dict().items() if not k.startswith("hist")} == \
+        {k: v for k, v in light.to_dict().items() if not k.startswith("hist")}
     assert merge([light, full]).hist is None or light.count == 0
 
 
@@ -271,3 +274,47 @@ def test_to_dict_has_no_non_finite_numbers():
     """JSON has no Inf or NaN: a number that is not finite is null."""
     s = Summary((1,), "float64", 1, 0.0, 1.0, 0.5, math.inf, 0, 0, (1,), count=1, m2=math.inf)
     assert s.to_dict()["std"] is None and s.to_dict()["mean"] == 0.5
+
+
+_finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@given(st.lists(st.lists(_finite, min_size=1, max_size=30), min_size=1, max_size=5),
+       st.sampled_from([1.0, 1e-300, 1e300, 2.0 ** -1074 * 3, 1e-30, 1e-6]),
+       st.sampled_from(["float64", "float32", "float16"]))
+@settings(max_examples=300, deadline=None)
+def test_merged_grid_histogram_is_exact(parts, scale, dtype):
+    """Over inputs of any ranges the total's histogram counts every value in its bin
+    (edges multiples of a power of two), whatever the values' sizes and type."""
+    with np.errstate(over="ignore", under="ignore"):
+        arrays = [(np.array(p) * scale if scale < 1 else np.array(p)).astype(dtype)
+                  for p in parts]
+    arrays = [a[np.isfinite(a)] if a[np.isfinite(a)].size else np.zeros(1, dtype)
+              for a in arrays]
+    total = merge([summarize(a) for a in arrays])
+    every = np.concatenate(arrays)
+    assert total.hist is not None and 1 <= len(total.hist) <= 16
+    assert sum(total.hist) == every.size
+    edges = np.array(total.edges)
+    if len({(a.min(), a.max()) for a in arrays}) == 1:  # one range: its equal bins, added up
+        assert total.edges == summarize(arrays[0]).edges and len(total.hist) == 16
+        return
+    assert edges[0] <= every.min() and (every.max() < edges[-1] or edges[-1] == np.inf)
+    assert len(total.hist) >= 2
+    if np.isfinite(edges).all():
+        assert total.hist == tuple(np.histogram(every, edges)[0])
+
+
+def test_grid_histogram_of_a_constant_and_of_tiny_negatives():
+    t = merge([summarize(np.full(4, 3.0)), summarize(np.full(2, 3.0))])
+    assert t.hist[0] == 6
+    tiny = np.array([-5e-324, 0.0, 1e300])
+    t = merge([summarize(tiny[:2]), summarize(tiny[1:])])
+    assert t.hist[0] == 1 and sum(t.hist) == 4 and t.edges[0] < 0 <= t.edges[1]
+    t = merge([summarize(np.zeros(1)), summarize(np.array([15.0, -0.0, -1.0]))])
+    assert t.edges[:3] == (-2.0, 0.0, 2.0) and t.hist[:2] == (1, 2)  # -0.0 is in [0, 2)
+
+
+def test_json_has_the_bin_edges():
+    d = summarize(np.array([0.0, 1.0, 4.0]), bins=4).to_dict()
+    assert d["hist"] == [1, 1, 0, 1] and d["hist_edges"] == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -261,3 +261,50 @@ def test_many_inputs_draw_the_first_ones_and_count_the_rest(width):
     assert f"{everything.max():.4g}" in text  # the total's max: from the last input
     unlimited = render(stats_table(rows, title="demo"), width)
     assert "f29.npy" in unlimited and "not shown" not in unlimited
+
+
+def test_compact_heading_keeps_the_shape_of_a_long_path():
+    """At 60 columns a long absolute path once pushed the shape out ("16x...")."""
+    label = "/home/someone/projects/vision/experiments/2024/sample_data/features/img03_conv1.npy"
+    x = np.ones((16, 40, 40), np.float32)
+    rows = [(label, summarize(x), summarize(x / 2)), ("b.npy", summarize(x), summarize(x))]
+    lines = render(stats_table(rows, title="t"), width=60).splitlines()
+    heading = next(li for li in lines if "img03_conv1.npy" in li)
+    assert heading.rstrip().endswith("features/img03_conv1.npy  16×40×40  float32")
+    assert heading.startswith("…") and len(heading.rstrip()) <= 60
+
+
+def test_total_row_has_a_histogram_though_the_ranges_differ():
+    rows = rows_of("a.npy", "b.npy", "c.npy")  # different ranges
+    lines = render(stats_table(rows, title="t"), width=120).splitlines()
+    total = next(i for i, li in enumerate(lines) if li.startswith("total"))
+    assert any(ch in lines[total] for ch in "▁▂▃▄▅▆▇█")
+    assert any(ch in lines[total + 1] for ch in "▁▂▃▄▅▆▇█")
+    doc = json.loads(stats_json(rows, params={}))
+    assert len(doc["total"]["before"]["hist_edges"]) == len(doc["total"]["before"]["hist"]) + 1
+
+
+def test_output_to_a_pipe_is_not_wrapped_at_80_columns(tmp_path):
+    """Without COLUMNS, stderr to a pipe or file drew 80 columns and wrapped the title."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from normcli.ops.conventions import resolve_lrn
+
+    normcli = Path(sys.executable).with_name("normcli")
+    sample = Path(__file__).resolve().parents[2] / "sample_data" / "features" / "img00_conv1.npy"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    args = [normcli, "lrn", sample, "--convention", "pytorch", "--n", "3", "--alpha", "1e-3"]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    title = resolve_lrn(convention="pytorch", n=3, alpha=1e-3).describe()
+    assert len(title) > 80
+    assert result.stderr.splitlines()[0].rstrip() == title
+    result = subprocess.run([normcli, "compare", sample], env=env, capture_output=True,
+                            text=True, check=True)
+    lines = result.stdout.splitlines()
+    caption = next(li for li in lines if li.startswith("LRN seed convention"))
+    assert len(caption) > 80 and caption.rstrip().endswith("gamma=1, beta=0")  # one line
+    table = lines[[li.rstrip() for li in lines].index("LRN and BN side by side"):]
+    assert max(len(li.rstrip()) for li in table) < 110  # at its natural width, not 1000

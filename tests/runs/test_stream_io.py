@@ -998,7 +998,8 @@ def test_interrupt_does_not_wait_for_a_stuck_read(tmp_path, invoke, monkeypatch)
 
 def test_histograms_only_where_someone_sees_them(tmp_path, invoke, monkeypatch):
     """Over 25 inputs the table draws 20: their summaries have histograms, the others
-    skip them; --json shows every input, so every one has its histogram."""
+    only the grid one the total's histogram is made of; --json shows every input, so
+    every one has its histogram."""
     from normcli.cli import report
 
     monkeypatch.setattr(report, "TABLE_INPUTS", 20)
@@ -1013,7 +1014,11 @@ def test_histograms_only_where_someone_sees_them(tmp_path, invoke, monkeypatch):
                         lambda x, **kw: seen.append(kw.get("histogram", True)) or real(x, **kw))
     result = _ok(invoke, "batchnorm", "d", "-o", "out/")
     assert "5 more inputs not shown" in " ".join(result.stderr.split())
-    assert sorted(seen) == [False] * 10 + [True] * 40  # before and after, 20 drawn inputs
+    # before and after: full histograms for the 20 drawn inputs, the grid (for the total's) for 5
+    assert sorted(seen, key=str) == [True] * 40 + ["grid"] * 10
+    lines = result.stderr.splitlines()
+    total = next(i for i, line in enumerate(lines) if line.startswith("total"))
+    assert "█" in lines[total] and "█" in lines[total + 1]  # before and after
 
 
 @pytest.mark.parametrize("first", ["<f4", ">f4"])
