@@ -817,6 +817,9 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
     )
     for name, shape, dtype, desc in images:
         w(f"| `images/{name}` | {shape} | {dtype} | {desc} |")
+    w("| `models/cnn_norms.prototxt` | – | text | the normalization layers of a Caffe "
+      "`deploy.prototxt`: AlexNet's `norm1`/`norm2` LRN and a BatchNorm + Scale pair "
+      "(for `normcli layers`, `--from-caffe`) |")
     w("")
 
     # ---------------- seed_inter
@@ -1092,6 +1095,54 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
 # ---------------------------------------------------------------------------------------------
 
 
+#: The normalization layers of a Caffe deploy.prototxt: BVLC AlexNet's two LRN layers
+#: (bvlc_alexnet/deploy.prototxt) and a BatchNorm followed by its Scale, as ResNet's are.
+CNN_NORMS_PROTOTXT = """\
+name: "cnn_norms"
+layer {
+  name: "norm1"
+  type: "LRN"
+  bottom: "conv1"
+  top: "norm1"
+  lrn_param {
+    local_size: 5
+    alpha: 0.0001
+    beta: 0.75
+  }
+}
+layer {
+  name: "norm2"
+  type: "LRN"
+  bottom: "conv2"
+  top: "norm2"
+  lrn_param {
+    local_size: 5
+    alpha: 0.0001
+    beta: 0.75
+  }
+}
+layer {
+  name: "bn_conv1"
+  type: "BatchNorm"
+  bottom: "conv1"
+  top: "conv1"
+  batch_norm_param {
+    use_global_stats: true
+    eps: 1e-05
+  }
+}
+layer {
+  name: "scale_conv1"
+  type: "Scale"
+  bottom: "conv1"
+  top: "conv1"
+  scale_param {
+    bias_term: true
+  }
+}
+"""
+
+
 def save_npy(path, arr):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
@@ -1147,6 +1198,9 @@ def generate(out: Path) -> None:
             f"{int(g16.min())}..{int(g16.max())} of 0..65535",
         ),
     ]
+    model_dir = out / "models"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "cnn_norms.prototxt").write_text(CNN_NORMS_PROTOTXT, encoding="ascii")
     write_readme(out, inter, intra, batch, res, feats, names, bank_names, images)
 
 

@@ -11,9 +11,9 @@ from normcli.cli.options import CHANNELS_LAST, RAW_PNG, stack
 
 
 def _print(view) -> None:
-    from rich.console import Console
+    from normcli.render.console import make_consoles
 
-    Console().print(view)
+    make_consoles()[1].print(view)
 
 
 def _json(doc) -> None:
