@@ -24,19 +24,33 @@ def conventions_text() -> str:
     return "\b\n" + "\n".join(lines)
 
 
-@click.command(short_help="The LRN conventions of the frameworks, side by side.")
+@click.command(short_help="The LRN and batch-norm conventions of the frameworks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the conventions as JSON.")
-def conventions(as_json: bool) -> None:
-    """What n means, the window, how alpha is scaled, whether k is used within a
-    channel, the defaults and the allowed ranges of every --convention of
-    `normcli lrn` (from the same table of data the kernels use)."""
+@click.option("--only", type=click.Choice(["lrn", "batchnorm"]), default=None,
+              help="One of the two tables [default: both].")
+def conventions(as_json: bool, only: str | None) -> None:
+    """LRN: what n means, the window, how alpha is scaled, whether k is used within
+    a channel, the defaults and the allowed ranges of every --convention of
+    `normcli lrn`.  Batch norm: each framework's eps, the running variance it
+    stores, what its momentum weighs and the names it stores them under.  Both
+    from the same tables of data the kernels use.  --json prints {"lrn": [...],
+    "batchnorm": [...]} (with --only, the one list)."""
     from normcli.render.conventions import conventions_data, conventions_table
+    from normcli.render.porting import bn_conventions_data, bn_conventions_table
 
+    tables = {"lrn": (conventions_data, conventions_table),
+              "batchnorm": (bn_conventions_data, bn_conventions_table)}
+    chosen = [only] if only else list(tables)
     if as_json:
         import json
 
-        click.echo(json.dumps(conventions_data(), indent=2))
+        docs = {name: tables[name][0]() for name in chosen}
+        click.echo(json.dumps(docs[only] if only else docs, indent=2))
         return
     from normcli.render import make_consoles
 
-    make_consoles()[1].print(conventions_table())
+    out = make_consoles()[1]
+    for i, name in enumerate(chosen):
+        if i:
+            out.print()
+        out.print(tables[name][1]())

@@ -100,11 +100,12 @@ INPUT: the data of the seed's example (seed_inter.npy, or seed_intra.npy with
 @reading_options
 @lrn_flags
 def explain_lrn(inputs, position, channels_last, raw_png, as_json, **settings) -> None:
+    from normcli.cli.frameworks import lrn_words
     from normcli.render.explain import lrn_explanation
     from normcli.runs.explain import explain_lrn as run
 
     show(lambda: run(inputs, position=position, channels_last=channels_last, raw_png=raw_png,
-                     **settings),
+                     **lrn_words(settings)),
          lambda e: lrn_explanation(e.explanation, source=e.source, notes=e.notes),
          as_json=as_json,
          position=position)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from normcli.cli.conventions import conventions_text
+from normcli.cli.frameworks import model_layer, model_options
 from normcli.cli.main import NormcliCommand
-from normcli.cli.options import Display, io_options, lrn_options, run_options
+from normcli.cli.options import Display, given, io_options, lrn_options, run_options
 from normcli.cli.preview import finish_preview, make_preview, preview_option
 from normcli.cli.report import check_stdout, display_options, progress_bar, show
 
@@ -15,6 +16,8 @@ Examples:
   normcli lrn --mode inter x.npy -o y.npy
   normcli lrn --mode intra --n 2 map.npy -o out.png
   normcli lrn --convention pytorch --n 4 features/ -o normed/
+  normcli lrn --convention tensorflow --depth-radius 2 --bias 2 features/ -o normed/
+  normcli lrn conv1.npy --from-onnx model.onnx --node norm1 -o norm1.npy
   normcli lrn sample_data/seed_inter.npy --k 0 --alpha 1 --beta 1 --n 2
   normcli lrn features/ -o - | normcli batchnorm - --per channel -o b.npy"""
 
@@ -34,14 +37,20 @@ element goes and how alpha is divided follow --convention:
     short_help="Local response normalization (inter- or intra-channel, six conventions).",
 )
 @lrn_options
+@model_options
 @io_options()
 @preview_option
-def lrn(mode, convention, n, k, alpha, beta, preview, inputs, **kwargs) -> None:
+def lrn(preview, inputs, from_onnx, from_caffe, node, layer, **kwargs) -> None:
     from normcli import runs
-    from normcli.ops.conventions import resolve_lrn
+    from normcli.runs.porting import lrn_settings
 
     display, options = Display.pop(kwargs), run_options(kwargs)
-    params = resolve_lrn(mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)
+    settings = {name: given(name) if name in ("mode", "convention") else kwargs[name]
+                for name in ("mode", "convention", "n", "k", "alpha", "beta", "size",
+                             "local_size", "depth_radius", "bias")}
+    params = lrn_settings(**{k: v for k, v in settings.items() if v is not None},
+                          from_onnx=from_onnx, from_caffe=from_caffe,
+                          layer=model_layer(node, layer, from_onnx, from_caffe))
     check_stdout(display, options)
     title, _, subtitle = params.describe().partition(": ")
     recorder = make_preview(preview, title=title, subtitle=subtitle, force=options["force"],

@@ -92,19 +92,29 @@ def io_options(*, writes: bool = True) -> Callable:
 
 
 def lrn_options(f: Callable) -> Callable:
-    """The LRN flags; None means the convention's default."""
-    from normcli.ops.conventions import CONVENTIONS
+    """The LRN flags; None means the convention's default.  ``--size``,
+    ``--local-size``, ``--depth-radius`` and ``--bias`` are the frameworks' words
+    for n and k (see :func:`lrn_words`)."""
+    from normcli.cli.types import ConventionChoice
+    from normcli.ops.conventions import CONVENTION_ALIASES, CONVENTIONS
 
     return stack(
         click.option("--mode", type=click.Choice(["inter", "intra"]), default="inter",
                      show_default=True, help="inter: across channels (AlexNet); intra: a "
                      "square window within a channel."),
-        click.option("--convention", type=click.Choice(list(CONVENTIONS)), default="seed",
-                     show_default=True,
-                     help="Which framework's LRN to reproduce (see `normcli conventions`)."),
+        click.option("--convention", type=ConventionChoice(CONVENTIONS, CONVENTION_ALIASES),
+                     default="seed", show_default=True,
+                     help="Which framework's LRN to reproduce (see `normcli conventions`; "
+                     "any case)."),
         click.option("--n", "n", type=int, help="Window parameter (its meaning follows "
                      "--convention) [default: the convention's]."),
+        click.option("--size", type=int, help="n as PyTorch and ONNX say it: the window "
+                     "size (pytorch, onnx, cudnn, caffe)."),
+        click.option("--local-size", type=int, help="n as Caffe says it (the window size)."),
+        click.option("--depth-radius", type=int, help="n as TensorFlow says it: the radius "
+                     "(tensorflow)."),
         click.option("--k", "k", type=float, help="Additive constant [default: the convention's]."),
+        click.option("--bias", type=float, help="k as TensorFlow and ONNX say it."),
         click.option("--alpha", type=float, help="Scale of the sum of squares "
                      "[default: the convention's]."),
         click.option("--beta", "beta", type=float, help="Exponent [default: the convention's]."),

@@ -57,3 +57,17 @@ class FloatOrFile(click.ParamType):
 
     def shell_complete(self, ctx, param, incomplete):
         return _complete_paths(incomplete)
+
+
+class ConventionChoice(click.Choice):
+    """A convention's name: any case, or another name people use for it
+    (``torch``, ``tf``); completion and errors list the names themselves."""
+
+    def __init__(self, names, aliases: dict[str, str]) -> None:
+        super().__init__(list(names), case_sensitive=False)
+        self.aliases = aliases
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            value = self.aliases.get(value.strip().lower(), value)
+        return super().convert(value, param, ctx)

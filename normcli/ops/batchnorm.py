@@ -256,12 +256,12 @@ class BatchNormalizer:
         """Normalize ``x``; into ``out`` (of x's shape and compute dtype) if given,
         which may be ``x`` itself."""
         arr = check_array(x)
-        if arr.size == 0:
-            _refuse_x(arr, f"has shape {arr.shape}: an empty batch cannot be normalized")
         shape = stats_shape(arr.shape, self.per, self.channels_last)
         if shape != self.shape:
             _refuse_x(arr, f"has shape {arr.shape}, whose statistics per {self.per} have "
                       f"shape {shape}; these statistics have shape {self.shape}")
+        if arr.size == 0:  # as PyTorch and TensorFlow: nothing in, nothing out
+            return check_out(out, arr, compute_dtype(arr.dtype))
         return self._apply(arr, threads, out)
 
     def _apply(self, arr: np.ndarray, threads: int | None, out: object) -> np.ndarray:
@@ -438,9 +438,10 @@ def batch_norm(
     p = bn_params(params, per=per, eps=eps, gamma=gamma, beta=beta)
     per, eps = p.per, p.eps
     arr = check_array(x)
-    if arr.size == 0:
-        _refuse_x(arr, f"has shape {arr.shape}: an empty batch cannot be normalized")
     shape = stats_shape(arr.shape, per, channels_last)
+    if arr.size == 0:  # as PyTorch and TensorFlow: an empty batch gives an empty output
+        p.broadcast(shape)  # (the settings must still fit the statistics)
+        return check_out(out, arr, compute_dtype(arr.dtype))
     if (mean is None) != (var is None):
         raise ParameterError("give both mean and var (stored statistics), or neither",
                              param="mean" if var is None else "var", value=None)

@@ -24,7 +24,7 @@ __all__ = ["lrn_settings", "bn_model", "identify", "translate", "layers"]
 def lrn_settings(
     *,
     mode: str | None = None,
-    convention: str = "seed",
+    convention: str | None = None,
     n: int | None = None,
     k: float | None = None,
     alpha: float | None = None,
@@ -52,12 +52,12 @@ def lrn_settings(
                                           ("local_size", local_size),
                                           ("depth_radius", depth_radius), ("bias", bias))
                  if value is not None]
-        if given or convention != "seed":
-            names = ", ".join(given or ["convention"])
+        if given or convention is not None:
+            names = ", ".join("--" + name.replace("_", "-") for name in given or ["convention"])
             raise UsageError(f"{names}: the model's layer gives every LRN setting; leave them "
                              "out", param=(given or ["convention"])[0])
         return _model_layer(from_onnx, from_caffe, layer, "lrn").lrn
-    words = lrn_words(convention, n=n, size=size, local_size=local_size,
+    words = lrn_words(convention or "seed", n=n, size=size, local_size=local_size,
                       depth_radius=depth_radius, k=k, bias=bias)
     return resolve_lrn(mode=mode or "inter", alpha=alpha, beta=beta, **words)
 

@@ -32,7 +32,8 @@ def test_table_fits_100_columns(invoke):
 
 
 def test_json(invoke):
-    doc = json.loads(invoke("conventions", "--json").stdout)
+    doc = json.loads(invoke("conventions", "--json").stdout)["lrn"]
+    assert doc == json.loads(invoke("conventions", "--json", "--only", "lrn").stdout)
     assert [d["name"] for d in doc] == list(CONVENTIONS)
     for d, c in zip(doc, CONVENTIONS.values(), strict=True):
         assert d["restrictions"] == c.restrictions()
@@ -74,3 +75,17 @@ def test_examples_use_an_n_the_convention_allows(invoke):
     caffe = out[out.index("caffe Caffe"):out.index("tensorflow TensorFlow")]
     assert "(n=5: i-2 .. i+2)" in caffe and "n=4" not in caffe
     assert "(n=4: i-2 .. i+1)" in out  # pytorch: an even window shows its extra element
+
+
+def test_both_tables_batch_norm_too(invoke):
+    from normcli.ops.bn_conventions import BN_CONVENTIONS
+
+    result = invoke("conventions", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in BN_CONVENTIONS:
+        assert name in result.stdout
+    assert "moving_average_fraction" in result.stdout and "running_var" in result.stdout
+    doc = json.loads(invoke("conventions", "--json").stdout)
+    assert [d["name"] for d in doc["batchnorm"]] == list(BN_CONVENTIONS)
+    only = invoke("conventions", "--only", "batchnorm", env={"COLUMNS": "200"}).stdout
+    assert "tensorflow" in only and "local_size" not in only

@@ -91,3 +91,45 @@ def test_layers_of_a_caffe_prototxt(invoke, tmp_path):
     line = one_line_error(invoke("layers", "model.h5"))
     assert line == ("normcli: error: model.h5: not a model file normcli reads (.onnx, or "
                     "Caffe's .prototxt)")
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_lrn_from_an_onnx_node_equals_onnxruntime(invoke, save, tmp_path, size):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    x = np.random.default_rng(size).standard_normal((1, 7, 6, 6)).astype(np.float32)
+    save("x.npy", x)
+    node = helper.make_node("LRN", ["X"], ["Y"], name="norm1", size=size, alpha=2e-4,
+                            beta=0.6, bias=1.5)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "X", TensorProto.FLOAT, x.shape)], [helper.make_tensor_value_info(
+            "Y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, tmp_path / "m.onnx")
+    want = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=[
+        "CPUExecutionProvider"]).run(None, {"X": x})[0]
+    result = invoke("lrn", "x.npy", "--from-onnx", "m.onnx", "--node", "norm1", "-o", "y.npy")
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=2e-6, atol=1e-7)
+    line = usage_error(invoke("lrn", "x.npy", "--from-onnx", "m.onnx", "--node", "norm1",
+                              "--n", "3"))
+    assert line == "Error: --n: the model's layer gives every LRN setting; leave them out"
+    line = one_line_error(invoke("lrn", "x.npy", "--from-onnx", "m.onnx", "--node", "norm9"))
+    assert "no LRN or batch-norm layer named 'norm9'; it has norm1 (LRN)" in line
+
+
+def test_lrn_from_a_caffe_layer_and_in_tensorflow_s_words(invoke, save, sample_data, tmp_path):
+    x = np.random.default_rng(1).standard_normal((9, 5, 5)).astype(np.float32)
+    save("x.npy", x)
+    proto = sample_data / "models" / "cnn_norms.prototxt"
+    assert invoke("lrn", "x.npy", "--from-caffe", proto, "--layer", "norm1", "-o", "c.npy",
+                  "-q").exit_code == 0
+    # the same LRN in TensorFlow's words: radius 2, bias 1, alpha / 5
+    assert invoke("lrn", "x.npy", "--convention", "TF", "--depth-radius", "2", "--bias", "1",
+                  "--alpha", "2e-5", "--beta", "0.75", "-o", "t.npy", "-q").exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "c.npy"), np.load(tmp_path / "t.npy"),
+                               rtol=1e-6)
+    assert usage_error(invoke("lrn", "x.npy", "--layer", "norm1")) == (
+        "Error: --layer names a layer of --from-caffe PROTOTXT")

@@ -86,3 +86,20 @@ def test_data_errors_name_the_data():
     with pytest.raises(ParameterError) as e:
         running.add(np.ones((2, 4, 1)))
     assert e.value.param == "batch"
+
+
+def test_an_empty_batch_gives_an_empty_output():
+    """As PyTorch and TensorFlow: batch norm of an empty batch is empty, not an error
+    (its statistics still are: there are none)."""
+    for x in (np.ones((0, 3, 4, 4), np.float32), np.ones((5, 0, 2, 2))):
+        y = batch_norm(x, per="channel")
+        assert y.shape == x.shape and y.dtype == (np.float32 if x.dtype == np.float32
+                                                   else np.float64)
+    s = batch_stats(X, per="channel")
+    assert BatchNormalizer(s.mean, s.var, per="channel")(np.ones((0, 5, 4, 4))).shape == (
+        0, 5, 4, 4)
+    with pytest.raises(ParameterError) as e:
+        batch_norm(np.ones((0, 3)), gamma=np.ones(4))
+    assert e.value.param == "gamma"
+    with pytest.raises(ParameterError):
+        batch_stats(np.ones((0, 3)))
