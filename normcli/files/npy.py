@@ -1,4 +1,4 @@
-"""Safe reading and writing of ``.npy`` and ``.npz`` files.
+"""Safe reading and writing of ``.npy`` files (``.npz`` archives: :mod:`normcli.files.npz`).
 
 Reading never unpickles and never allocates memory for the data before the
 header has been parsed and checked:
@@ -37,15 +37,11 @@ import stat
 import struct
 import threading
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npformat
-
-if TYPE_CHECKING:  # zipfile is imported only for .npz files: start-up time
-    import zipfile
 
 from normcli.errors import InputError
 from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
@@ -58,11 +54,8 @@ __all__ = [
     "read_npy",
     "read_npy_into",
     "read_npy_stream",
-    "npz_members",
-    "read_npz_member",
     "write_npy_stream",
     "write_npy",
-    "write_npz",
     "describe_dtype",
     "open_error",
 ]
@@ -346,6 +339,27 @@ def _finish(raw: np.ndarray, hdr: NpyHeader) -> np.ndarray:
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 
+def _check_length(source: object, claimed: int, have: int, *, known: bool = True) -> None:
+    """The one check that the data after a header are exactly as long as it claims.
+
+    ``have`` is the number of data bytes found: from the file's size, or counted
+    while reading (a file that shrinks meanwhile comes out short).  ``known=False``
+    for a stream read one byte past the claimed size, which cannot tell how much
+    more it holds.
+    """
+    claims = f"header claims {claimed} bytes of data"
+    if have < claimed:
+        raise InputError(source, f"truncated: {claims}, file has {have}")
+    if have > claimed:
+        raise InputError(source, f"trailing data: {claims}, "
+                         + (f"file has {have}" if known else "the input has more"))
+
+
+def _read_data(fp: BinaryIO, hdr: NpyHeader, buf: memoryview, source: object) -> None:
+    """Fill ``buf`` (``hdr.nbytes`` long) with the data that follow the header in `fp`."""
+    _check_length(source, hdr.nbytes, _readinto_exact(fp, buf))
+
+
 def read_npy_stream(
     stream: BinaryIO,
     *,
@@ -381,16 +395,8 @@ def read_npy_stream(
     try:
         hdr = read_npy_header(stream, source=source, max_bytes=max_bytes, metadata=metadata)
         raw = np.empty(hdr.nbytes, dtype=np.uint8)
-        got = _readinto_exact(stream, memoryview(raw))
-        if got < hdr.nbytes:
-            raise InputError(
-                source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {got}"
-            )
-        if stream.read(1):
-            raise InputError(
-                source,
-                f"trailing data: header claims {hdr.nbytes} bytes of data, the input has more",
-            )
+        _read_data(stream, hdr, memoryview(raw), source)
+        _check_length(source, hdr.nbytes, hdr.nbytes + len(stream.read(1)), known=False)
     except OSError as e:
         raise open_error(source, e) from None
     return _finish(raw, hdr)
@@ -441,22 +447,9 @@ def read_npy(
     try:
         with open(path, "rb") as fp:
             hdr = read_npy_header(fp, source=source, max_bytes=max_bytes)
-            size = os.fstat(fp.fileno()).st_size
-            have = size - hdr.offset
-            if have < hdr.nbytes:
-                raise InputError(
-                    source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {have}"
-                )
-            if have > hdr.nbytes:
-                raise InputError(
-                    source,
-                    f"trailing data: header claims {hdr.nbytes} bytes of data, file has {have}",
-                )
+            _check_length(source, hdr.nbytes, os.fstat(fp.fileno()).st_size - hdr.offset)
             if out is not None and _fills(out, hdr):
-                got = _readinto_exact(fp, memoryview(out.reshape(-1).view(np.uint8)))
-                if got < hdr.nbytes:  # the file shrank while we read it
-                    raise InputError(source, f"truncated: header claims {hdr.nbytes} bytes "
-                                     f"of data, file has {got}")
+                _read_data(fp, hdr, memoryview(out.reshape(-1).view(np.uint8)), source)
                 return out.reshape(hdr.shape)
             if mmap and hdr.dtype.kind != "b":  # bools are normalised to 0/1: read them
                 return np.memmap(
@@ -468,11 +461,7 @@ def read_npy(
                     order="F" if hdr.fortran_order else "C",
                 )
             raw = np.empty(hdr.nbytes, dtype=np.uint8)
-            got = _readinto_exact(fp, memoryview(raw))
-            if got < hdr.nbytes:  # the file shrank while we read it
-                raise InputError(
-                    source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {got}"
-                )
+            _read_data(fp, hdr, memoryview(raw), source)
     except OSError as e:
         raise open_error(source, e) from None
     return _finish(raw, hdr)
@@ -523,9 +512,9 @@ def read_npy_into(
         while got < len(view):
             n = os.preadv(fd, [view[got:]], hdr.offset + got)
             if not n:  # the file shrank while we read it
-                raise InputError(source, f"truncated: header claims {hdr.nbytes} bytes of "
-                                 f"data, file has {got}")
+                break
             got += n
+        _check_length(source, hdr.nbytes, got)
         return out.reshape(hdr.shape), st
     except OSError as e:
         raise open_error(source, e) from None
@@ -553,129 +542,6 @@ def _fills(out: np.ndarray, hdr: NpyHeader) -> bool:
     return (out.flags.c_contiguous and out.flags.writeable and out.dtype == hdr.dtype
             and hdr.dtype.isnative and hdr.dtype.kind != "b" and out.nbytes == hdr.nbytes
             and (not hdr.fortran_order or sum(s > 1 for s in hdr.shape) <= 1))
-
-
-# --------------------------------------------------------------------- npz
-
-
-def _zip_errors() -> tuple[type[Exception], ...]:
-    import zipfile
-    import zlib
-
-    return zipfile.BadZipFile, zlib.error
-
-
-def _open_zip(path: str | os.PathLike[str], source: object) -> zipfile.ZipFile:
-    import zipfile
-
-    try:
-        return zipfile.ZipFile(path)
-    except OSError as e:
-        raise open_error(source, e) from None
-    except Exception as e:  # BadZipFile, LargeZipFile, ValueError, EOFError, ...
-        raise InputError(
-            source, f"not a valid .npz file ({_short(str(e) or type(e).__name__)})"
-        ) from None
-
-
-def npz_members(path: str | os.PathLike[str], *, source: object = None) -> list[str]:
-    """List the arrays of a ``.npz`` file without decompressing anything.
-
-    Parameters
-    ----------
-    path : path-like
-    source : object, optional
-        Names the file in error messages (default: `path`).
-
-    Returns
-    -------
-    list of str
-        Array names in archive order (zip member names without ``.npy``).
-
-    Raises
-    ------
-    InputError
-        If the file is not a zip, is empty, has a member that is not a
-        ``.npy`` file, or has duplicate members.
-    """
-    source = path if source is None else source
-    with _open_zip(path, source) as zf:
-        infos = zf.infolist()
-    names: list[str] = []
-    for info in infos:
-        if info.filename.endswith("/"):  # a directory; is_dir() fails on an empty name
-            continue
-        if not info.filename.endswith(".npy"):
-            raise InputError(
-                f"{source}:{info.filename}",
-                "member is not a .npy array (only .npy members allowed)",
-            )
-        name = info.filename[: -len(".npy")]
-        if name in names:
-            raise InputError(f"{source}:{name}", "duplicate member in .npz file")
-        names.append(name)
-    if not names:
-        raise InputError(source, "the .npz file contains no arrays")
-    return names
-
-
-def read_npz_member(
-    path: str | os.PathLike[str],
-    name: str,
-    *,
-    max_bytes: int | None = None,
-    source: object = None,
-    metadata: bool = False,
-) -> np.ndarray:
-    """Read one array of a ``.npz`` file with all the ``.npy`` checks.
-
-    The member's uncompressed size recorded in the zip directory is checked
-    against the limit before anything is decompressed, and decompression
-    never produces more than that size, so a zip bomb is refused cheaply.
-
-    Parameters
-    ----------
-    path : path-like
-    name : str
-        Array name as returned by :func:`npz_members`.
-    max_bytes : int, optional
-        Size limit for the data (default: ``NORMCLI_MAX_BYTES`` or 2 GiB).
-    source : object, optional
-        Names the member in error messages (default: ``"path:name"``).
-
-    Returns
-    -------
-    numpy.ndarray
-        Native-endian, C-contiguous.
-
-    Raises
-    ------
-    InputError
-    """
-    source = f"{path}:{name}" if source is None else source
-    limit = resolve_max_bytes(max_bytes)
-    with _open_zip(path, source) as zf:
-        try:
-            info = zf.getinfo(name + ".npy")
-        except KeyError:
-            raise InputError(source, "no such array in the .npz file") from None
-        if info.flag_bits & 0x1:
-            raise InputError(source, "encrypted .npz members are not supported")
-        if info.file_size > limit + MAX_HEADER_BYTES + 16:
-            raise InputError(
-                source,
-                f"uncompressed size {info.file_size} bytes is over the limit of {limit} "
-                f"(set {MAX_BYTES_ENV} to raise it)",
-            )
-        try:
-            with zf.open(info) as fp:
-                return read_npy_stream(fp, source=source, max_bytes=limit, metadata=metadata)
-        except InputError:
-            raise
-        except (_zip_errors() + (EOFError, NotImplementedError, RuntimeError)) as e:
-            raise InputError(source, f"corrupted .npz member ({_short(str(e))})") from None
-        except OSError as e:
-            raise open_error(source, e) from None
 
 
 # ----------------------------------------------------------------- writing
@@ -749,33 +615,3 @@ class _WriteOnly:
 def write_npy(fp: BinaryIO, arr: np.ndarray) -> None:
     """Write `arr` in ``.npy`` format to an open binary file (no pickles)."""
     _write_array(fp, _check_writable(arr, "write_npy"))
-
-
-def write_npz(fp: BinaryIO, arrays: np.ndarray | Mapping[str, np.ndarray]) -> None:
-    """Write one array (as ``arr_0``) or a mapping of name to array as ``.npz``.
-
-    Members are stored uncompressed, like :func:`numpy.savez`.
-
-    Raises
-    ------
-    ValueError
-        If a name is not a non-empty string or an array has dtype object.
-    """
-    if isinstance(arrays, Mapping):
-        items = dict(arrays)
-        if not items:
-            raise ValueError("write_npz: the mapping of arrays is empty")
-        for key in items:
-            if not isinstance(key, str) or not key or key.startswith("/"):
-                raise ValueError(
-                    f"write_npz: array names must be relative non-empty str, got {key!r}"
-                )
-    else:
-        items = {"arr_0": arrays}
-    import zipfile
-
-    with zipfile.ZipFile(fp, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for key, value in items.items():
-            a = _check_writable(value, f"write_npz[{key!r}]")
-            with zf.open(key + ".npy", "w", force_zip64=True) as member:
-                npformat.write_array(member, a, allow_pickle=False)

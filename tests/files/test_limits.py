@@ -15,15 +15,19 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
+import sys
 import time
 import tracemalloc
 import zipfile
 import zlib
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run alone, too (importlib mode)
 from test_fuzz_readers import npy_with_header, png_chunks, png_join  # noqa: E402
 
 from normcli.errors import InputError

@@ -16,14 +16,8 @@ from numpy.lib import format as npformat
 from normcli.errors import InputError
 from normcli.files import npy as npymod
 from normcli.files.limits import DEFAULT_MAX_BYTES, parse_size, resolve_max_bytes
-from normcli.files.npy import (
-    npz_members,
-    read_npy,
-    read_npy_header,
-    read_npy_stream,
-    read_npz_member,
-    write_npy_stream,
-)
+from normcli.files.npy import read_npy, read_npy_header, read_npy_stream, write_npy_stream
+from normcli.files.npz import npz_members, read_npz_member
 
 
 def npy_bytes(header: str, data: bytes = b"", version: tuple[int, int] = (1, 0)) -> bytes:
