@@ -49,6 +49,7 @@ from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
 __all__ = [
     "ALLOWED_KINDS",
     "MAX_HEADER_BYTES",
+    "MAX_DIMS",
     "NpyHeader",
     "read_npy_header",
     "read_npy",
@@ -65,6 +66,8 @@ ALLOWED_KINDS = "biuf"
 _ALLOWED_TEXT = "bool, signed or unsigned integers, floats"
 #: Largest ``.npy`` header accepted (bytes); numpy writes at most a few hundred.
 MAX_HEADER_BYTES = 65536
+#: Most dimensions a numpy array can have (numpy 2: 64; numpy 1: 32).
+MAX_DIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 _MAGIC_PREFIX = b"\x93NUMPY"
 _KIND_NAMES = {
     "c": "complex",
@@ -281,6 +284,9 @@ def read_npy_header(
             source,
             f"invalid .npy header: shape {_short(repr(shape), 80)} must be non-negative ints",
         )
+    if len(shape) > MAX_DIMS:
+        raise InputError(source, f"invalid .npy header: {len(shape)} dimensions "
+                         f"(numpy allows at most {MAX_DIMS})")
     kinds = ALLOWED_KINDS + ("U" if metadata else "")
     if dtype.kind not in kinds or dtype.names is not None or dtype.subdtype is not None:
         raise InputError(

@@ -221,6 +221,29 @@ def test_truncated_inside_header(tmp_path):
         read_npy(path)
 
 
+@pytest.mark.parametrize("parser", ["plain", "numpy"])
+def test_more_dimensions_than_numpy_allows(tmp_path, parser):
+    """65 dimensions of 1 pass every size check; numpy cannot make such an array.
+    (Both header parsers: numpy's own takes a header with an extra space.)"""
+    dims = npymod.MAX_DIMS
+    for n, ok in ((dims, True), (dims + 1, False)):
+        text = header("<f4", (1,) * n)
+        if parser == "numpy":
+            text = text.replace("'shape': ", "'shape':  ")
+        path = tmp_path / f"d{n}.npy"
+        path.write_bytes(npy_bytes(text, b"\0" * 4))
+        if ok:
+            assert read_npy(path).shape == (1,) * n
+            continue
+        message = (f"{path}: invalid .npy header: {n} dimensions "
+                   f"(numpy allows at most {dims})")
+        for read in (read_npy, lambda p: read_npy_stream(io.BytesIO(p.read_bytes()), source=p),
+                     lambda p: npymod.read_npy_into(p, np.empty(1, np.float32))):
+            with pytest.raises(InputError) as e:
+                read(path)
+            assert str(e.value) == message
+
+
 def test_huge_claimed_shape_does_not_allocate(tmp_path):
     path = tmp_path / "huge.npy"
     path.write_bytes(npy_bytes(header("<f8", (10**6, 10**6, 10**6)), b"\0" * 64))
