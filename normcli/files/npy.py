@@ -30,6 +30,7 @@ array([0, 1, 2], dtype=int16)
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -59,6 +60,7 @@ __all__ = [
     "write_npy",
     "describe_dtype",
     "open_error",
+    "open_input",
 ]
 
 #: dtype kinds accepted on input: bool, signed int, unsigned int, float.
@@ -107,6 +109,47 @@ def open_error(source: object, error: OSError) -> InputError:
     if isinstance(error, PermissionError):
         return InputError(source, "permission denied")
     return InputError(source, (error.strerror or str(error)).strip() or type(error).__name__)
+
+
+#: How inputs are opened: without waiting (opening a FIFO would wait for a writer),
+#: never as the controlling terminal, not inherited by child processes.
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+
+def open_input(path: str | os.PathLike[str], source: object) -> tuple[int, os.stat_result]:
+    """Open an input file for reading; refuse anything but a regular file, at once.
+
+    The file is opened without blocking and examined with ``fstat`` on the open
+    descriptor: a FIFO, a device (``/dev/zero`` would be read for ever), a socket
+    or a symlink to one is refused without being read, even when the path was
+    swapped for it after an earlier check.  (``O_NONBLOCK`` has no effect on
+    reading a regular file; see open(2).)
+
+    Returns the descriptor, which the caller closes, and its ``os.fstat``.
+
+    Raises
+    ------
+    InputError
+        ``"not a regular file"``, ``"is a directory"``, ``"no such file"``, ...
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a socket (or a device without its driver)
+            raise InputError(source, "not a regular file") from None
+        raise open_error(source, e) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(source, "is a directory" if stat.S_ISDIR(st.st_mode)
+                             else "not a regular file")
+    except BaseException as e:
+        os.close(fd)
+        if isinstance(e, OSError):
+            raise open_error(source, e) from None
+        raise
+    return fd, st
 
 
 @dataclass(frozen=True)
@@ -450,16 +493,17 @@ def read_npy(
         ``"trailing data: ..."``.
     """
     source = path if source is None else source
+    fd, st = open_input(path, source)
     try:
-        with open(path, "rb") as fp:
+        with os.fdopen(fd, "rb") as fp:
             hdr = read_npy_header(fp, source=source, max_bytes=max_bytes)
-            _check_length(source, hdr.nbytes, os.fstat(fp.fileno()).st_size - hdr.offset)
+            _check_length(source, hdr.nbytes, st.st_size - hdr.offset)
             if out is not None and _fills(out, hdr):
                 _read_data(fp, hdr, memoryview(out.reshape(-1).view(np.uint8)), source)
                 return out.reshape(hdr.shape)
             if mmap and hdr.dtype.kind != "b":  # bools are normalised to 0/1: read them
-                return np.memmap(
-                    path,
+                return np.memmap(  # this very file: the map outlives the descriptor
+                    fp,
                     dtype=hdr.dtype,
                     mode="r",
                     offset=hdr.offset,
@@ -498,14 +542,8 @@ def read_npy_into(
             return arr, os.stat(path)
         except OSError as e:
             raise open_error(source, e) from None
+    fd, st = open_input(path, source)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise open_error(source, e) from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(source, "is a directory")
         head = os.pread(fd, _HEAD_BYTES, 0)
         if out is None or len(head) < _header_end(head) < st.st_size:
             return read_npy(path, max_bytes=max_bytes, mmap=mmap, source=source, out=out), st

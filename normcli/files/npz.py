@@ -8,8 +8,9 @@ decompressed.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
@@ -22,6 +23,7 @@ from normcli.files.npy import (
     _check_writable,
     _short,
     open_error,
+    open_input,
     read_npy_stream,
 )
 
@@ -39,17 +41,22 @@ def _zip_errors() -> tuple[type[Exception], ...]:
     return zipfile.BadZipFile, zlib.error
 
 
-def _open_zip(path: str | os.PathLike[str], source: object) -> zipfile.ZipFile:
+@contextlib.contextmanager
+def _open_zip(path: str | os.PathLike[str], source: object) -> Iterator[zipfile.ZipFile]:
     import zipfile
 
-    try:
-        return zipfile.ZipFile(path)
-    except OSError as e:
-        raise open_error(source, e) from None
-    except Exception as e:  # BadZipFile, LargeZipFile, ValueError, EOFError, ...
-        raise InputError(
-            source, f"not a valid .npz file ({_short(str(e) or type(e).__name__)})"
-        ) from None
+    fd, _ = open_input(path, source)
+    with os.fdopen(fd, "rb") as fp:
+        try:
+            zf = zipfile.ZipFile(fp)
+        except OSError as e:
+            raise open_error(source, e) from None
+        except Exception as e:  # BadZipFile, LargeZipFile, ValueError, EOFError, ...
+            raise InputError(
+                source, f"not a valid .npz file ({_short(str(e) or type(e).__name__)})"
+            ) from None
+        with zf:
+            yield zf
 
 
 def npz_members(path: str | os.PathLike[str], *, source: object = None) -> list[str]:

@@ -51,7 +51,7 @@ import numpy as np
 
 from normcli.errors import InputError
 from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
-from normcli.files.npy import open_error
+from normcli.files.npy import open_error, open_input
 from normcli.files.pngcodec import PNGFormatError, PNGHeader, decode_png, encode_png, parse_chunks
 
 __all__ = [
@@ -124,16 +124,16 @@ def read_png(
     """
     source = path if source is None else source
     limit = resolve_max_bytes(max_bytes)
+    fd, st = open_input(path, source)
     try:
-        with open(path, "rb") as fp:
-            size = os.fstat(fp.fileno()).st_size
-            if size > limit:
+        with os.fdopen(fd, "rb") as fp:
+            if st.st_size > limit:
                 raise InputError(
                     source,
-                    f"file of {size} bytes is over the limit of {limit} "
+                    f"file of {st.st_size} bytes is over the limit of {limit} "
                     f"(set {MAX_BYTES_ENV} to raise it)",
                 )
-            data = fp.read()
+            data = fp.read(st.st_size)  # no more, should the file grow meanwhile
     except OSError as e:
         raise open_error(source, e) from None
     return read_png_bytes(data, raw=raw, max_bytes=limit, source=source)

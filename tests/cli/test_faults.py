@@ -289,6 +289,42 @@ def test_input_deleted_between_batchnorm_passes(inputs, monkeypatch):
     assert temp_files(out) == []
 
 
+# ------------------------------------------------- parameter files that are not files
+
+
+def _plant(path: Path, kind: str) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(kind.rsplit(" ", 1)[1])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+@pytest.mark.parametrize("kind", ["fifo", "symlink to /dev/zero", "symlink to /dev/null"])
+@pytest.mark.parametrize("option, name", [("--stats", "s.npz"), ("--gamma", "g.npy"),
+                                          ("--beta", "b.npy")])
+def test_parameter_file_that_is_not_a_regular_file(inputs, tmp_path, option, name, kind):
+    """``--stats`` on a symlink to /dev/zero grew without bound; on a FIFO it
+    blocked for ever.  Each is one error line naming the file, at once."""
+    import threading
+
+    COUNTS[f"fault: {option} {kind}"] += 1
+    src, out = inputs
+    path = tmp_path / name
+    _plant(path, kind)
+    before = snapshot(out)
+    unblock = threading.Timer(20, lambda: os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK)))
+    if kind == "fifo":  # should the open block after all: end it, and fail below
+        unblock.start()
+    try:
+        result = run(["batchnorm", f"{src}/", option, path, "-o", f"{out}/", "--force", "-q"])
+    finally:
+        unblock.cancel()
+    assert_one_error(result, f"{path}", "not a regular file")
+    assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
 # ------------------------------------------------------------------ signals
 
 # Runs normcli with every fsync slowed down, so that the test can catch it

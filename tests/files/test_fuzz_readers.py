@@ -575,3 +575,105 @@ def test_npz_member_with_an_empty_name(workdir):
     path.write_bytes(buf.getvalue())
     with pytest.raises(InputError, match="not a .npy array"):
         expand_inputs([path])
+
+
+# --------------------------------------------------------- special files
+
+#: Paths that are not regular files, as an attacker plants them.
+SPECIAL = ["fifo", "symlink to /dev/zero", "/dev/null", "symlink to /dev/null", "socket",
+           "directory"]
+
+
+def _special(path: Path, kind: str) -> Path:
+    """Make ``path`` a special file of ``kind`` (return /dev/null for that kind)."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()  # the socket file stays
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "/dev/null":
+        return Path("/dev/null")
+    else:
+        path.symlink_to(kind.rsplit(" ", 1)[1])
+    return path
+
+
+def _readers(suffix: str):
+    """Every way normcli reads a file of type ``suffix``."""
+    from normcli.files import npz_members, read_npz_member, read_png
+
+    return {
+        ".npy": [read_npy, lambda p: read_npy(p, mmap=True),
+                 lambda p: read_npy_into(p, np.empty(4, np.float32)),
+                 lambda p: read_npy_into(p, None)],
+        ".npz": [npz_members, lambda p: read_npz_member(p, "a"),
+                 lambda p: read_npz_member(p, "mean", metadata=True)],
+        ".png": [read_png, lambda p: read_png(p, raw=True)],
+    }[suffix]
+
+
+def _without_hanging(read, path: Path, timeout: float = 10.0):
+    """``read(path)``'s exception (None if it returned); a call still blocked after
+    ``timeout`` seconds fails the test (after unblocking it, if it waits on a FIFO)."""
+    import threading
+
+    outcome = []
+
+    def call():
+        try:
+            read(path)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            outcome.append(e)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        if path.is_fifo():  # let the blocked open() return
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"reading {path} did not return within {timeout} s")
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".png"])
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_readers_refuse_what_is_not_a_regular_file(tmp_path, kind, suffix):
+    """A FIFO would block the open for ever and /dev/zero be read for ever: every
+    reader refuses them at once, with one line naming the path."""
+    path = _special(tmp_path / f"special{suffix}", kind)
+    for read in _readers(suffix):
+        COUNTS[f"special file: {kind}"] += 1
+        error = _without_hanging(read, path)
+        assert isinstance(error, InputError), repr(error)
+        problem = "is a directory" if kind == "directory" else "not a regular file"
+        assert str(error) in (f"{path}: {problem}", f"{path}:a: {problem}",
+                              f"{path}:mean: {problem}"), str(error)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".png"])
+@pytest.mark.parametrize("kind", ["fifo", "symlink to /dev/zero"])
+def test_input_swapped_for_a_special_file_after_listing(tmp_path, kind, suffix):
+    """expand_inputs() saw a regular file; it is replaced before it is read."""
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(path, np.ones(3))
+    elif suffix == ".npz":
+        np.savez(path, a=np.ones(3))
+    else:
+        path.write_bytes(PNG_SEEDS[0])
+    (source,) = expand_inputs([path])
+    path.unlink()
+    _special(path, kind)
+    COUNTS[f"special file: {kind} (swapped)"] += 1
+    for read in (lambda p: source.load(), lambda p: source.read(out=np.empty(3))):
+        error = _without_hanging(read, path)
+        assert isinstance(error, InputError), repr(error)
+        assert str(error) == f"{source.label}: not a regular file"
