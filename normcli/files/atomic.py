@@ -37,7 +37,29 @@ __all__ = ["atomic_write", "StagedWrites", "cleanup_stale_temps", "same_file", "
 
 #: Part of every temporary file name; used by :func:`cleanup_stale_temps`.
 TEMP_MARKER = ".normcli-"
+#: Bytes of the target's name kept in a temporary name, whose other 26 bytes are
+#: ``.``, the marker, 12 hex digits and ``.tmp``: far below the 255 of NAME_MAX.
 _MAX_NAME_IN_TEMP = 100
+
+
+def _temp_name(name: str, kind: str = "tmp") -> str:
+    """A fresh hidden name for a temporary file beside a file called ``name``.
+
+    ``name`` is shortened to its longest prefix of whole characters that takes at
+    most ``_MAX_NAME_IN_TEMP`` bytes in the file system's encoding (characters,
+    not bytes: 60 emoji are 240 bytes), so the result is a valid name whenever
+    ``name`` is one.
+    """
+    if len(os.fsencode(name)) > _MAX_NAME_IN_TEMP:
+        low, high = 0, min(len(name), _MAX_NAME_IN_TEMP)  # a character takes >= 1 byte
+        while low < high:  # the longest prefix that fits
+            mid = (low + high + 1) // 2
+            if len(os.fsencode(name[:mid])) <= _MAX_NAME_IN_TEMP:
+                low = mid
+            else:
+                high = mid - 1
+        name = name[:low]
+    return f".{name}{TEMP_MARKER}{os.urandom(6).hex()}.{kind}"
 
 
 def _umask() -> int:
@@ -149,8 +171,7 @@ def _prepare(path: str | os.PathLike[str], force: bool,
         mode = 0o666 & ~(_umask() if umask is None else umask)
     else:
         mode = stat.S_IMODE(existing.st_mode)
-    name = f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}{os.urandom(6).hex()}.tmp"
-    return target, target.parent / name, mode
+    return target, target.parent / _temp_name(target.name), mode
 
 
 def _create(tmp: Path, target: Path, mode: int, raw: bool = False) -> BinaryIO:

@@ -248,3 +248,27 @@ def test_write_npy_stream_bytesio():
     buf = io.BytesIO()
     write_npy_stream(buf, np.ones((2, 3), dtype=np.int8))
     assert np.load(io.BytesIO(buf.getvalue())).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["\U0001F600" * 60 + ".npy",  # 244 bytes of UTF-8
+                                  "é" * 125 + ".npy",  # 254 bytes
+                                  "a" * 251 + ".npy"],  # 255: the most a name may have
+                         ids=["emoji", "accents", "ascii"])
+def test_long_names_in_any_script(tmp_path, name):
+    """The temporary name kept 100 characters of the target's (400 bytes of emoji):
+    "File name too long" for a valid name.  It keeps 100 bytes, whole characters."""
+    target = tmp_path / name
+    with atomic_write(target) as f:
+        (tmp,) = temps(tmp_path)
+        assert len(os.fsencode(tmp)) <= 255
+        assert tmp.encode("utf-8").decode("utf-8") == tmp  # whole characters
+        f.write(b"x")
+    assert target.read_bytes() == b"x"
+    from normcli.files import StagedWrites
+
+    with StagedWrites() as staged:
+        with staged.open(target, force=True) as f:
+            f.write(b"y")
+        staged.commit()
+    assert target.read_bytes() == b"y"
+    assert temps(tmp_path) == []
