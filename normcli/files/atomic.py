@@ -121,8 +121,10 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
     OutputError
         ``"exists (use --force to replace it)"``, ``"is a directory"``,
         ``"directory does not exist"``, ``"permission denied"``, disk full...
-        Exceptions raised inside the ``with`` block propagate unchanged
-        (after the temporary file is removed).
+        An :class:`OSError` raised inside the ``with`` block is taken for an
+        error writing the file, and named so (``"out.bin: No space left on
+        device"``); other exceptions propagate unchanged.  Either way the
+        temporary file is removed.
 
     Examples
     --------
@@ -135,9 +137,8 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
     """
     target, tmp, mode = _prepare(path, force)
     try:  # entered before the temporary file exists: an interrupt cannot leak it
-        with _create(tmp, target, mode) as f:
+        with _writing(tmp, target, mode, sync=True) as f:
             yield f
-            _sync(f, target)
         _put_in_place(tmp, target, force)
         _fsync_dir(target.parent)
     except BaseException:
@@ -191,6 +192,35 @@ def _create(tmp: Path, target: Path, mode: int, raw: bool = False) -> BinaryIO:
         raise
 
 
+@contextlib.contextmanager
+def _writing(tmp: Path, target: Path, mode: int, raw: bool = False,
+             sync: bool = False) -> Iterator[BinaryIO]:
+    """The temporary file ``tmp``, created for the block, then flushed (and fsynced
+    if ``sync``) and closed.
+
+    Every :class:`OSError`, from a write in the block, the flush, the fsync or
+    the close, becomes one :class:`OutputError` naming ``target``.  After an
+    error the file is closed quietly: closing flushes the buffer again, and that
+    second error ("No space left on device" again) must not replace the first.
+    """
+    f = _create(tmp, target, mode, raw)
+    try:
+        yield f
+        f.flush()
+        if sync:
+            os.fsync(f.fileno())
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            f.close()
+        if isinstance(e, OSError):
+            raise _os_error(target, e) from None
+        raise
+    try:
+        f.close()
+    except OSError as e:
+        raise _os_error(target, e) from None
+
+
 def _sync_path(staged: tuple[Path, Path, bool]) -> OutputError | None:
     """fsync a closed temporary file (its dirty pages, whoever wrote them)."""
     tmp, target, _ = staged
@@ -203,14 +233,6 @@ def _sync_path(staged: tuple[Path, Path, bool]) -> OutputError | None:
     except OSError as e:
         return _os_error(target, e)
     return None
-
-
-def _sync(f: BinaryIO, target: Path) -> None:
-    try:
-        f.flush()
-        os.fsync(f.fileno())
-    except OSError as e:
-        raise _os_error(target, e) from None
 
 
 class StagedWrites:
@@ -292,12 +314,8 @@ class StagedWrites:
                 raise OutputError(target, "not written: the run was stopped")
             self._creating.add(tmp)  # discard() removes it from here on
         try:
-            with _create(tmp, target, mode, raw) as f:
+            with _writing(tmp, target, mode, raw) as f:
                 yield f
-                try:
-                    f.flush()
-                except OSError as e:
-                    raise _os_error(target, e) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()

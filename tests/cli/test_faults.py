@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from faulty import FullDisk
 
 import normcli.files.atomic as atomic
 import normcli.files.output as output
@@ -179,6 +180,57 @@ def test_disk_full_on_a_single_new_output(tmp_path, monkeypatch):
     result = run(["batchnorm", tmp_path / "x.npy", "-o", tmp_path / "y.npy", "-q"])
     assert_one_error(result, "y.npy", "No space left")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+#: Outputs of every kind, by the options that write them: (args, the file that fails).
+#: ``{d}``: the folder where writing fails; ``{ok}``: one with room.
+OUTPUTS = {"-o .npz": (["-o", "{d}/o.npz"], "o.npz"),
+           "--save-stats": (["--save-stats", "{d}/s.npz"], "s.npz"),
+           "--preview": (["--preview", "{d}/p.png", "-o", "{ok}/o.npy"], "p.png"),
+           "-o .png": (["-o", "{d}/o.png"], "o.png"),
+           "-o .npy": (["-o", "{d}/o.npy"], "o.npy")}
+
+
+def _batchnorm_into(folder: Path, roomy: Path, src: Path, output: str) -> list[str]:
+    args, _ = OUTPUTS[output]
+    return ["batchnorm", src, "--per", "activation", "-q",
+            *(a.format(d=folder, ok=roomy) for a in args)]
+
+
+@pytest.mark.parametrize("output", list(OUTPUTS))
+def test_real_disk_full_names_the_file(tiny_disk, tmp_path, output):
+    """-o o.npz, --save-stats s.npz and --preview p.png said only "No space left on
+    device": closing the file failed a second time, and that error replaced the first."""
+    COUNTS[f"fault: ENOSPC (real tmpfs) {output}"] += 1
+    src = tmp_path / "big.npy"
+    np.save(src, np.random.default_rng(0).standard_normal((4, 96, 96)).astype(np.float32))
+    (tiny_disk / "filler").write_bytes(b"\0" * (56 << 10))  # 8 KiB left: too little for any
+    result = run(_batchnorm_into(tiny_disk, tmp_path, src, output))
+    assert_one_error(result, f"{tiny_disk}/{OUTPUTS[output][1]}: No space left on device")
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
+    assert not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.parametrize("where", ["write", "flush", "close"])
+@pytest.mark.parametrize("output", list(OUTPUTS))
+def test_disk_full_names_the_file(inputs, monkeypatch, output, where):
+    """The same with injected ENOSPC: from the write, the flush or the close on, every
+    operation on the output fails (see tests/files/test_atomic.py: FullDisk)."""
+    COUNTS[f"fault: ENOSPC in {where} of {output}"] += 1
+    src, out = inputs
+    before = snapshot(out)
+    name = OUTPUTS[output][1]
+    real = atomic._create
+
+    def create(tmp, target, *args):  # the disk of that file is full
+        f = real(tmp, target, *args)
+        return FullDisk(f, where) if target.name == name else f
+
+    monkeypatch.setattr(atomic, "_create", create)
+    result = run(_batchnorm_into(out, out, src / "a.npy", output))
+    assert_one_error(result, f"{out}/{name}: No space left on device")
+    assert snapshot(out) == before
+    assert temp_files(out) == []
 
 
 # --------------------------------------------------------- read-only folder

@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from faulty import FullDisk
 from PIL import Image
 
 from normcli.errors import OutputError
@@ -272,3 +273,52 @@ def test_long_names_in_any_script(tmp_path, name):
         staged.commit()
     assert target.read_bytes() == b"y"
     assert temps(tmp_path) == []
+
+
+# ------------------------------------------------------------ disk full
+
+
+def _writers():
+    """Every way normcli writes a file: name -> (write(path), file name)."""
+    from normcli.files import StagedWrites, stage_array
+
+    x = np.ones((3, 4, 5), np.float32)
+
+    def staged(path, raw=False):
+        with StagedWrites() as s:
+            with s.open(path, raw=raw) as f:
+                f.write(b"x" * 10000)
+            s.commit()
+
+    def staged_array(path):
+        with StagedWrites() as s:
+            stage_array(s, path, {"mean": x, "var": x} if path.suffix == ".npz" else x)
+            s.commit()
+
+    def atomic(path):
+        with atomic_write(path) as f:
+            f.write(b"x" * 10000)
+
+    return {"atomic_write": (atomic, "o.bin"),
+            "write_array .npz": (lambda p: write_array(p, {"a": x}), "o.npz"),
+            "write_array .png": (lambda p: write_array(p, x), "o.png"),
+            "write_array .npy": (lambda p: write_array(p, x), "o.npy"),
+            "staged": (staged, "p.png"), "staged raw": (lambda p: staged(p, True), "r.bin"),
+            "stage_array .npz": (staged_array, "s.npz"),
+            "stage_array .npy": (staged_array, "s.npy")}
+
+
+@pytest.mark.parametrize("where", FullDisk.STAGES)
+@pytest.mark.parametrize("writer", list(_writers()))
+def test_disk_full_names_the_file(tmp_path, monkeypatch, writer, where):
+    """Writing o.npz, s.npz or a preview on a full disk said "No space left on device"
+    without the file: the close after the error failed again and replaced it."""
+    import normcli.files.atomic as atomic
+
+    real = atomic._create
+    monkeypatch.setattr(atomic, "_create", lambda *a, **k: FullDisk(real(*a, **k), where))
+    write, name = _writers()[writer]
+    with pytest.raises(OutputError) as e:
+        write(tmp_path / name)
+    assert str(e.value) == f"{tmp_path / name}: No space left on device"
+    assert list(tmp_path.iterdir()) == []
