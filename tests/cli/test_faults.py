@@ -377,6 +377,85 @@ def test_parameter_file_that_is_not_a_regular_file(inputs, tmp_path, option, nam
     assert temp_files(out) == []
 
 
+# ------------------------------------------- outputs planted by another process
+
+
+@pytest.fixture
+def sixty(tmp_path):
+    """60 inputs, and an output folder holding 60 old results."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(60):
+        np.save(src / f"a{i:03d}.npy", rng.standard_normal((2, 4, 4)))
+        np.save(out / f"a{i:03d}.npy", np.full(2, float(i)))
+    return src, out
+
+
+def _planting(monkeypatch, out: Path, what: str, during: bool) -> list:
+    """Plant out/a059.npy (a file, or a directory) once the outputs are staged: just
+    before the commit, or during it (when it reaches a030.npy, after its checks)."""
+    planted = out / "a059.npy"
+    fired = []
+
+    def plant():
+        fired.append(True)
+        if what == "directory":
+            planted.unlink(missing_ok=True)
+            planted.mkdir()
+        else:
+            planted.unlink(missing_ok=True)
+            planted.write_bytes(b"theirs")
+
+    if not during:
+        real_commit = atomic.StagedWrites.commit
+
+        def commit(self):
+            plant()
+            real_commit(self)
+
+        monkeypatch.setattr(atomic.StagedWrites, "commit", commit)
+        return fired
+    for name in ("link", "replace"):
+        real = getattr(os, name)
+
+        def step(*args, _real=real, **kwargs):
+            if not fired and str(out / "a030.npy") in map(str, args):
+                plant()
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(atomic.os, name, step)
+    return fired
+
+
+@pytest.mark.parametrize("during", [False, True], ids=["before commit", "during commit"])
+@pytest.mark.parametrize("force, what", [(False, "file"), (True, "directory")])
+def test_output_planted_by_another_process(sixty, monkeypatch, force, what, during):
+    """out/a059.npy created while ``lrn in/ -o out/ -j 1`` ran: the run exited 1 after
+    59 of the 60 outputs were in place; with --force and a directory planted, 59 old
+    outputs were replaced.  Now no output changes, whenever the conflict appears."""
+    COUNTS[f"fault: output planted {'during' if during else 'before'} commit"] += 1
+    src, out = sixty
+    if not force:
+        for p in out.iterdir():
+            p.unlink()
+    fired = _planting(monkeypatch, out, what, during)
+    before = {k: v for k, v in snapshot(out).items()}
+    result = run(["lrn", f"{src}/", "-o", f"{out}/", "-q", "-j", "1", *(["--force"] * force)])
+    assert fired
+    problem = "is a directory" if what == "directory" else "exists"
+    assert_one_error(result, f"{out}/a059.npy: {problem}")
+    after = snapshot(out)
+    if what == "file":
+        assert after.pop("a059.npy") == b"theirs"
+    else:
+        assert (out / "a059.npy").is_dir()
+        before.pop("a059.npy")
+    assert after == before
+    assert temp_files(out) == []
+
+
 # ------------------------------------------------------------------ signals
 
 # Runs normcli with every fsync slowed down, so that the test can catch it
