@@ -38,6 +38,8 @@ __all__ = [
     "PNGHeader",
     "read_header",
     "parse_chunks",
+    "image_data_size",
+    "check_image_data",
     "decode_png",
     "encode_png",
 ]
@@ -167,7 +169,75 @@ def parse_chunks(data: bytes) -> tuple[PNGHeader, list[tuple[bytes, int, int]]]:
             break
     if not any(c[0] == b"IDAT" for c in chunks):
         raise PNGFormatError("PNG file has no image data (no IDAT chunk)")
+    _check_palette(header, chunks)
     return header, chunks
+
+
+def _check_palette(header: PNGHeader, chunks: list[tuple[bytes, int, int]]) -> None:
+    """The rules of the PNG specification (11.2.3) for the ``PLTE`` chunk."""
+    types = [c[0] for c in chunks]
+    count = types.count(b"PLTE")
+    if header.colour_type == 3 and not count:
+        raise PNGFormatError("invalid PNG file: a palette image without a PLTE chunk")
+    if not count:
+        return
+    if header.colour_type in (0, 4):
+        raise PNGFormatError(f"invalid PNG file: a PLTE chunk in a {header.description} image")
+    if count > 1:
+        raise PNGFormatError("invalid PNG file: more than one PLTE chunk")
+    if types.index(b"PLTE") > types.index(b"IDAT"):
+        raise PNGFormatError("invalid PNG file: the PLTE chunk comes after the image data")
+    _, start, end = chunks[types.index(b"PLTE")]
+    entries, rest = divmod(end - start, 3)
+    most = 2 ** header.bit_depth if header.colour_type == 3 else 256
+    if rest or not 1 <= entries <= most:
+        raise PNGFormatError(f"invalid PNG palette: PLTE of {end - start} bytes (need 3 per "
+                             f"entry, 1 to {most} entries)")
+
+
+#: Adam7 interlacing: the first column and row of each pass, and its steps.
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))
+
+
+def image_data_size(header: PNGHeader) -> int:
+    """Bytes of the decompressed image data: each row's filter byte and its samples,
+    for each pass of an interlaced image."""
+    bits = header.bit_depth * header.channels
+
+    def size(width: int, height: int) -> int:
+        return height * (1 + (width * bits + 7) // 8) if width and height else 0
+
+    if not header.interlace:
+        return size(header.width, header.height)
+    return sum(size((header.width - x + dx - 1) // dx, (header.height - y + dy - 1) // dy)
+               for x, y, dx, dy in _ADAM7)
+
+
+def check_image_data(data: bytes, header: PNGHeader, chunks: list[tuple[bytes, int, int]]) -> None:
+    """Check that the ``IDAT`` chunks decompress to exactly the data the header
+    describes, without keeping them: more (rows the header does not have) or
+    less (a truncated image) is an error."""
+    expected = image_data_size(header)
+    dec = zlib.decompressobj()
+    got = 0
+    view = memoryview(data)
+    try:
+        for ctype, start, end in chunks:
+            if ctype != b"IDAT":
+                continue
+            pending = view[start:end]
+            while pending and not dec.eof:
+                got += len(dec.decompress(pending, 1 << 20))
+                if got > expected:
+                    raise PNGFormatError(
+                        "corrupted PNG image data (more data than the header allows)")
+                pending = dec.unconsumed_tail
+    except zlib.error as e:
+        raise PNGFormatError(f"corrupted PNG image data ({e})") from None
+    if got < expected:
+        raise PNGFormatError(
+            f"truncated PNG image data ({got} of {expected} bytes after decompression)")
 
 
 def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:

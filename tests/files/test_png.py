@@ -214,15 +214,109 @@ def test_truncated_png(tmp_path):
 
 @pytest.mark.parametrize("load_truncated", [False, True])
 def test_truncated_image_data_in_valid_chunks(tmp_path, monkeypatch, load_truncated):
-    """Cut zlib data inside well-formed chunks: Pillow must not zero-fill."""
+    """Cut zlib data inside well-formed chunks: refused before Pillow (which must
+    not zero-fill) decodes anything."""
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", load_truncated)
     a = RNG.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     data = encode_png(a)
     compressed = zlib.compress(zlib.decompress(data[41 : data.index(b"IEND") - 8]))
     path = write(tmp_path, "cut.png", with_idat(data, compressed[: len(compressed) // 2]))
-    with pytest.raises(InputError, match="cannot decode PNG"):
+    with pytest.raises(InputError, match=r"truncated PNG image data \(\d+ of 4840 bytes"):
         read_png(path)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is load_truncated  # restored
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, pos = [], 8
+    while pos < len(data):
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        out.append((ctype, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
+def _join(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunk(t, p) for t, p in chunks)
+
+
+#: Images that Pillow decodes (8 bits and less, 16-bit gray), by Pillow mode.
+PILLOW_DECODED = {
+    "L": lambda: Image.fromarray(RNG.integers(0, 256, (10, 12), dtype=np.uint8)),
+    "RGB": lambda: Image.fromarray(RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)),
+    "RGBA": lambda: Image.fromarray(RNG.integers(0, 256, (10, 12, 4), dtype=np.uint8)),
+    "P": lambda: Image.fromarray(RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)).quantize(
+        100),  # 8 bits a pixel (with 16 colours or fewer Pillow writes 4 bits)
+    "1": lambda: Image.fromarray(RNG.integers(0, 2, (10, 12), dtype=np.uint8) * 255).convert("1"),
+    "I;16": lambda: Image.fromarray(RNG.integers(0, 65536, (10, 12), dtype=np.uint16)),
+}
+
+
+def interlaced_png(a: np.ndarray) -> bytes:
+    """An Adam7-interlaced 8-bit gray (H, W) or RGB (H, W, 3) PNG (Pillow writes none)."""
+    from normcli.files.pngcodec import _ADAM7
+
+    colour = 0 if a.ndim == 2 else 2
+    rows = []
+    for x, y, dx, dy in _ADAM7:
+        part = a[y::dy, x::dx]
+        if part.size:
+            rows += [b"\0" + row.tobytes() for row in part]
+    height, width = a.shape[:2]
+    return _join([(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 1)),
+                  (b"IDAT", zlib.compress(b"".join(rows))), (b"IEND", b"")])
+
+
+@pytest.mark.parametrize("mode", [*PILLOW_DECODED, "L interlaced", "RGB interlaced"])
+def test_image_data_of_more_rows_than_the_header_is_refused(tmp_path, mode):
+    """An 8-bit PNG whose IDAT holds more rows than IHDR says was read: Pillow stops
+    at the last row."""
+    if mode.endswith("interlaced"):
+        a = RNG.integers(0, 256, (10, 12, 3) if mode.startswith("RGB") else (10, 12),
+                         dtype=np.uint8)
+        data = interlaced_png(a)
+        got = read_png(write(tmp_path, "ok.png", data), raw=True)
+        np.testing.assert_array_equal(got, a.transpose(2, 0, 1) if a.ndim == 3 else a[None])
+    else:
+        data = pil_png(PILLOW_DECODED[mode]())
+        assert read_png(write(tmp_path, "ok.png", data)).shape[1:] == (10, 12)
+    short = set_ihdr(data, height=7)  # the data hold 10 rows
+    with pytest.raises(InputError) as e:
+        read_png(write(tmp_path, "rows.png", short))
+    assert str(e.value).endswith("corrupted PNG image data (more data than the header allows)")
+
+
+def test_palette_rules(tmp_path):
+    """A palette PNG without PLTE was read (as gray); the other rules for PLTE are
+    those of the PNG specification (11.2.3).  (An index past the palette's end is
+    read, as libpng reads it: Pillow itself writes such files.)"""
+    palette = PILLOW_DECODED["P"]()
+    chunks = _chunks(pil_png(palette))
+    plte = next(p for t, p in chunks if t == b"PLTE")
+    assert parse_chunks(pil_png(palette))[0].bit_depth == 8
+    without = [(t, p) for t, p in chunks if t != b"PLTE"]
+    gray = _chunks(pil_png(PILLOW_DECODED["L"]()))
+    idat = next(i for i, (t, _) in enumerate(chunks) if t == b"IDAT")
+    cases = {
+        "no PLTE": (without, "a palette image without a PLTE chunk"),
+        "PLTE in gray": (gray[:1] + [(b"PLTE", b"\0" * 6)] + gray[1:],
+                         "a PLTE chunk in a 8-bit gray image"),
+        "two PLTE": (chunks[:idat] + [(b"PLTE", plte)] + chunks[idat:],
+                     "more than one PLTE chunk"),
+        "PLTE after IDAT": (without[:-1] + [(b"PLTE", plte), without[-1]],
+                            "the PLTE chunk comes after the image data"),
+        "PLTE of 7 bytes": ([(t, p[:7] if t == b"PLTE" else p) for t, p in chunks],
+                            "PLTE of 7 bytes (need 3 per entry, 1 to 256 entries)"),
+    }
+    for name, (mutated, message) in cases.items():
+        path = write(tmp_path, "p.png", _join(mutated))
+        with pytest.raises(InputError) as e:
+            read_png(path)
+        assert str(e.value).startswith(f"{path}: invalid PNG "), (name, str(e.value))
+        assert str(e.value).endswith(message), (name, str(e.value))
+    four_bit = set_ihdr(_join([(t, b"\0" * 51 if t == b"PLTE" else p) for t, p in chunks]),
+                        depth=4)  # 17 entries: more than 4 bits can index
+    with pytest.raises(InputError, match=r"PLTE of 51 bytes \(need 3 per entry, 1 to 16 "):
+        read_png(write(tmp_path, "p4.png", four_bit))
 
 
 def test_corrupted_crc(tmp_path):
