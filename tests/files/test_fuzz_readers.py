@@ -118,6 +118,7 @@ SHAPES = [
     "(2,)", "(2, 3)", "(10**12,)", "(1000000000000,)", "(-1,)", "(2, -3)", "()", "(0,)",
     "(3, 0)", "(1e3,)", "(True,)", "(2**63,)", "(2**64, 2**64)", "[2]", "'x'", "(1,) * 40",
     "(1,) * 70", "(4294967296, 4294967296)", "(None,)", "(2.0,)", "((2,),)",
+    "(" + "1, " * 64 + ")", "(" + "1, " * 65 + ")", "(" + "1, " * 200 + ")",  # numpy: <= 64
 ]
 FORTRAN = ["False", "True", "1", "0", "'yes'", "None"]
 HEADER_TEXTS = [
@@ -607,6 +608,34 @@ def test_rewritten_ihdr_sample(workdir):
         COUNTS["png: rewritten IHDR (sample)"] += 1
         path.write_bytes(png_join(chunks))
         check_loads_or_refuses(path)
+
+
+def test_png_seeds_with_a_smaller_ihdr_or_no_plte_are_refused(workdir):
+    """Each seed with one row or one column fewer in IHDR than its data hold, and
+    each palette seed without its PLTE: refused (Pillow read them).  (A column fewer
+    may need as many bytes: 6 or 5 pixels of 1 bit both take a byte.)"""
+    from normcli.files import read_png
+    from normcli.files.pngcodec import image_data_size, read_header
+
+    path = workdir / "rows.png"
+    for seed in PNG_SEEDS:
+        chunks = png_chunks(seed)
+        w, h, *rest = struct.unpack(">IIBBBBB", chunks[0][1])
+        for width, height in [(w, h - 1), (w - 1, h)]:
+            ihdr = (b"IHDR", struct.pack(">IIBBBBB", width, height, *rest))
+            data = png_join([ihdr, *chunks[1:]])
+            if not width or not height or image_data_size(read_header(data)) == \
+                    image_data_size(read_header(seed)):
+                continue
+            COUNTS["png: IHDR smaller than the data"] += 1
+            path.write_bytes(data)
+            with pytest.raises(InputError, match="more data than the header allows"):
+                read_png(path)
+        if rest[1] == 3:
+            COUNTS["png: palette without PLTE"] += 1
+            path.write_bytes(png_join([c for c in chunks if c[0] != b"PLTE"]))
+            with pytest.raises(InputError, match="palette image without a PLTE chunk"):
+                read_png(path)
 
 
 def test_npz_member_with_an_empty_name(workdir):
