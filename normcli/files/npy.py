@@ -3,6 +3,8 @@
 Reading never unpickles and never allocates memory for the data before the
 header has been parsed and checked:
 
+* only a regular file is read (:func:`open_input`: a FIFO, a device or a
+  symlink to one is refused at once, without blocking);
 * the header (format version 1.0, 2.0 or 3.0) is read and parsed with
   :func:`numpy.lib.format.read_magic` / ``read_array_header_1_0`` /
   ``read_array_header_2_0``; any failure becomes an
@@ -10,7 +12,8 @@ header has been parsed and checked:
 * the dtype must be bool, a signed or unsigned integer or a float
   (:data:`ALLOWED_KINDS`); object (pickled), structured, complex, string,
   datetime and void arrays are refused;
-* the array must have at least one dimension and at least one element;
+* the array must have at least one dimension (at most :data:`MAX_DIMS`) and
+  at least one element;
 * the claimed data size must not exceed the limit (see
   :mod:`normcli.files.limits`) and must match the rest of the file exactly:
   a short file is ``"truncated"``, extra bytes are ``"trailing data"``.
