@@ -64,6 +64,7 @@ __all__ = [
     "describe_dtype",
     "open_error",
     "open_input",
+    "nonblocking",
 ]
 
 #: dtype kinds accepted on input: bool, signed int, unsigned int, float.
@@ -111,13 +112,23 @@ def open_error(source: object, error: OSError) -> InputError:
         return InputError(source, "is a directory")
     if isinstance(error, PermissionError):
         return InputError(source, "permission denied")
+    if error.errno == errno.ENXIO:  # opening a socket (or a device without its driver)
+        return InputError(source, "not a regular file")
     return InputError(source, (error.strerror or str(error)).strip() or type(error).__name__)
 
 
 #: How inputs are opened: without waiting (opening a FIFO would wait for a writer),
 #: never as the controlling terminal, not inherited by child processes.
-_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+_NONBLOCKING = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_OPEN_FLAGS = (os.O_RDONLY | _NONBLOCKING | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def nonblocking(path: str | os.PathLike[str], flags: int) -> int:
+    """An ``opener`` for :func:`open` that never waits, for a FIFO's writer or a
+    device: ``open(path, "rb", opener=nonblocking)``, then check ``os.fstat`` of the
+    file (:func:`open_input` does both)."""
+    return os.open(path, flags | _NONBLOCKING)
 
 
 def open_input(path: str | os.PathLike[str], source: object) -> tuple[int, os.stat_result]:
@@ -139,8 +150,6 @@ def open_input(path: str | os.PathLike[str], source: object) -> tuple[int, os.st
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as e:
-        if e.errno == errno.ENXIO:  # a socket (or a device without its driver)
-            raise InputError(source, "not a regular file") from None
         raise open_error(source, e) from None
     try:
         st = os.fstat(fd)
@@ -662,3 +671,16 @@ class _WriteOnly:
 def write_npy(fp: BinaryIO, arr: np.ndarray) -> None:
     """Write `arr` in ``.npy`` format to an open binary file (no pickles)."""
     _write_array(fp, _check_writable(arr, "write_npy"))
+
+
+# The .npz functions lived here until they moved to normcli.files.npz; code that
+# imports them from here still finds them (imported on first use: npz imports npy).
+_MOVED_TO_NPZ = ("npz_members", "read_npz_member", "write_npz")
+
+
+def __getattr__(name: str):
+    if name in _MOVED_TO_NPZ:
+        from normcli.files import npz
+
+        return getattr(npz, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -678,9 +678,10 @@ def _special(path: Path, kind: str) -> Path:
 
 def _readers(suffix: str):
     """Every way normcli reads a file of type ``suffix``."""
-    from normcli.files import npz_members, read_npz_member, read_png
+    from normcli.files import npz_members, read_layers, read_npz_member, read_png
 
     return {
+        ".onnx": [read_layers], ".prototxt": [read_layers],
         ".npy": [read_npy, lambda p: read_npy(p, mmap=True),
                  lambda p: read_npy_into(p, np.empty(4, np.float32)),
                  lambda p: read_npy_into(p, None)],
@@ -715,8 +716,9 @@ def _without_hanging(read, path: Path, timeout: float = 10.0):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
-@pytest.mark.parametrize("suffix", [".npy", ".npz", ".png"])
-@pytest.mark.parametrize("kind", SPECIAL)
+@pytest.mark.parametrize("kind, suffix", [
+    (kind, suffix) for kind in SPECIAL for suffix in (".npy", ".npz", ".png", ".onnx", ".prototxt")
+    if kind != "/dev/null" or suffix in (".npy", ".npz", ".png")])  # (a model: by its suffix)
 def test_readers_refuse_what_is_not_a_regular_file(tmp_path, kind, suffix):
     """A FIFO would block the open for ever and /dev/zero be read for ever: every
     reader refuses them at once, with one line naming the path."""
