@@ -554,8 +554,15 @@ def read_npy_into(
             return arr, os.stat(path)
         except OSError as e:
             raise open_error(source, e) from None
-    fd, st = open_input(path, source)
+    try:  # open_input(), inline: this is the per-file path of streamed runs
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as e:
+        raise open_error(source, e) from None
     try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(source, "is a directory" if stat.S_ISDIR(st.st_mode)
+                             else "not a regular file")
         head = os.pread(fd, _HEAD_BYTES, 0)
         if out is None or len(head) < _header_end(head) < st.st_size:
             return read_npy(path, max_bytes=max_bytes, mmap=mmap, source=source, out=out), st
@@ -570,7 +577,8 @@ def read_npy_into(
             if not n:  # the file shrank while we read it
                 break
             got += n
-        _check_length(source, hdr.nbytes, got)
+        if got != hdr.nbytes:
+            _check_length(source, hdr.nbytes, got)
         return out.reshape(hdr.shape), st
     except OSError as e:
         raise open_error(source, e) from None
