@@ -24,14 +24,8 @@ from __future__ import annotations
 from normcli._lazy import lazy_attributes
 from normcli.files.atomic import StagedWrites, atomic_write, cleanup_stale_temps, same_file
 from normcli.files.limits import DEFAULT_MAX_BYTES, MAX_BYTES_ENV, resolve_max_bytes
-from normcli.files.npy import (
-    npz_members,
-    read_npy,
-    read_npy_header,
-    read_npy_stream,
-    read_npz_member,
-    write_npy_stream,
-)
+from normcli.files.npy import read_npy, read_npy_header, read_npy_stream, write_npy_stream
+from normcli.files.npz import npz_members, read_npz_member
 from normcli.files.output import (
     OUTPUT_SUFFIXES,
     check_not_input,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import stat
 import threading
 import time
@@ -37,7 +38,29 @@ __all__ = ["atomic_write", "StagedWrites", "cleanup_stale_temps", "same_file", "
 
 #: Part of every temporary file name; used by :func:`cleanup_stale_temps`.
 TEMP_MARKER = ".normcli-"
+#: Bytes of the target's name kept in a temporary name, whose other 26 bytes are
+#: ``.``, the marker, 12 hex digits and ``.tmp``: far below the 255 of NAME_MAX.
 _MAX_NAME_IN_TEMP = 100
+
+
+def _temp_name(name: str, kind: str = "tmp") -> str:
+    """A fresh hidden name for a temporary file beside a file called ``name``.
+
+    ``name`` is shortened to its longest prefix of whole characters that takes at
+    most ``_MAX_NAME_IN_TEMP`` bytes in the file system's encoding (characters,
+    not bytes: 60 emoji are 240 bytes), so the result is a valid name whenever
+    ``name`` is one.
+    """
+    if len(os.fsencode(name)) > _MAX_NAME_IN_TEMP:
+        low, high = 0, min(len(name), _MAX_NAME_IN_TEMP)  # a character takes >= 1 byte
+        while low < high:  # the longest prefix that fits
+            mid = (low + high + 1) // 2
+            if len(os.fsencode(name[:mid])) <= _MAX_NAME_IN_TEMP:
+                low = mid
+            else:
+                high = mid - 1
+        name = name[:low]
+    return f".{name}{TEMP_MARKER}{os.urandom(6).hex()}.{kind}"
 
 
 def _umask() -> int:
@@ -99,8 +122,10 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
     OutputError
         ``"exists (use --force to replace it)"``, ``"is a directory"``,
         ``"directory does not exist"``, ``"permission denied"``, disk full...
-        Exceptions raised inside the ``with`` block propagate unchanged
-        (after the temporary file is removed).
+        An :class:`OSError` raised inside the ``with`` block is taken for an
+        error writing the file, and named so (``"out.bin: No space left on
+        device"``); other exceptions propagate unchanged.  Either way the
+        temporary file is removed.
 
     Examples
     --------
@@ -113,9 +138,8 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
     """
     target, tmp, mode = _prepare(path, force)
     try:  # entered before the temporary file exists: an interrupt cannot leak it
-        with _create(tmp, target, mode) as f:
+        with _writing(tmp, target, mode, sync=True) as f:
             yield f
-            _sync(f, target)
         _put_in_place(tmp, target, force)
         _fsync_dir(target.parent)
     except BaseException:
@@ -149,8 +173,7 @@ def _prepare(path: str | os.PathLike[str], force: bool,
         mode = 0o666 & ~(_umask() if umask is None else umask)
     else:
         mode = stat.S_IMODE(existing.st_mode)
-    name = f".{target.name[:_MAX_NAME_IN_TEMP]}{TEMP_MARKER}{os.urandom(6).hex()}.tmp"
-    return target, target.parent / name, mode
+    return target, target.parent / _temp_name(target.name), mode
 
 
 def _create(tmp: Path, target: Path, mode: int, raw: bool = False) -> BinaryIO:
@@ -170,9 +193,38 @@ def _create(tmp: Path, target: Path, mode: int, raw: bool = False) -> BinaryIO:
         raise
 
 
-def _sync_path(staged: tuple[Path, Path, bool]) -> OutputError | None:
+@contextlib.contextmanager
+def _writing(tmp: Path, target: Path, mode: int, raw: bool = False,
+             sync: bool = False) -> Iterator[BinaryIO]:
+    """The temporary file ``tmp``, created for the block, then flushed (and fsynced
+    if ``sync``) and closed.
+
+    Every :class:`OSError`, from a write in the block, the flush, the fsync or
+    the close, becomes one :class:`OutputError` naming ``target``.  After an
+    error the file is closed quietly: closing flushes the buffer again, and that
+    second error ("No space left on device" again) must not replace the first.
+    """
+    f = _create(tmp, target, mode, raw)
+    try:
+        yield f
+        f.flush()
+        if sync:
+            os.fsync(f.fileno())
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            f.close()
+        if isinstance(e, OSError):
+            raise _os_error(target, e) from None
+        raise
+    try:
+        f.close()
+    except OSError as e:
+        raise _os_error(target, e) from None
+
+
+def _sync_path(staged: tuple) -> OutputError | None:
     """fsync a closed temporary file (its dirty pages, whoever wrote them)."""
-    tmp, target, _ = staged
+    tmp, target = staged[:2]
     try:
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -184,23 +236,17 @@ def _sync_path(staged: tuple[Path, Path, bool]) -> OutputError | None:
     return None
 
 
-def _sync(f: BinaryIO, target: Path) -> None:
-    try:
-        f.flush()
-        os.fsync(f.fileno())
-    except OSError as e:
-        raise _os_error(target, e) from None
-
-
 class StagedWrites:
     """Several outputs that appear together, or not at all.
 
     Each :meth:`open` writes a temporary file beside its target (as
     :func:`atomic_write` does) but leaves it there; :meth:`commit` moves them
-    all into place.  Leaving the ``with`` block by an exception, including
-    ``KeyboardInterrupt`` or ``SystemExit`` from a signal, removes every
-    temporary file and touches no target.  A crash during :meth:`commit`
-    itself can leave some targets new and some old, each one whole.
+    all into place, all or none (see :meth:`commit`).  Leaving the ``with``
+    block by an exception, including ``KeyboardInterrupt`` or ``SystemExit``
+    from a signal, removes every temporary file and touches no target.  Only
+    a crash (SIGKILL, power cut) during :meth:`commit` itself can leave some
+    targets new and some old, each one whole, and the replaced files kept
+    aside under hidden temporary names (see :func:`cleanup_stale_temps`).
 
     With ``sync=False`` nothing is fsynced: the files are still renamed into
     place only when whole, so no process ever sees half a file, but after a
@@ -222,7 +268,8 @@ class StagedWrites:
     def __init__(self, *, sync: bool = True) -> None:
         self.durable = sync  # fsync files and directories (False: rename only)
         self._umask = _umask()  # once: reading it costs a /proc read per file
-        self._staged: list[tuple[Path, Path, bool]] = []
+        # (temporary file, target, force, (st_dev, st_ino) of the temporary file)
+        self._staged: list[tuple[Path, Path, bool, tuple[int, int]]] = []
         self._made_dirs: list[Path] = []
         self._present: set[Path] = set()  # directories made or found by makedirs()
         self._lock = threading.Lock()  # open() may be called from worker threads
@@ -271,12 +318,9 @@ class StagedWrites:
                 raise OutputError(target, "not written: the run was stopped")
             self._creating.add(tmp)  # discard() removes it from here on
         try:
-            with _create(tmp, target, mode, raw) as f:
+            with _writing(tmp, target, mode, raw) as f:
+                st = os.fstat(f.fileno())  # to know the file again at commit()
                 yield f
-                try:
-                    f.flush()
-                except OSError as e:
-                    raise _os_error(target, e) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -286,7 +330,7 @@ class StagedWrites:
         with self._lock:
             self._creating.discard(tmp)
             if not self._closed:
-                entry = (tmp, target, force)
+                entry = (tmp, target, force, (st.st_dev, st.st_ino))
                 self._staged.append(entry)
                 if not self.durable:
                     return
@@ -320,16 +364,33 @@ class StagedWrites:
             pool.shutdown(wait=False)
 
     def commit(self) -> None:
-        """Sync every staged file to disk, then move each onto its target."""
+        """Sync every staged file to disk, then put them all in place, or none.
+
+        Every target is checked first (without ``force`` it must not exist; none
+        may be a directory), so that a file planted by another process since it
+        was staged stops the commit before anything moves.  Then each file is
+        moved onto its target; a file it replaces is kept aside first (a hard
+        link under a hidden temporary name), so that when a later move fails,
+        or an interrupt arrives, the moves done are undone: each replaced file
+        is put back and each new one removed.  Without ``force`` a target is
+        still claimed atomically (a hard link fails if it exists).  The files
+        kept aside are removed once every target is in place.
+        """
         self.sync()
-        directories = set()
-        for done, (tmp, target, force) in enumerate(self._staged):
-            try:
-                _put_in_place(tmp, target, force)
-            except BaseException:
-                del self._staged[:done]  # in place: discard() must not touch them
-                raise
-            directories.add(target.parent)
+        for _, target, force, _ in self._staged:
+            _check_target(target, force)
+        placed: list[_Placed] = []
+        try:
+            for tmp, target, force, ident in self._staged:
+                _place(tmp, target, force, ident, placed)
+        except BaseException:
+            _undo(placed)
+            raise
+        for done in placed:  # every target is in place: drop what was kept aside
+            if done.backup is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(done.backup)
+        directories = {target.parent for _, target, _, _ in self._staged}
         self._staged.clear()
         if self.durable:
             for directory in directories:
@@ -342,9 +403,9 @@ class StagedWrites:
         with self._lock:
             self._closed = True
             staged, self._staged = self._staged, []
-            staged += [(tmp, None, False) for tmp in self._creating]
+            staged += [(tmp, None, False, None) for tmp in self._creating]
         self._stop_syncing()
-        for tmp, _, _ in staged:
+        for tmp, _, _, _ in staged:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         for directory in reversed(self._made_dirs):
@@ -352,6 +413,102 @@ class StagedWrites:
                 directory.rmdir()  # only if still empty
         self._made_dirs.clear()
         self._present.clear()
+
+
+class _Placed:
+    """A target being put in place by :meth:`StagedWrites.commit`, and how to undo it.
+
+    Recorded before the first system call, so that an interrupt between any two
+    steps leaves what :func:`_undo` needs: the target, the identity of the new
+    file, and the name of the copy of the replaced one (which may not exist yet).
+    """
+
+    __slots__ = ("target", "ident", "backup")
+
+    def __init__(self, target: Path, ident: tuple[int, int], backup: str | None) -> None:
+        self.target, self.ident, self.backup = target, ident, backup
+
+
+def _check_target(target: Path, force: bool) -> None:
+    """Refuse a target that a move onto it would not replace as it should."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise _os_error(target, e) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise OutputError(target, "is a directory")
+    if not force:
+        raise OutputError(target, "exists (use --force to replace it)")
+
+
+#: os.link's arguments to link a symlink itself, not what it points to (where possible).
+_LINK_ITSELF = {"follow_symlinks": False} if os.link in os.supports_follow_symlinks else {}
+
+
+def _place(tmp: Path, target: Path, force: bool, ident: tuple[int, int],
+           placed: list[_Placed]) -> None:
+    """Move ``tmp`` onto ``target``, first keeping aside the file it replaces."""
+    if not force:
+        placed.append(_Placed(target, ident, None))
+        _put_in_place(tmp, target, force=False)
+        return
+    backup = str(target.parent / _temp_name(target.name))
+    placed.append(done := _Placed(target, ident, backup))
+    try:
+        try:  # a second name for the file replaced: it stays whole, and readable
+            os.link(target, backup, **_LINK_ITSELF)
+        except FileNotFoundError:  # nothing to replace
+            done.backup = None
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (or a directory): move it aside instead
+            if stat.S_ISDIR(os.lstat(target).st_mode):
+                raise OutputError(target, "is a directory") from None
+            try:
+                os.rename(target, backup)
+            except FileNotFoundError:
+                done.backup = None
+        os.replace(tmp, target)
+    except OSError as e:
+        raise _os_error(target, e) from None
+
+
+def _undo(placed: list[_Placed]) -> None:
+    """Put back what :func:`_place` replaced and remove what it added, last first.
+
+    Termination signals wait meanwhile (where they can be blocked): an undo cut
+    short would leave the outputs half old, half new.
+    """
+    blocked = _block_signals()
+    try:
+        for done in reversed(placed):
+            if done.backup is not None and os.path.lexists(done.backup):
+                with contextlib.suppress(OSError):
+                    os.replace(done.backup, done.target)
+                with contextlib.suppress(OSError):  # (if it was the same file: still there)
+                    os.unlink(done.backup)
+                continue
+            with contextlib.suppress(OSError):
+                st = os.lstat(done.target)
+                if (st.st_dev, st.st_ino) == done.ident:  # ours, not a file planted since
+                    os.unlink(done.target)
+    finally:
+        if blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _block_signals() -> set | None:
+    """Block the termination signals in this thread; the previous mask, or None."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    wanted = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+              if hasattr(signal, name)}
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    except (OSError, ValueError):
+        return None
 
 
 def _put_in_place(tmp: Path, target: Path, force: bool) -> None:
@@ -366,7 +523,7 @@ def _put_in_place(tmp: Path, target: Path, force: bool) -> None:
             raise OutputError(target, "exists (use --force to replace it)") from None
         except OSError:
             # No hard links on this file system: best effort.
-            if target.exists():
+            if os.path.lexists(target):
                 raise OutputError(target, "exists (use --force to replace it)") from None
             os.replace(tmp, target)
         else:

@@ -25,7 +25,7 @@ import stat
 from normcli.errors import InputError, ParameterError
 from normcli.files.limits import MAX_BYTES_ENV
 from normcli.files.models import BatchNormLayer, ModelLayer, find_layer
-from normcli.files.npy import open_error
+from normcli.files.npy import nonblocking, open_error
 from normcli.ops.conventions import LRNParams, resolve_lrn
 
 __all__ = ["parse_prototxt", "read_caffe_layers", "lrn_from_caffe", "batchnorm_from_caffe",
@@ -161,7 +161,7 @@ def read_caffe_layers(path: str | os.PathLike[str], *, max_bytes: int | None = N
     """Every LRN and BatchNorm layer of a Caffe ``.prototxt``, in file order."""
     limit = MAX_PROTOTXT_BYTES if max_bytes is None else max_bytes
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", opener=nonblocking) as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise InputError(path, "not a regular file")

@@ -1,8 +1,10 @@
-"""Safe reading and writing of ``.npy`` and ``.npz`` files.
+"""Safe reading and writing of ``.npy`` files (``.npz`` archives: :mod:`normcli.files.npz`).
 
 Reading never unpickles and never allocates memory for the data before the
 header has been parsed and checked:
 
+* only a regular file is read (:func:`open_input`: a FIFO, a device or a
+  symlink to one is refused at once, without blocking);
 * the header (format version 1.0, 2.0 or 3.0) is read and parsed with
   :func:`numpy.lib.format.read_magic` / ``read_array_header_1_0`` /
   ``read_array_header_2_0``; any failure becomes an
@@ -10,7 +12,8 @@ header has been parsed and checked:
 * the dtype must be bool, a signed or unsigned integer or a float
   (:data:`ALLOWED_KINDS`); object (pickled), structured, complex, string,
   datetime and void arrays are refused;
-* the array must have at least one dimension and at least one element;
+* the array must have at least one dimension (at most :data:`MAX_DIMS`) and
+  at least one element;
 * the claimed data size must not exceed the limit (see
   :mod:`normcli.files.limits`) and must match the rest of the file exactly:
   a short file is ``"truncated"``, extra bytes are ``"trailing data"``.
@@ -30,6 +33,7 @@ array([0, 1, 2], dtype=int16)
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -37,15 +41,11 @@ import stat
 import struct
 import threading
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npformat
-
-if TYPE_CHECKING:  # zipfile is imported only for .npz files: start-up time
-    import zipfile
 
 from normcli.errors import InputError
 from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
@@ -53,18 +53,18 @@ from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
 __all__ = [
     "ALLOWED_KINDS",
     "MAX_HEADER_BYTES",
+    "MAX_DIMS",
     "NpyHeader",
     "read_npy_header",
     "read_npy",
     "read_npy_into",
     "read_npy_stream",
-    "npz_members",
-    "read_npz_member",
     "write_npy_stream",
     "write_npy",
-    "write_npz",
     "describe_dtype",
     "open_error",
+    "open_input",
+    "nonblocking",
 ]
 
 #: dtype kinds accepted on input: bool, signed int, unsigned int, float.
@@ -72,6 +72,8 @@ ALLOWED_KINDS = "biuf"
 _ALLOWED_TEXT = "bool, signed or unsigned integers, floats"
 #: Largest ``.npy`` header accepted (bytes); numpy writes at most a few hundred.
 MAX_HEADER_BYTES = 65536
+#: Most dimensions a numpy array can have (numpy 2: 64; numpy 1: 32).
+MAX_DIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 _MAGIC_PREFIX = b"\x93NUMPY"
 _KIND_NAMES = {
     "c": "complex",
@@ -110,7 +112,56 @@ def open_error(source: object, error: OSError) -> InputError:
         return InputError(source, "is a directory")
     if isinstance(error, PermissionError):
         return InputError(source, "permission denied")
+    if error.errno == errno.ENXIO:  # opening a socket (or a device without its driver)
+        return InputError(source, "not a regular file")
     return InputError(source, (error.strerror or str(error)).strip() or type(error).__name__)
+
+
+#: How inputs are opened: without waiting (opening a FIFO would wait for a writer),
+#: never as the controlling terminal, not inherited by child processes.
+_NONBLOCKING = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_OPEN_FLAGS = (os.O_RDONLY | _NONBLOCKING | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def nonblocking(path: str | os.PathLike[str], flags: int) -> int:
+    """An ``opener`` for :func:`open` that never waits, for a FIFO's writer or a
+    device: ``open(path, "rb", opener=nonblocking)``, then check ``os.fstat`` of the
+    file (:func:`open_input` does both)."""
+    return os.open(path, flags | _NONBLOCKING)
+
+
+def open_input(path: str | os.PathLike[str], source: object) -> tuple[int, os.stat_result]:
+    """Open an input file for reading; refuse anything but a regular file, at once.
+
+    The file is opened without blocking and examined with ``fstat`` on the open
+    descriptor: a FIFO, a device (``/dev/zero`` would be read for ever), a socket
+    or a symlink to one is refused without being read, even when the path was
+    swapped for it after an earlier check.  (``O_NONBLOCK`` has no effect on
+    reading a regular file; see open(2).)
+
+    Returns the descriptor, which the caller closes, and its ``os.fstat``.
+
+    Raises
+    ------
+    InputError
+        ``"not a regular file"``, ``"is a directory"``, ``"no such file"``, ...
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as e:
+        raise open_error(source, e) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(source, "is a directory" if stat.S_ISDIR(st.st_mode)
+                             else "not a regular file")
+    except BaseException as e:
+        os.close(fd)
+        if isinstance(e, OSError):
+            raise open_error(source, e) from None
+        raise
+    return fd, st
 
 
 @dataclass(frozen=True)
@@ -288,6 +339,9 @@ def read_npy_header(
             source,
             f"invalid .npy header: shape {_short(repr(shape), 80)} must be non-negative ints",
         )
+    if len(shape) > MAX_DIMS:
+        raise InputError(source, f"invalid .npy header: {len(shape)} dimensions "
+                         f"(numpy allows at most {MAX_DIMS})")
     kinds = ALLOWED_KINDS + ("U" if metadata else "")
     if dtype.kind not in kinds or dtype.names is not None or dtype.subdtype is not None:
         raise InputError(
@@ -346,6 +400,27 @@ def _finish(raw: np.ndarray, hdr: NpyHeader) -> np.ndarray:
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 
+def _check_length(source: object, claimed: int, have: int, *, known: bool = True) -> None:
+    """The one check that the data after a header are exactly as long as it claims.
+
+    ``have`` is the number of data bytes found: from the file's size, or counted
+    while reading (a file that shrinks meanwhile comes out short).  ``known=False``
+    for a stream read one byte past the claimed size, which cannot tell how much
+    more it holds.
+    """
+    claims = f"header claims {claimed} bytes of data"
+    if have < claimed:
+        raise InputError(source, f"truncated: {claims}, file has {have}")
+    if have > claimed:
+        raise InputError(source, f"trailing data: {claims}, "
+                         + (f"file has {have}" if known else "the input has more"))
+
+
+def _read_data(fp: BinaryIO, hdr: NpyHeader, buf: memoryview, source: object) -> None:
+    """Fill ``buf`` (``hdr.nbytes`` long) with the data that follow the header in `fp`."""
+    _check_length(source, hdr.nbytes, _readinto_exact(fp, buf))
+
+
 def read_npy_stream(
     stream: BinaryIO,
     *,
@@ -381,16 +456,8 @@ def read_npy_stream(
     try:
         hdr = read_npy_header(stream, source=source, max_bytes=max_bytes, metadata=metadata)
         raw = np.empty(hdr.nbytes, dtype=np.uint8)
-        got = _readinto_exact(stream, memoryview(raw))
-        if got < hdr.nbytes:
-            raise InputError(
-                source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {got}"
-            )
-        if stream.read(1):
-            raise InputError(
-                source,
-                f"trailing data: header claims {hdr.nbytes} bytes of data, the input has more",
-            )
+        _read_data(stream, hdr, memoryview(raw), source)
+        _check_length(source, hdr.nbytes, hdr.nbytes + len(stream.read(1)), known=False)
     except OSError as e:
         raise open_error(source, e) from None
     return _finish(raw, hdr)
@@ -438,29 +505,17 @@ def read_npy(
         ``"trailing data: ..."``.
     """
     source = path if source is None else source
+    fd, st = open_input(path, source)
     try:
-        with open(path, "rb") as fp:
+        with os.fdopen(fd, "rb") as fp:
             hdr = read_npy_header(fp, source=source, max_bytes=max_bytes)
-            size = os.fstat(fp.fileno()).st_size
-            have = size - hdr.offset
-            if have < hdr.nbytes:
-                raise InputError(
-                    source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {have}"
-                )
-            if have > hdr.nbytes:
-                raise InputError(
-                    source,
-                    f"trailing data: header claims {hdr.nbytes} bytes of data, file has {have}",
-                )
+            _check_length(source, hdr.nbytes, st.st_size - hdr.offset)
             if out is not None and _fills(out, hdr):
-                got = _readinto_exact(fp, memoryview(out.reshape(-1).view(np.uint8)))
-                if got < hdr.nbytes:  # the file shrank while we read it
-                    raise InputError(source, f"truncated: header claims {hdr.nbytes} bytes "
-                                     f"of data, file has {got}")
+                _read_data(fp, hdr, memoryview(out.reshape(-1).view(np.uint8)), source)
                 return out.reshape(hdr.shape)
             if mmap and hdr.dtype.kind != "b":  # bools are normalised to 0/1: read them
-                return np.memmap(
-                    path,
+                return np.memmap(  # this very file: the map outlives the descriptor
+                    fp,
                     dtype=hdr.dtype,
                     mode="r",
                     offset=hdr.offset,
@@ -468,11 +523,7 @@ def read_npy(
                     order="F" if hdr.fortran_order else "C",
                 )
             raw = np.empty(hdr.nbytes, dtype=np.uint8)
-            got = _readinto_exact(fp, memoryview(raw))
-            if got < hdr.nbytes:  # the file shrank while we read it
-                raise InputError(
-                    source, f"truncated: header claims {hdr.nbytes} bytes of data, file has {got}"
-                )
+            _read_data(fp, hdr, memoryview(raw), source)
     except OSError as e:
         raise open_error(source, e) from None
     return _finish(raw, hdr)
@@ -503,14 +554,15 @@ def read_npy_into(
             return arr, os.stat(path)
         except OSError as e:
             raise open_error(source, e) from None
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:  # open_input(), inline: this is the per-file path of streamed runs
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as e:
         raise open_error(source, e) from None
     try:
         st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(source, "is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(source, "is a directory" if stat.S_ISDIR(st.st_mode)
+                             else "not a regular file")
         head = os.pread(fd, _HEAD_BYTES, 0)
         if out is None or len(head) < _header_end(head) < st.st_size:
             return read_npy(path, max_bytes=max_bytes, mmap=mmap, source=source, out=out), st
@@ -523,9 +575,10 @@ def read_npy_into(
         while got < len(view):
             n = os.preadv(fd, [view[got:]], hdr.offset + got)
             if not n:  # the file shrank while we read it
-                raise InputError(source, f"truncated: header claims {hdr.nbytes} bytes of "
-                                 f"data, file has {got}")
+                break
             got += n
+        if got != hdr.nbytes:
+            _check_length(source, hdr.nbytes, got)
         return out.reshape(hdr.shape), st
     except OSError as e:
         raise open_error(source, e) from None
@@ -553,129 +606,6 @@ def _fills(out: np.ndarray, hdr: NpyHeader) -> bool:
     return (out.flags.c_contiguous and out.flags.writeable and out.dtype == hdr.dtype
             and hdr.dtype.isnative and hdr.dtype.kind != "b" and out.nbytes == hdr.nbytes
             and (not hdr.fortran_order or sum(s > 1 for s in hdr.shape) <= 1))
-
-
-# --------------------------------------------------------------------- npz
-
-
-def _zip_errors() -> tuple[type[Exception], ...]:
-    import zipfile
-    import zlib
-
-    return zipfile.BadZipFile, zlib.error
-
-
-def _open_zip(path: str | os.PathLike[str], source: object) -> zipfile.ZipFile:
-    import zipfile
-
-    try:
-        return zipfile.ZipFile(path)
-    except OSError as e:
-        raise open_error(source, e) from None
-    except Exception as e:  # BadZipFile, LargeZipFile, ValueError, EOFError, ...
-        raise InputError(
-            source, f"not a valid .npz file ({_short(str(e) or type(e).__name__)})"
-        ) from None
-
-
-def npz_members(path: str | os.PathLike[str], *, source: object = None) -> list[str]:
-    """List the arrays of a ``.npz`` file without decompressing anything.
-
-    Parameters
-    ----------
-    path : path-like
-    source : object, optional
-        Names the file in error messages (default: `path`).
-
-    Returns
-    -------
-    list of str
-        Array names in archive order (zip member names without ``.npy``).
-
-    Raises
-    ------
-    InputError
-        If the file is not a zip, is empty, has a member that is not a
-        ``.npy`` file, or has duplicate members.
-    """
-    source = path if source is None else source
-    with _open_zip(path, source) as zf:
-        infos = zf.infolist()
-    names: list[str] = []
-    for info in infos:
-        if info.filename.endswith("/"):  # a directory; is_dir() fails on an empty name
-            continue
-        if not info.filename.endswith(".npy"):
-            raise InputError(
-                f"{source}:{info.filename}",
-                "member is not a .npy array (only .npy members allowed)",
-            )
-        name = info.filename[: -len(".npy")]
-        if name in names:
-            raise InputError(f"{source}:{name}", "duplicate member in .npz file")
-        names.append(name)
-    if not names:
-        raise InputError(source, "the .npz file contains no arrays")
-    return names
-
-
-def read_npz_member(
-    path: str | os.PathLike[str],
-    name: str,
-    *,
-    max_bytes: int | None = None,
-    source: object = None,
-    metadata: bool = False,
-) -> np.ndarray:
-    """Read one array of a ``.npz`` file with all the ``.npy`` checks.
-
-    The member's uncompressed size recorded in the zip directory is checked
-    against the limit before anything is decompressed, and decompression
-    never produces more than that size, so a zip bomb is refused cheaply.
-
-    Parameters
-    ----------
-    path : path-like
-    name : str
-        Array name as returned by :func:`npz_members`.
-    max_bytes : int, optional
-        Size limit for the data (default: ``NORMCLI_MAX_BYTES`` or 2 GiB).
-    source : object, optional
-        Names the member in error messages (default: ``"path:name"``).
-
-    Returns
-    -------
-    numpy.ndarray
-        Native-endian, C-contiguous.
-
-    Raises
-    ------
-    InputError
-    """
-    source = f"{path}:{name}" if source is None else source
-    limit = resolve_max_bytes(max_bytes)
-    with _open_zip(path, source) as zf:
-        try:
-            info = zf.getinfo(name + ".npy")
-        except KeyError:
-            raise InputError(source, "no such array in the .npz file") from None
-        if info.flag_bits & 0x1:
-            raise InputError(source, "encrypted .npz members are not supported")
-        if info.file_size > limit + MAX_HEADER_BYTES + 16:
-            raise InputError(
-                source,
-                f"uncompressed size {info.file_size} bytes is over the limit of {limit} "
-                f"(set {MAX_BYTES_ENV} to raise it)",
-            )
-        try:
-            with zf.open(info) as fp:
-                return read_npy_stream(fp, source=source, max_bytes=limit, metadata=metadata)
-        except InputError:
-            raise
-        except (_zip_errors() + (EOFError, NotImplementedError, RuntimeError)) as e:
-            raise InputError(source, f"corrupted .npz member ({_short(str(e))})") from None
-        except OSError as e:
-            raise open_error(source, e) from None
 
 
 # ----------------------------------------------------------------- writing
@@ -751,31 +681,14 @@ def write_npy(fp: BinaryIO, arr: np.ndarray) -> None:
     _write_array(fp, _check_writable(arr, "write_npy"))
 
 
-def write_npz(fp: BinaryIO, arrays: np.ndarray | Mapping[str, np.ndarray]) -> None:
-    """Write one array (as ``arr_0``) or a mapping of name to array as ``.npz``.
+# The .npz functions lived here until they moved to normcli.files.npz; code that
+# imports them from here still finds them (imported on first use: npz imports npy).
+_MOVED_TO_NPZ = ("npz_members", "read_npz_member", "write_npz")
 
-    Members are stored uncompressed, like :func:`numpy.savez`.
 
-    Raises
-    ------
-    ValueError
-        If a name is not a non-empty string or an array has dtype object.
-    """
-    if isinstance(arrays, Mapping):
-        items = dict(arrays)
-        if not items:
-            raise ValueError("write_npz: the mapping of arrays is empty")
-        for key in items:
-            if not isinstance(key, str) or not key or key.startswith("/"):
-                raise ValueError(
-                    f"write_npz: array names must be relative non-empty str, got {key!r}"
-                )
-    else:
-        items = {"arr_0": arrays}
-    import zipfile
+def __getattr__(name: str):
+    if name in _MOVED_TO_NPZ:
+        from normcli.files import npz
 
-    with zipfile.ZipFile(fp, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for key, value in items.items():
-            a = _check_writable(value, f"write_npz[{key!r}]")
-            with zf.open(key + ".npy", "w", force_zip64=True) as member:
-                npformat.write_array(member, a, allow_pickle=False)
+        return getattr(npz, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ import numpy as np
 from normcli.errors import InputError, ParameterError
 from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
 from normcli.files.models import BatchNormLayer, ModelLayer, find_layer
-from normcli.files.npy import open_error
+from normcli.files.npy import nonblocking, open_error
 from normcli.ops.conventions import LRNParams, resolve_lrn
 
 __all__ = ["read_onnx_layers", "lrn_from_onnx", "batchnorm_from_onnx", "ONNX_EXTRA",
@@ -103,7 +103,7 @@ def batchnorm_from_onnx(path: str | os.PathLike[str], node: str, *,
 
 def _read_limited(path, limit: int) -> bytes:
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", opener=nonblocking) as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise InputError(path, "not a regular file")
@@ -279,7 +279,7 @@ class _Reader:
             raise InputError(where, f"external data of {length} bytes at offset {offset}; the "
                              f"tensor's shape needs {nbytes}")
         try:
-            with open(real, "rb") as f:
+            with open(real, "rb", opener=nonblocking) as f:
                 st = os.fstat(f.fileno())
                 if not stat.S_ISREG(st.st_mode):
                     raise InputError(where, f"external data {location!r} is not a regular file")

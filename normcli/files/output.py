@@ -17,7 +17,8 @@ import numpy as np
 
 from normcli.errors import OutputError
 from normcli.files.atomic import StagedWrites, atomic_write
-from normcli.files.npy import write_npy, write_npz
+from normcli.files.npy import write_npy
+from normcli.files.npz import write_npz
 from normcli.files.sources import Source
 
 __all__ = [

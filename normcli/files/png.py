@@ -51,8 +51,15 @@ import numpy as np
 
 from normcli.errors import InputError
 from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
-from normcli.files.npy import open_error
-from normcli.files.pngcodec import PNGFormatError, PNGHeader, decode_png, encode_png, parse_chunks
+from normcli.files.npy import open_error, open_input
+from normcli.files.pngcodec import (
+    PNGFormatError,
+    PNGHeader,
+    check_image_data,
+    decode_png,
+    encode_png,
+    parse_chunks,
+)
 
 __all__ = [
     "read_png",
@@ -124,16 +131,16 @@ def read_png(
     """
     source = path if source is None else source
     limit = resolve_max_bytes(max_bytes)
+    fd, st = open_input(path, source)
     try:
-        with open(path, "rb") as fp:
-            size = os.fstat(fp.fileno()).st_size
-            if size > limit:
+        with os.fdopen(fd, "rb") as fp:
+            if st.st_size > limit:
                 raise InputError(
                     source,
-                    f"file of {size} bytes is over the limit of {limit} "
+                    f"file of {st.st_size} bytes is over the limit of {limit} "
                     f"(set {MAX_BYTES_ENV} to raise it)",
                 )
-            data = fp.read()
+            data = fp.read(st.st_size)  # no more, should the file grow meanwhile
     except OSError as e:
         raise open_error(source, e) from None
     return read_png_bytes(data, raw=raw, max_bytes=limit, source=source)
@@ -178,14 +185,15 @@ def read_png_bytes(
             raise InputError(source, str(e)) from None
         chw = np.ascontiguousarray(hwc.transpose(2, 0, 1))
     else:
-        chw = _decode_with_pillow(data, header, source)
+        chw = _decode_with_pillow(data, header, chunks, source)
     if raw:
         return chw
     scale = np.float32(65535 if chw.dtype == np.uint16 else 255)
     return np.divide(chw, scale, dtype=np.float32)
 
 
-def _decode_with_pillow(data: bytes, header: PNGHeader, source: object) -> np.ndarray:
+def _decode_with_pillow(data: bytes, header: PNGHeader, chunks: list,
+                        source: object) -> np.ndarray:
     from PIL import Image, ImageFile
 
     try:
@@ -196,7 +204,9 @@ def _decode_with_pillow(data: bytes, header: PNGHeader, source: object) -> np.nd
             saved = ImageFile.LOAD_TRUNCATED_IMAGES
             ImageFile.LOAD_TRUNCATED_IMAGES = False
             try:
-                with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+                with Image.open(io.BytesIO(data), formats=["PNG"]) as im:  # (bomb check)
+                    # Pillow stops at the last row, and would pad a short image with zeros.
+                    check_image_data(data, header, chunks)
                     im.load()
                     return _pil_to_chw(im, header, source)
             finally:
@@ -209,6 +219,8 @@ def _decode_with_pillow(data: bytes, header: PNGHeader, source: object) -> np.nd
         ) from None
     except InputError:
         raise
+    except PNGFormatError as e:
+        raise InputError(source, str(e)) from None
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error...
         text = " ".join(str(e).split()) or type(e).__name__
         raise InputError(source, f"cannot decode PNG ({text})") from None

@@ -7,7 +7,7 @@ see :data:`normcli.ops.bn_conventions.BN_CONVENTIONS`), so that a state dict
 exported with ``numpy.savez`` reads as it is.  Files normcli writes also hold
 ``convention`` and ``per``.
 
-Reading goes through :func:`normcli.files.npy.read_npz_member` (no pickles,
+Reading goes through :func:`normcli.files.npz.read_npz_member` (no pickles,
 sizes checked before anything is decompressed); every problem is an
 :class:`~normcli.errors.InputError` naming the file.  Writing is atomic.
 """
@@ -18,7 +18,7 @@ import os
 
 from normcli.errors import InputError, ParameterError
 from normcli.files.atomic import atomic_write
-from normcli.files.npy import npz_members, read_npz_member, write_npz
+from normcli.files.npz import npz_members, read_npz_member, write_npz
 from normcli.ops.bn_conventions import BN_CONVENTIONS, RunningState, get_bn_convention
 
 __all__ = ["read_running_stats", "write_running_stats"]

@@ -42,14 +42,8 @@ from typing import BinaryIO
 import numpy as np
 
 from normcli.errors import InputError
-from normcli.files.npy import (
-    npz_members,
-    open_error,
-    read_npy,
-    read_npy_into,
-    read_npy_stream,
-    read_npz_member,
-)
+from normcli.files.npy import open_error, read_npy, read_npy_into, read_npy_stream
+from normcli.files.npz import npz_members, read_npz_member
 
 __all__ = [
     "SUPPORTED_SUFFIXES",

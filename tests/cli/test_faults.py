@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from faulty import FullDisk
 
 import normcli.files.atomic as atomic
 import normcli.files.output as output
@@ -181,6 +182,57 @@ def test_disk_full_on_a_single_new_output(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
 
 
+#: Outputs of every kind, by the options that write them: (args, the file that fails).
+#: ``{d}``: the folder where writing fails; ``{ok}``: one with room.
+OUTPUTS = {"-o .npz": (["-o", "{d}/o.npz"], "o.npz"),
+           "--save-stats": (["--save-stats", "{d}/s.npz"], "s.npz"),
+           "--preview": (["--preview", "{d}/p.png", "-o", "{ok}/o.npy"], "p.png"),
+           "-o .png": (["-o", "{d}/o.png"], "o.png"),
+           "-o .npy": (["-o", "{d}/o.npy"], "o.npy")}
+
+
+def _batchnorm_into(folder: Path, roomy: Path, src: Path, output: str) -> list[str]:
+    args, _ = OUTPUTS[output]
+    return ["batchnorm", src, "--per", "activation", "-q",
+            *(a.format(d=folder, ok=roomy) for a in args)]
+
+
+@pytest.mark.parametrize("output", list(OUTPUTS))
+def test_real_disk_full_names_the_file(tiny_disk, tmp_path, output):
+    """-o o.npz, --save-stats s.npz and --preview p.png said only "No space left on
+    device": closing the file failed a second time, and that error replaced the first."""
+    COUNTS[f"fault: ENOSPC (real tmpfs) {output}"] += 1
+    src = tmp_path / "big.npy"
+    np.save(src, np.random.default_rng(0).standard_normal((4, 96, 96)).astype(np.float32))
+    (tiny_disk / "filler").write_bytes(b"\0" * (56 << 10))  # 8 KiB left: too little for any
+    result = run(_batchnorm_into(tiny_disk, tmp_path, src, output))
+    assert_one_error(result, f"{tiny_disk}/{OUTPUTS[output][1]}: No space left on device")
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
+    assert not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.parametrize("where", ["write", "flush", "close"])
+@pytest.mark.parametrize("output", list(OUTPUTS))
+def test_disk_full_names_the_file(inputs, monkeypatch, output, where):
+    """The same with injected ENOSPC: from the write, the flush or the close on, every
+    operation on the output fails (see tests/files/test_atomic.py: FullDisk)."""
+    COUNTS[f"fault: ENOSPC in {where} of {output}"] += 1
+    src, out = inputs
+    before = snapshot(out)
+    name = OUTPUTS[output][1]
+    real = atomic._create
+
+    def create(tmp, target, *args):  # the disk of that file is full
+        f = real(tmp, target, *args)
+        return FullDisk(f, where) if target.name == name else f
+
+    monkeypatch.setattr(atomic, "_create", create)
+    result = run(_batchnorm_into(out, out, src / "a.npy", output))
+    assert_one_error(result, f"{out}/{name}: No space left on device")
+    assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
 # --------------------------------------------------------- read-only folder
 
 
@@ -286,6 +338,121 @@ def test_input_deleted_between_batchnorm_passes(inputs, monkeypatch):
     assert reads["c.npy"] == 2  # once per pass
     assert_one_error(result, "c.npy", "no such file")
     assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
+# ------------------------------------------------- parameter files that are not files
+
+
+def _plant(path: Path, kind: str) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(kind.rsplit(" ", 1)[1])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+@pytest.mark.parametrize("kind", ["fifo", "symlink to /dev/zero", "symlink to /dev/null"])
+@pytest.mark.parametrize("option, name", [("--stats", "s.npz"), ("--gamma", "g.npy"),
+                                          ("--beta", "b.npy")])
+def test_parameter_file_that_is_not_a_regular_file(inputs, tmp_path, option, name, kind):
+    """``--stats`` on a symlink to /dev/zero grew without bound; on a FIFO it
+    blocked for ever.  Each is one error line naming the file, at once."""
+    import threading
+
+    COUNTS[f"fault: {option} {kind}"] += 1
+    src, out = inputs
+    path = tmp_path / name
+    _plant(path, kind)
+    before = snapshot(out)
+    unblock = threading.Timer(20, lambda: os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK)))
+    if kind == "fifo":  # should the open block after all: end it, and fail below
+        unblock.start()
+    try:
+        result = run(["batchnorm", f"{src}/", option, path, "-o", f"{out}/", "--force", "-q"])
+    finally:
+        unblock.cancel()
+    assert_one_error(result, f"{path}", "not a regular file")
+    assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
+# ------------------------------------------- outputs planted by another process
+
+
+@pytest.fixture
+def sixty(tmp_path):
+    """60 inputs, and an output folder holding 60 old results."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(60):
+        np.save(src / f"a{i:03d}.npy", rng.standard_normal((2, 4, 4)))
+        np.save(out / f"a{i:03d}.npy", np.full(2, float(i)))
+    return src, out
+
+
+def _planting(monkeypatch, out: Path, what: str, during: bool) -> list:
+    """Plant out/a059.npy (a file, or a directory) once the outputs are staged: just
+    before the commit, or during it (when it reaches a030.npy, after its checks)."""
+    planted = out / "a059.npy"
+    fired = []
+
+    def plant():
+        fired.append(True)
+        if what == "directory":
+            planted.unlink(missing_ok=True)
+            planted.mkdir()
+        else:
+            planted.unlink(missing_ok=True)
+            planted.write_bytes(b"theirs")
+
+    if not during:
+        real_commit = atomic.StagedWrites.commit
+
+        def commit(self):
+            plant()
+            real_commit(self)
+
+        monkeypatch.setattr(atomic.StagedWrites, "commit", commit)
+        return fired
+    for name in ("link", "replace"):
+        real = getattr(os, name)
+
+        def step(*args, _real=real, **kwargs):
+            if not fired and str(out / "a030.npy") in map(str, args):
+                plant()
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(atomic.os, name, step)
+    return fired
+
+
+@pytest.mark.parametrize("during", [False, True], ids=["before commit", "during commit"])
+@pytest.mark.parametrize("force, what", [(False, "file"), (True, "directory")])
+def test_output_planted_by_another_process(sixty, monkeypatch, force, what, during):
+    """out/a059.npy created while ``lrn in/ -o out/ -j 1`` ran: the run exited 1 after
+    59 of the 60 outputs were in place; with --force and a directory planted, 59 old
+    outputs were replaced.  Now no output changes, whenever the conflict appears."""
+    COUNTS[f"fault: output planted {'during' if during else 'before'} commit"] += 1
+    src, out = sixty
+    if not force:
+        for p in out.iterdir():
+            p.unlink()
+    fired = _planting(monkeypatch, out, what, during)
+    before = {k: v for k, v in snapshot(out).items()}
+    result = run(["lrn", f"{src}/", "-o", f"{out}/", "-q", "-j", "1", *(["--force"] * force)])
+    assert fired
+    problem = "is a directory" if what == "directory" else "exists"
+    assert_one_error(result, f"{out}/a059.npy: {problem}")
+    after = snapshot(out)
+    if what == "file":
+        assert after.pop("a059.npy") == b"theirs"
+    else:
+        assert (out / "a059.npy").is_dir()
+        before.pop("a059.npy")
+    assert after == before
     assert temp_files(out) == []
 
 

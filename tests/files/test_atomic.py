@@ -10,8 +10,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from faulty import FullDisk
 from PIL import Image
 
+import normcli.files.atomic as atomic
 from normcli.errors import OutputError
 from normcli.files import (
     atomic_write,
@@ -248,3 +250,214 @@ def test_write_npy_stream_bytesio():
     buf = io.BytesIO()
     write_npy_stream(buf, np.ones((2, 3), dtype=np.int8))
     assert np.load(io.BytesIO(buf.getvalue())).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["\U0001F600" * 60 + ".npy",  # 244 bytes of UTF-8
+                                  "é" * 125 + ".npy",  # 254 bytes
+                                  "a" * 251 + ".npy"],  # 255: the most a name may have
+                         ids=["emoji", "accents", "ascii"])
+def test_long_names_in_any_script(tmp_path, name):
+    """The temporary name kept 100 characters of the target's (400 bytes of emoji):
+    "File name too long" for a valid name.  It keeps 100 bytes, whole characters."""
+    target = tmp_path / name
+    with atomic_write(target) as f:
+        (tmp,) = temps(tmp_path)
+        assert len(os.fsencode(tmp)) <= 255
+        assert tmp.encode("utf-8").decode("utf-8") == tmp  # whole characters
+        f.write(b"x")
+    assert target.read_bytes() == b"x"
+    from normcli.files import StagedWrites
+
+    with StagedWrites() as staged:
+        with staged.open(target, force=True) as f:
+            f.write(b"y")
+        staged.commit()
+    assert target.read_bytes() == b"y"
+    assert temps(tmp_path) == []
+
+
+# ------------------------------------------------------------ disk full
+
+
+def _writers():
+    """Every way normcli writes a file: name -> (write(path), file name)."""
+    from normcli.files import StagedWrites, stage_array
+
+    x = np.ones((3, 4, 5), np.float32)
+
+    def staged(path, raw=False):
+        with StagedWrites() as s:
+            with s.open(path, raw=raw) as f:
+                f.write(b"x" * 10000)
+            s.commit()
+
+    def staged_array(path):
+        with StagedWrites() as s:
+            stage_array(s, path, {"mean": x, "var": x} if path.suffix == ".npz" else x)
+            s.commit()
+
+    def atomic(path):
+        with atomic_write(path) as f:
+            f.write(b"x" * 10000)
+
+    return {"atomic_write": (atomic, "o.bin"),
+            "write_array .npz": (lambda p: write_array(p, {"a": x}), "o.npz"),
+            "write_array .png": (lambda p: write_array(p, x), "o.png"),
+            "write_array .npy": (lambda p: write_array(p, x), "o.npy"),
+            "staged": (staged, "p.png"), "staged raw": (lambda p: staged(p, True), "r.bin"),
+            "stage_array .npz": (staged_array, "s.npz"),
+            "stage_array .npy": (staged_array, "s.npy")}
+
+
+@pytest.mark.parametrize("where", FullDisk.STAGES)
+@pytest.mark.parametrize("writer", list(_writers()))
+def test_disk_full_names_the_file(tmp_path, monkeypatch, writer, where):
+    """Writing o.npz, s.npz or a preview on a full disk said "No space left on device"
+    without the file: the close after the error failed again and replaced it."""
+    import normcli.files.atomic as atomic
+
+    real = atomic._create
+    monkeypatch.setattr(atomic, "_create", lambda *a, **k: FullDisk(real(*a, **k), where))
+    write, name = _writers()[writer]
+    with pytest.raises(OutputError) as e:
+        write(tmp_path / name)
+    assert str(e.value) == f"{tmp_path / name}: No space left on device"
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------- commit: all or nothing
+
+
+def _outputs(folder) -> dict[str, bytes]:
+    """Every entry of ``folder`` (temporary files too): name -> bytes, or "dir"."""
+    return {p.name: ("dir" if p.is_dir() else p.read_bytes()) for p in folder.iterdir()}
+
+
+def _stage_all(staged, folder, count: int, force: bool) -> list:
+    targets = [folder / f"a{i:03d}.npy" for i in range(count)]
+    for t in targets:
+        with staged.open(t, force=force) as f:
+            f.write(b"new " + t.name.encode())
+    return targets
+
+
+@pytest.fixture
+def old_outputs(tmp_path):
+    """A folder with 60 old outputs (for --force runs)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(60):
+        (out / f"a{i:03d}.npy").write_bytes(f"old {i}".encode())
+    return out
+
+
+@pytest.mark.parametrize("force, plant", [(False, "file"), (True, "directory")])
+def test_commit_checks_every_target_first(tmp_path, old_outputs, force, plant):
+    """Another process plants out/a059.npy after the outputs were staged: the commit
+    moved 59 outputs into place, then failed (without --force); with --force and a
+    directory there, it replaced 59 outputs, then failed.  Now nothing moves."""
+    from normcli.files import StagedWrites
+
+    out = old_outputs if force else tmp_path / "fresh"
+    out.mkdir(exist_ok=True)
+    planted = out / "a059.npy"
+    with StagedWrites() as staged:
+        targets = _stage_all(staged, out, 60, force)
+        if plant == "directory":
+            planted.unlink()
+            planted.mkdir()
+        else:
+            planted.write_bytes(b"theirs")
+        before = {k: v for k, v in _outputs(out).items() if atomic.TEMP_MARKER not in k}
+        with pytest.raises(OutputError) as e:
+            staged.commit()
+        problem = "is a directory" if plant == "directory" else "exists (use --force"
+        assert str(e.value).startswith(f"{planted}: {problem}")
+    assert _outputs(out) == before
+    assert len(targets) == 60
+
+
+def _plant_at(monkeypatch, when, where, what: str) -> list:
+    """Plant ``where`` once the commit's links and renames reach the target ``when``:
+    another process racing the commit, after every target was checked (``what``:
+    "file", "directory", or "interrupt" for a Ctrl-C at that point instead)."""
+    fired = []
+    for name in ("link", "replace", "rename"):
+        real = getattr(os, name)
+
+        def step(*args, _real=real, **kwargs):
+            if not fired and os.fspath(when) in map(os.fspath, args):
+                fired.append(args)
+                if what == "file":
+                    where.write_bytes(b"theirs")
+                elif what == "directory":
+                    where.unlink(missing_ok=True)
+                    where.mkdir()
+                else:
+                    raise KeyboardInterrupt  # a Ctrl-C in the middle of the commit
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(atomic.os, name, step)
+    return fired
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+@pytest.mark.parametrize("force, what", [(False, "file"), (True, "directory"),
+                                         (True, "interrupt"), (False, "interrupt")])
+def test_a_failed_commit_undoes_its_moves(tmp_path, old_outputs, monkeypatch, force, what,
+                                          hard_links):
+    """A conflict planted during the commit itself (after the checks), or a Ctrl-C:
+    the moves done are undone, each replaced output put back, each new one removed.
+    Also where the file system has no hard links (the replaced files are moved aside)."""
+    from normcli.files import StagedWrites
+
+    out = old_outputs if force else tmp_path / "fresh"
+    out.mkdir(exist_ok=True)
+    before = _outputs(out)
+    planted = out / "a059.npy"
+    with StagedWrites(sync=False) as staged:
+        _stage_all(staged, out, 60, force)
+        if not hard_links:
+            def no_links(*args, **kwargs):
+                raise PermissionError(1, "Operation not permitted")
+
+            monkeypatch.setattr(atomic.os, "link", no_links)
+        fired = _plant_at(monkeypatch, out / "a030.npy", planted, what)
+        with pytest.raises(KeyboardInterrupt if what == "interrupt" else OutputError) as e:
+            staged.commit()
+        assert fired  # when half the outputs were in place
+        if what != "interrupt":
+            problem = "is a directory" if what == "directory" else "exists (use --force"
+            assert str(e.value).startswith(f"{planted}: {problem}"), str(e.value)
+    after = _outputs(out)
+    if what == "file":  # the planted file is theirs: kept
+        assert after.pop("a059.npy") == b"theirs"
+    elif what == "directory":
+        assert after.pop("a059.npy") == "dir"
+        before.pop("a059.npy")
+    assert after == before
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_commit_keeps_nothing_aside(tmp_path, old_outputs, force):
+    """Once every target is in place the replaced files kept aside are gone, and
+    each output is the new file (same inode as staged, mode kept)."""
+    from normcli.files import StagedWrites
+
+    out = old_outputs if force else tmp_path / "fresh"
+    out.mkdir(exist_ok=True)
+    if force:
+        (out / "a000.npy").chmod(0o640)
+    (out / "link.npy").symlink_to("a001.npy") if force else None
+    with StagedWrites() as staged:
+        targets = _stage_all(staged, out, 60, force)
+        if force:
+            with staged.open(out / "link.npy", force=True) as f:
+                f.write(b"replaces the symlink, not a001.npy")
+        staged.commit()
+    assert temps(out) == []
+    assert all(t.read_bytes() == b"new " + t.name.encode() for t in targets)
+    if force:
+        assert (out / "a000.npy").stat().st_mode & 0o777 == 0o640
+        assert not (out / "link.npy").is_symlink()
+        assert (out / "a001.npy").read_bytes() == b"new a001.npy"

@@ -18,6 +18,7 @@ A longer random run of the same idea is ``tools/fuzz_atheris.py``.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import struct
 import tempfile
@@ -36,6 +37,7 @@ from PIL import Image
 
 from normcli.errors import InputError
 from normcli.files import encode_png, expand_inputs, read_npy, read_npy_stream
+from normcli.files import npz as npzmod
 from normcli.files.npy import read_npy_into
 
 #: Bad inputs tried, by kind; reported at the end of the module (see _report_counts).
@@ -116,6 +118,7 @@ SHAPES = [
     "(2,)", "(2, 3)", "(10**12,)", "(1000000000000,)", "(-1,)", "(2, -3)", "()", "(0,)",
     "(3, 0)", "(1e3,)", "(True,)", "(2**63,)", "(2**64, 2**64)", "[2]", "'x'", "(1,) * 40",
     "(1,) * 70", "(4294967296, 4294967296)", "(None,)", "(2.0,)", "((2,),)",
+    "(" + "1, " * 64 + ")", "(" + "1, " * 65 + ")", "(" + "1, " * 200 + ")",  # numpy: <= 64
 ]
 FORTRAN = ["False", "True", "1", "0", "'yes'", "None"]
 HEADER_TEXTS = [
@@ -452,12 +455,54 @@ def test_npy_reader_survives(workdir, data):
             assert arrays and np.array_equal(np.asarray(got), arrays[0], equal_nan=True)
 
 
+_NPZ_NAMES = itertools.count()
+
+
+def zipfile_reads(path: Path, name: str) -> np.ndarray | None:
+    """A member as zipfile itself reads it, with the same .npy checks (None: refused).
+    The oracle for normcli's own member reader."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(name + ".npy")
+            if info.flag_bits & 1 or info.file_size > LIMIT + (1 << 16) + 16:
+                return None
+            with zf.open(info) as fp:
+                return read_npy_stream(fp, max_bytes=LIMIT)
+    except (InputError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
+            RuntimeError, OSError):
+        return None
+
+
 @settings(FUZZ, max_examples=600)
 @given(data=bad_npz())
 def test_npz_reader_survives(workdir, data):
+    """... and reads every member exactly as zipfile does, or refuses it where zipfile
+    would; the one difference allowed: overlapping members, refused whatever zipfile
+    (before Python 3.12) does."""
     path = workdir / "fuzz.npz"
     path.write_bytes(data)
-    check_loads_or_refuses(path)
+    check_loads_or_refuses(path)  # just written: each member parses the directory
+    # Now with the directory kept across members (a file of its own, so no
+    # other example's directory can be taken for this one's).
+    path = workdir / f"fuzz-{next(_NPZ_NAMES)}.npz"
+    path.write_bytes(data)
+    settled, npzmod.SETTLED_NS = npzmod.SETTLED_NS, -(1 << 62)
+    try:
+        sources = expand_inputs([path])
+    except InputError:
+        return
+    finally:
+        npzmod.SETTLED_NS = settled
+    for source in sources:
+        expected = zipfile_reads(path, source.member)
+        try:
+            got = source.load(max_bytes=LIMIT)
+        except InputError as e:
+            assert expected is None or "Overlapped entries" in str(e), (str(e), expected)
+            continue
+        assert expected is not None, source.label
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype
 
 
 @FUZZ
@@ -565,6 +610,34 @@ def test_rewritten_ihdr_sample(workdir):
         check_loads_or_refuses(path)
 
 
+def test_png_seeds_with_a_smaller_ihdr_or_no_plte_are_refused(workdir):
+    """Each seed with one row or one column fewer in IHDR than its data hold, and
+    each palette seed without its PLTE: refused (Pillow read them).  (A column fewer
+    may need as many bytes: 6 or 5 pixels of 1 bit both take a byte.)"""
+    from normcli.files import read_png
+    from normcli.files.pngcodec import image_data_size, read_header
+
+    path = workdir / "rows.png"
+    for seed in PNG_SEEDS:
+        chunks = png_chunks(seed)
+        w, h, *rest = struct.unpack(">IIBBBBB", chunks[0][1])
+        for width, height in [(w, h - 1), (w - 1, h)]:
+            ihdr = (b"IHDR", struct.pack(">IIBBBBB", width, height, *rest))
+            data = png_join([ihdr, *chunks[1:]])
+            if not width or not height or image_data_size(read_header(data)) == \
+                    image_data_size(read_header(seed)):
+                continue
+            COUNTS["png: IHDR smaller than the data"] += 1
+            path.write_bytes(data)
+            with pytest.raises(InputError, match="more data than the header allows"):
+                read_png(path)
+        if rest[1] == 3:
+            COUNTS["png: palette without PLTE"] += 1
+            path.write_bytes(png_join([c for c in chunks if c[0] != b"PLTE"]))
+            with pytest.raises(InputError, match="palette image without a PLTE chunk"):
+                read_png(path)
+
+
 def test_npz_member_with_an_empty_name(workdir):
     """Found by tools/fuzz_atheris.py: ZipInfo.is_dir() raised IndexError on an empty name."""
     COUNTS["npz: members that are not arrays"] += 1
@@ -575,3 +648,107 @@ def test_npz_member_with_an_empty_name(workdir):
     path.write_bytes(buf.getvalue())
     with pytest.raises(InputError, match="not a .npy array"):
         expand_inputs([path])
+
+
+# --------------------------------------------------------- special files
+
+#: Paths that are not regular files, as an attacker plants them.
+SPECIAL = ["fifo", "symlink to /dev/zero", "/dev/null", "symlink to /dev/null", "socket",
+           "directory"]
+
+
+def _special(path: Path, kind: str) -> Path:
+    """Make ``path`` a special file of ``kind`` (return /dev/null for that kind)."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()  # the socket file stays
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "/dev/null":
+        return Path("/dev/null")
+    else:
+        path.symlink_to(kind.rsplit(" ", 1)[1])
+    return path
+
+
+def _readers(suffix: str):
+    """Every way normcli reads a file of type ``suffix``."""
+    from normcli.files import npz_members, read_layers, read_npz_member, read_png
+
+    return {
+        ".onnx": [read_layers], ".prototxt": [read_layers],
+        ".npy": [read_npy, lambda p: read_npy(p, mmap=True),
+                 lambda p: read_npy_into(p, np.empty(4, np.float32)),
+                 lambda p: read_npy_into(p, None)],
+        ".npz": [npz_members, lambda p: read_npz_member(p, "a"),
+                 lambda p: read_npz_member(p, "mean", metadata=True)],
+        ".png": [read_png, lambda p: read_png(p, raw=True)],
+    }[suffix]
+
+
+def _without_hanging(read, path: Path, timeout: float = 10.0):
+    """``read(path)``'s exception (None if it returned); a call still blocked after
+    ``timeout`` seconds fails the test (after unblocking it, if it waits on a FIFO)."""
+    import threading
+
+    outcome = []
+
+    def call():
+        try:
+            read(path)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            outcome.append(e)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        if path.is_fifo():  # let the blocked open() return
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"reading {path} did not return within {timeout} s")
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+@pytest.mark.parametrize("kind, suffix", [
+    (kind, suffix) for kind in SPECIAL for suffix in (".npy", ".npz", ".png", ".onnx", ".prototxt")
+    if kind != "/dev/null" or suffix in (".npy", ".npz", ".png")])  # (a model: by its suffix)
+def test_readers_refuse_what_is_not_a_regular_file(tmp_path, kind, suffix):
+    """A FIFO would block the open for ever and /dev/zero be read for ever: every
+    reader refuses them at once, with one line naming the path."""
+    path = _special(tmp_path / f"special{suffix}", kind)
+    for read in _readers(suffix):
+        COUNTS[f"special file: {kind}"] += 1
+        error = _without_hanging(read, path)
+        assert isinstance(error, InputError), repr(error)
+        problem = "is a directory" if kind == "directory" else "not a regular file"
+        assert str(error) in (f"{path}: {problem}", f"{path}:a: {problem}",
+                              f"{path}:mean: {problem}"), str(error)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".png"])
+@pytest.mark.parametrize("kind", ["fifo", "symlink to /dev/zero"])
+def test_input_swapped_for_a_special_file_after_listing(tmp_path, kind, suffix):
+    """expand_inputs() saw a regular file; it is replaced before it is read."""
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(path, np.ones(3))
+    elif suffix == ".npz":
+        np.savez(path, a=np.ones(3))
+    else:
+        path.write_bytes(PNG_SEEDS[0])
+    (source,) = expand_inputs([path])
+    path.unlink()
+    _special(path, kind)
+    COUNTS[f"special file: {kind} (swapped)"] += 1
+    for read in (lambda p: source.load(), lambda p: source.read(out=np.empty(3))):
+        error = _without_hanging(read, path)
+        assert isinstance(error, InputError), repr(error)
+        assert str(error) == f"{source.label}: not a regular file"

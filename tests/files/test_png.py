@@ -214,15 +214,109 @@ def test_truncated_png(tmp_path):
 
 @pytest.mark.parametrize("load_truncated", [False, True])
 def test_truncated_image_data_in_valid_chunks(tmp_path, monkeypatch, load_truncated):
-    """Cut zlib data inside well-formed chunks: Pillow must not zero-fill."""
+    """Cut zlib data inside well-formed chunks: refused before Pillow (which must
+    not zero-fill) decodes anything."""
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", load_truncated)
     a = RNG.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     data = encode_png(a)
     compressed = zlib.compress(zlib.decompress(data[41 : data.index(b"IEND") - 8]))
     path = write(tmp_path, "cut.png", with_idat(data, compressed[: len(compressed) // 2]))
-    with pytest.raises(InputError, match="cannot decode PNG"):
+    with pytest.raises(InputError, match=r"truncated PNG image data \(\d+ of 4840 bytes"):
         read_png(path)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is load_truncated  # restored
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, pos = [], 8
+    while pos < len(data):
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        out.append((ctype, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
+def _join(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunk(t, p) for t, p in chunks)
+
+
+#: Images that Pillow decodes (8 bits and less, 16-bit gray), by Pillow mode.
+PILLOW_DECODED = {
+    "L": lambda: Image.fromarray(RNG.integers(0, 256, (10, 12), dtype=np.uint8)),
+    "RGB": lambda: Image.fromarray(RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)),
+    "RGBA": lambda: Image.fromarray(RNG.integers(0, 256, (10, 12, 4), dtype=np.uint8)),
+    "P": lambda: Image.fromarray(RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)).quantize(
+        100),  # 8 bits a pixel (with 16 colours or fewer Pillow writes 4 bits)
+    "1": lambda: Image.fromarray(RNG.integers(0, 2, (10, 12), dtype=np.uint8) * 255).convert("1"),
+    "I;16": lambda: Image.fromarray(RNG.integers(0, 65536, (10, 12), dtype=np.uint16)),
+}
+
+
+def interlaced_png(a: np.ndarray) -> bytes:
+    """An Adam7-interlaced 8-bit gray (H, W) or RGB (H, W, 3) PNG (Pillow writes none)."""
+    from normcli.files.pngcodec import _ADAM7
+
+    colour = 0 if a.ndim == 2 else 2
+    rows = []
+    for x, y, dx, dy in _ADAM7:
+        part = a[y::dy, x::dx]
+        if part.size:
+            rows += [b"\0" + row.tobytes() for row in part]
+    height, width = a.shape[:2]
+    return _join([(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 1)),
+                  (b"IDAT", zlib.compress(b"".join(rows))), (b"IEND", b"")])
+
+
+@pytest.mark.parametrize("mode", [*PILLOW_DECODED, "L interlaced", "RGB interlaced"])
+def test_image_data_of_more_rows_than_the_header_is_refused(tmp_path, mode):
+    """An 8-bit PNG whose IDAT holds more rows than IHDR says was read: Pillow stops
+    at the last row."""
+    if mode.endswith("interlaced"):
+        a = RNG.integers(0, 256, (10, 12, 3) if mode.startswith("RGB") else (10, 12),
+                         dtype=np.uint8)
+        data = interlaced_png(a)
+        got = read_png(write(tmp_path, "ok.png", data), raw=True)
+        np.testing.assert_array_equal(got, a.transpose(2, 0, 1) if a.ndim == 3 else a[None])
+    else:
+        data = pil_png(PILLOW_DECODED[mode]())
+        assert read_png(write(tmp_path, "ok.png", data)).shape[1:] == (10, 12)
+    short = set_ihdr(data, height=7)  # the data hold 10 rows
+    with pytest.raises(InputError) as e:
+        read_png(write(tmp_path, "rows.png", short))
+    assert str(e.value).endswith("corrupted PNG image data (more data than the header allows)")
+
+
+def test_palette_rules(tmp_path):
+    """A palette PNG without PLTE was read (as gray); the other rules for PLTE are
+    those of the PNG specification (11.2.3).  (An index past the palette's end is
+    read, as libpng reads it: Pillow itself writes such files.)"""
+    palette = PILLOW_DECODED["P"]()
+    chunks = _chunks(pil_png(palette))
+    plte = next(p for t, p in chunks if t == b"PLTE")
+    assert parse_chunks(pil_png(palette))[0].bit_depth == 8
+    without = [(t, p) for t, p in chunks if t != b"PLTE"]
+    gray = _chunks(pil_png(PILLOW_DECODED["L"]()))
+    idat = next(i for i, (t, _) in enumerate(chunks) if t == b"IDAT")
+    cases = {
+        "no PLTE": (without, "a palette image without a PLTE chunk"),
+        "PLTE in gray": (gray[:1] + [(b"PLTE", b"\0" * 6)] + gray[1:],
+                         "a PLTE chunk in a 8-bit gray image"),
+        "two PLTE": (chunks[:idat] + [(b"PLTE", plte)] + chunks[idat:],
+                     "more than one PLTE chunk"),
+        "PLTE after IDAT": (without[:-1] + [(b"PLTE", plte), without[-1]],
+                            "the PLTE chunk comes after the image data"),
+        "PLTE of 7 bytes": ([(t, p[:7] if t == b"PLTE" else p) for t, p in chunks],
+                            "PLTE of 7 bytes (need 3 per entry, 1 to 256 entries)"),
+    }
+    for name, (mutated, message) in cases.items():
+        path = write(tmp_path, "p.png", _join(mutated))
+        with pytest.raises(InputError) as e:
+            read_png(path)
+        assert str(e.value).startswith(f"{path}: invalid PNG "), (name, str(e.value))
+        assert str(e.value).endswith(message), (name, str(e.value))
+    four_bit = set_ihdr(_join([(t, b"\0" * 51 if t == b"PLTE" else p) for t, p in chunks]),
+                        depth=4)  # 17 entries: more than 4 bits can index
+    with pytest.raises(InputError, match=r"PLTE of 51 bytes \(need 3 per entry, 1 to 16 "):
+        read_png(write(tmp_path, "p4.png", four_bit))
 
 
 def test_corrupted_crc(tmp_path):
@@ -405,6 +499,47 @@ def test_codec_round_trip_property(h, w, channels, sixteen, filters, seed):
         0, np.iinfo(dtype).max + 1, (h, w, channels), dtype=dtype
     )
     np.testing.assert_array_equal(decode_png(encode_png(a, filters=filters)), a)
+
+
+def unfilter_by_the_spec(raw: bytes, height: int, rowbytes: int, bpp: int) -> bytes:
+    """PNG's reconstruction functions (ISO 15948, 9.2-9.4), one byte at a time."""
+    out = bytearray(height * rowbytes)
+    for y in range(height):
+        ftype = raw[y * (rowbytes + 1)]
+        for i in range(rowbytes):
+            x = raw[y * (rowbytes + 1) + 1 + i]
+            a = out[y * rowbytes + i - bpp] if i >= bpp else 0
+            b = out[(y - 1) * rowbytes + i] if y else 0
+            c = out[(y - 1) * rowbytes + i - bpp] if y and i >= bpp else 0
+            if ftype == 1:
+                x += a
+            elif ftype == 2:
+                x += b
+            elif ftype == 3:
+                x += (a + b) // 2
+            elif ftype == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                x += a if pa <= pb and pa <= pc else b if pb <= pc else c
+            out[y * rowbytes + i] = x & 0xFF
+    return bytes(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.integers(1, 7), w=st.integers(1, 9), bpp=st.sampled_from([1, 2, 3, 4, 6, 8]),
+       filters=st.lists(st.integers(0, 4), min_size=1, max_size=7),
+       seed=st.integers(0, 2**32 - 1))
+def test_unfiltering_follows_the_spec(h, w, bpp, filters, seed):
+    """Any filtered bytes (not only an encoder's), every filter type, every number of
+    bytes per pixel the decoder meets: as the PNG specification reconstructs them."""
+    from normcli.files.pngcodec import _unfilter
+
+    rowbytes = w * bpp
+    raw = np.random.default_rng(seed).integers(0, 256, (h, rowbytes + 1), dtype=np.uint8)
+    raw[:, 0] = np.resize(filters, h)
+    got = _unfilter(raw, h, rowbytes, bpp)
+    assert got.shape == (h, rowbytes) and got.dtype == np.uint8
+    assert got.tobytes() == unfilter_by_the_spec(raw.tobytes(), h, rowbytes, bpp)
 
 
 _SAMPLE = encode_png(np.arange(48, dtype=np.uint16).reshape(4, 4, 3) * 1000)
