@@ -212,7 +212,8 @@ class BatchNormalizer:
         gamma_b, beta_b = p.broadcast(self.shape)
         self._beta = beta_b.reshape(-1) if np.ndim(p.beta) else np.float64(p.beta)
         scale = np.sqrt(var_b + p.eps)
-        np.divide(gamma_b, scale, out=scale)
+        with np.errstate(over="ignore"):  # (a gamma that overflows is refused at the call)
+            np.divide(gamma_b, scale, out=scale)
         self._scale = scale.reshape(-1)
         self._mean = np.ascontiguousarray(mean_b).reshape(-1)
         # the size of the outputs, to judge which roundings are negligible
@@ -244,6 +245,7 @@ class BatchNormalizer:
                     # x - first is exact where it matters
                     shift = self._beta - (self._mean - first) * self._scale
                     first = first[None, :, None]
+                check_range(self.params, ct)
                 self._cache[ct] = (
                     first,
                     self._scale.astype(ct)[None, :, None],
@@ -454,6 +456,7 @@ def batch_norm(
         _refuse_x(arr, f"has shape {arr.shape}: a {what} has zero variance everywhere; "
                   "give a larger batch, or stored statistics (mean and var)")
     ct = compute_dtype(arr.dtype)
+    check_range(p, ct)
     if out is not None and np.may_share_memory(out, arr):
         # the statistics read x again after the first blocks are written (the
         # overflow check); with stored statistics, out=x is fine
@@ -479,6 +482,24 @@ def batch_norm(
     moments.compute(normalize)
     check_overflow(arr, moments.m2)
     return out
+
+
+def check_range(p: BNParams, ct: np.dtype) -> None:
+    """Refuse a ``gamma`` or ``beta`` beyond the range of the compute type ``ct``:
+    the outputs are about ``gamma * z + beta`` for normalized values ``z`` of a
+    few units, so every one of them would be infinite (``gamma=1e308`` on
+    float32 data).  (Outputs that overflow for an extreme ``z`` are IEEE's
+    business, as in every framework.)"""
+    big = float(np.finfo(ct).max)
+    for name in ("gamma", "beta"):
+        value = getattr(p, name)
+        largest = float(np.max(np.abs(value)))
+        if largest > big:
+            shown = f"{value:g}" if np.ndim(value) == 0 else f"holding {largest:.3g}"
+            problem = (f"{shown} is beyond {ct}'s range ({big:.3g}), the type the outputs are "
+                       "computed in: every output would be infinite")
+            raise ParameterError(f"{name}={problem}" if np.ndim(value) == 0 else
+                                 f"{name} {problem}", param=name, value=value, problem=problem)
 
 
 def _refuse_x(arr: np.ndarray, problem: str) -> None:

@@ -248,8 +248,9 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
         elif buffers is not None:
             out = buffers.get("y", (1, *sample.shape), ct)
         try:
-            y = options.as_output(normalizer(sample[None], threads=1, out=out)[0], x).reshape(
-                x.shape)
+            with blame(job.files):  # (coefficients out of range name gamma's file)
+                y = normalizer(sample[None], threads=1, out=out)[0]
+            y = options.as_output(y, x).reshape(x.shape)
         except ParameterError as e:
             raise data_error(source.label, e) from None
         writer.add(i, source, y)

@@ -304,3 +304,34 @@ def test_results_written_together_are_bounded_too(invoke, save, tmp_path):
     assert "the results written together need more than 204,800 bytes" in result.stderr
     assert not (tmp_path / "all.npy").exists()
     assert invoke("lrn", "d", "-o", "dir/", "-q", env={"NORMCLI_MAX_BYTES": "200K"}).exit_code == 0
+
+
+# ---------------------------------------------------------- parameters out of range
+
+
+def test_a_gamma_or_beta_beyond_the_output_type_is_refused(invoke, save, tmp_path):
+    """--gamma 1e308 on float32 data exited 0 with every output infinite; a gamma
+    file holding such values, or NaN, is named (not the input)."""
+    COUNTS["parameter out of range"] += 4
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        save(f"d/a{i}.npy", rng.standard_normal((4, 3, 3)).astype(np.float32))
+    save("one.npy", rng.standard_normal((3, 4, 3, 3)).astype(np.float32))
+    for inputs in ("d", "one.npy"):
+        result = invoke("batchnorm", inputs, "--gamma", "1e308", "-o", "o.npy")
+        assert result.exit_code == 2, result.stderr
+        assert ("Invalid value for '--gamma': 1e+308 is beyond float32's range (3.4e+38)"
+                in result.stderr)
+    save("g.npy", np.full(4, 1e300))
+    result = invoke("batchnorm", "d", "--per", "channel", "--gamma", "g.npy", "-o", "o.npy")
+    assert result.exit_code == 1 and result.stderr.startswith(
+        "normcli: error: g.npy: gamma holding 1e+300 is beyond float32's range"), result.stderr
+    save("g.npy", np.array([1.0, np.nan, 1.0, 1.0]))
+    result = invoke("batchnorm", "d", "--per", "channel", "--gamma", "g.npy", "-o", "o.npy")
+    assert result.stderr == "normcli: error: g.npy: gamma holds non-finite values\n"
+    assert not (tmp_path / "o.npy").exists()
+    # float64 data holds them: computed, finite
+    save("d64/a.npy", rng.standard_normal((3, 4, 2, 2)))
+    assert invoke("batchnorm", "d64/a.npy", "--gamma", "1e300", "-o", "o64.npy",
+                  "-q").exit_code == 0
+    assert np.isfinite(np.load(tmp_path / "o64.npy")).all()
