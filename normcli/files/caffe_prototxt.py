@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 
 from normcli.errors import InputError, ParameterError
-from normcli.files.limits import MAX_BYTES_ENV
 from normcli.files.models import BatchNormLayer, ModelLayer, find_layer
-from normcli.files.npy import nonblocking, open_error
+from normcli.files.npy import read_bounded
 from normcli.ops.conventions import LRNParams, resolve_lrn
 
 __all__ = ["parse_prototxt", "read_caffe_layers", "lrn_from_caffe", "batchnorm_from_caffe",
@@ -160,19 +158,7 @@ def read_caffe_layers(path: str | os.PathLike[str], *, max_bytes: int | None = N
                       ) -> list[ModelLayer]:
     """Every LRN and BatchNorm layer of a Caffe ``.prototxt``, in file order."""
     limit = MAX_PROTOTXT_BYTES if max_bytes is None else max_bytes
-    try:
-        with open(path, "rb", opener=nonblocking) as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise InputError(path, "not a regular file")
-            if st.st_size > limit:
-                raise InputError(path, f"{st.st_size} bytes is over the limit of {limit} for a "
-                                 f"prototxt (set {MAX_BYTES_ENV} or max_bytes)")
-            raw = f.read(limit + 1)
-    except OSError as e:
-        raise open_error(path, e) from None
-    if len(raw) > limit:
-        raise InputError(path, f"over the limit of {limit} bytes for a prototxt")
+    raw = read_bounded(path, limit, what="a prototxt")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

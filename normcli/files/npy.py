@@ -131,6 +131,26 @@ def nonblocking(path: str | os.PathLike[str], flags: int) -> int:
     return os.open(path, flags | _NONBLOCKING)
 
 
+def read_bounded(path: str | os.PathLike[str], limit: int, *, what: str) -> bytes:
+    """The whole of a small input file (a model, a prototxt), refused as
+    :func:`open_input` refuses what is not a regular file, and when it holds more
+    than ``limit`` bytes (checked before reading, and again by what was read:
+    the file may grow meanwhile).  ``what`` names the kind of file in messages."""
+    fd, st = open_input(path, path)
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > limit:
+            raise InputError(path, f"{st.st_size} bytes is over the limit of {limit} for "
+                             f"{what} (set {MAX_BYTES_ENV} to raise it)")
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise open_error(path, e) from None
+    if len(data) > limit:
+        raise InputError(path, f"over the limit of {limit} bytes for {what} (set "
+                         f"{MAX_BYTES_ENV} to raise it)")
+    return data
+
+
 def open_input(path: str | os.PathLike[str], source: object) -> tuple[int, os.stat_result]:
     """Open an input file for reading; refuse anything but a regular file, at once.
 

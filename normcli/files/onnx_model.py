@@ -31,7 +31,7 @@ import numpy as np
 from normcli.errors import InputError, ParameterError
 from normcli.files.limits import MAX_BYTES_ENV, resolve_max_bytes
 from normcli.files.models import BatchNormLayer, ModelLayer, find_layer
-from normcli.files.npy import nonblocking, open_error
+from normcli.files.npy import nonblocking, open_error, read_bounded
 from normcli.ops.conventions import LRNParams, resolve_lrn
 
 __all__ = ["read_onnx_layers", "lrn_from_onnx", "batchnorm_from_onnx", "ONNX_EXTRA",
@@ -102,19 +102,7 @@ def batchnorm_from_onnx(path: str | os.PathLike[str], node: str, *,
 
 
 def _read_limited(path, limit: int) -> bytes:
-    try:
-        with open(path, "rb", opener=nonblocking) as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise InputError(path, "not a regular file")
-            if st.st_size > limit:
-                raise InputError(path, f"{st.st_size} bytes is over the limit of {limit} "
-                                 f"(set {MAX_BYTES_ENV} to raise it)")
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise open_error(path, e) from None
-    if len(data) > limit:
-        raise InputError(path, f"over the limit of {limit} bytes (set {MAX_BYTES_ENV})")
+    data = read_bounded(path, limit, what="an ONNX model")
     if not data:
         raise InputError(path, "empty file, not an ONNX model")
     return data
