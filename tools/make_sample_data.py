@@ -1076,6 +1076,14 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
     for name, shape, dtype, desc in images:
         w(f"- `{name}`: {desc}; {dtype}, {shape}.")
     w("")
+    w("## `photos/`")
+    w("")
+    w(f"{len(PHOTOS)} photo-like JPEGs (RGB, 8 bits, quality 90) of mixed sizes, one subfolder deep,")
+    w("for the README's dataset mean and std (`normcli stats sample_data/photos/ -r --per channel`):")
+    w("")
+    for rel, scene, w_, h_ in PHOTOS:
+        w(f"- `{rel}`: {scene.replace('_', ' ')}, {w_}×{h_}.")
+    w("")
     w("## Reproducibility")
     w("")
     w("Seeds are fixed (`numpy.random.RandomState`, whose streams numpy keeps frozen); there is no")
@@ -1083,8 +1091,8 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
     w("images are 8-bit before filtering and filter weights and features are rounded to a binary")
     w("grid, so last-bit differences in exp/sin/cos between platforms essentially never reach the")
     w(
-        "`.npy` files. PNG bytes also depend on the zlib Pillow was"
-        " built with; the decoded pixels do"
+        "`.npy` files. PNG and JPEG bytes also depend on the zlib and libjpeg Pillow was"
+        " built with; PNGs' decoded pixels do"
     )
     w("not. `--check` reports which files differ.")
     (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -1141,6 +1149,33 @@ layer {
   }
 }
 """
+
+
+#: Photo-like JPEGs of mixed sizes, one in a subfolder: the README's dataset mean and std
+#: example (``normcli stats sample_data/photos/ -r --per channel``).  (path, scene, width, height)
+PHOTOS = [
+    ("city.jpg", "city", 160, 120),
+    ("fruit.jpg", "fruit", 120, 160),
+    ("forest.jpg", "forest", 192, 144),
+    ("sunset_sea.jpg", "sunset_sea", 144, 96),
+    ("landscape.jpg", "landscape", 112, 112),
+    ("more/bricks.jpg", "bricks", 200, 150),
+    ("more/marble.jpg", "marble", 96, 128),
+]
+
+
+def save_photos(photo_dir: Path) -> None:
+    """The PHOTOS as baseline JPEGs (quality 90, 4:2:0): rendered square, cropped to size."""
+    scenes = dict(SCENES)
+    for i, (rel, scene, w, h) in enumerate(PHOTOS):
+        rgb = to_uint8(scenes[scene](np.random.RandomState(700 + i), max(w, h)))
+        y0, x0 = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(rgb[y0:y0 + h, x0:x0 + w])).save(
+            buf, format="JPEG", quality=90, subsampling="4:2:0", optimize=True)
+        path = photo_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buf.getvalue())
 
 
 def save_npy(path, arr):
@@ -1201,6 +1236,7 @@ def generate(out: Path) -> None:
     model_dir = out / "models"
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / "cnn_norms.prototxt").write_text(CNN_NORMS_PROTOTXT, encoding="ascii")
+    save_photos(out / "photos")
     write_readme(out, inter, intra, batch, res, feats, names, bank_names, images)
 
 

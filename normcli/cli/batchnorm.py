@@ -23,10 +23,12 @@ Examples:
   normcli batchnorm new/ --stats train.npz -o new_normed/
   normcli batchnorm batch.npy --gamma 2 --beta beta.npy -o out.npy
   normcli lrn features/ -o - | normcli batchnorm - --per channel -o b.npy
+  normcli batchnorm photos/ -r --stats photos.npz -o normed/ --resume
 
 \b
 The batch is the stack of all inputs (a directory's arrays in name order,
-all of one shape) or, for a single input, its first axis."""
+all of one shape; per channel, images of any size) or, for a single array
+input, its first axis. Image outputs map -3..3 to 0..255 (--pixels)."""
 
 
 @click.command(cls=NormcliCommand, epilog=EXAMPLES,
@@ -43,7 +45,7 @@ all of one shape) or, for a single input, its first axis."""
               help="Normalize with saved statistics instead of the batch's (inference).")
 @preview_option
 def batchnorm(per, eps, gamma, beta, save_stats, stats, preview, inputs, **kwargs) -> None:
-    """Batch normalization of the INPUTs (.npy, .npz, PNG, DIR, -) taken as one batch:
+    """Batch normalization of the INPUTs (.npy, .npz, image, DIR, -) taken as one batch:
     y = gamma * (x - mean) / sqrt(var + eps) + beta, with the batch's mean and
     biased variance, or saved ones (--stats)."""
     from normcli import runs

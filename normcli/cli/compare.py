@@ -60,7 +60,7 @@ def lrn_settings(f):
 @FORCE
 def compare(inputs, convention, n, k, alpha, beta, preview, as_json, preview_channels,
             preview_samples, preview_scale, **settings) -> None:
-    """Normalize the same INPUT(s) (.npy, .npz, PNG, DIR, -) three ways -
+    """Normalize the same INPUT(s) (.npy, .npz, image, DIR, -) three ways -
     inter-channel LRN, intra-channel LRN and batch norm - and show their
     statistics side by side, then how LRN and BN differ."""
     from normcli.ops.conventions import resolve_lrn

@@ -21,7 +21,7 @@ Examples:
   normcli lrn sample_data/seed_inter.npy --k 0 --alpha 1 --beta 1 --n 2
   normcli lrn features/ -o - | normcli batchnorm - --per channel -o b.npy"""
 
-HELP = f"""Local response normalization of each INPUT (.npy, .npz, PNG, DIR, -).
+HELP = f"""Local response normalization of each INPUT (.npy, .npz, image, DIR, -).
 
 Inter-channel LRN divides each value by (k + alpha' * sum of squares of the
 neighbouring channels) ** beta; intra-channel LRN sums over a square window

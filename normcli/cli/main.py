@@ -70,6 +70,10 @@ COMMANDS = {
 }
 
 
+#: What an interrupted command had to say (its run's progress), for the last line.
+_interrupted = [""]
+
+
 class NormcliGroup(OptionsBeforeCommand):
     """Turns what escapes a command into exit codes, whoever calls ``main``; loads the
     subcommands on demand (click's "lazy group" pattern); passes options on to them."""
@@ -92,9 +96,12 @@ class NormcliGroup(OptionsBeforeCommand):
             return super().invoke(ctx)
         except NormcliError as e:
             raise DataError(str(e)) from None
-        except KeyboardInterrupt:
-            if not signals.terminated.is_set():  # (the command line says it at exit)
-                click.echo("normcli: interrupted", err=True)
+        except KeyboardInterrupt as e:
+            detail = f": {e}" if str(e) else ""  # (a resumable run says how far it got)
+            if signals.terminated.is_set():  # the command line says it at exit
+                _interrupted[0] = detail
+            else:
+                click.echo(f"normcli: interrupted{detail}", err=True)
             ctx.exit(130)
         except MemoryError:
             raise DataError("out of memory; see NORMCLI_MAX_BYTES in the README") from None
@@ -113,6 +120,7 @@ Examples:
   normcli batchnorm features/ -o normed/
   normcli lrn a.npy -o - | normcli batchnorm - -o b.npy
   normcli stats features/ --json
+  normcli stats photos/ -r --per channel
 
 Run 'normcli COMMAND --help' for a command's options and examples; options
 given before the command (normcli --json stats x) are passed to it."""
@@ -126,10 +134,12 @@ given before the command (normcli --json stats x) are passed to it."""
 @click.version_option(__version__, "-V", "--version", prog_name="normcli")
 def cli() -> None:
     """Apply and understand local response normalization (LRN) and batch
-    normalization (BN) on feature maps and images (.npy, .npz, PNG).
+    normalization (BN) on feature maps and images (.npy, .npz, PNG, JPEG,
+    TIFF, WebP, BMP, GIF), and compute the mean and std of image datasets.
 
     Results go to -o (a file, a directory, or - for stdout); a table of
-    before/after statistics goes to stderr.
+    before/after statistics goes to stderr (stats: its table is the result,
+    on stdout).
     """
 
 
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     if signals.terminated.is_set():  # (not os._exit: threads must remove their files)
         status = signals.exit_status()
         if status == 130:
-            sys.stderr.write("normcli: interrupted\n")
+            sys.stderr.write(f"normcli: interrupted{_interrupted[0]}\n")
     sys.exit(status if isinstance(status, int) else 0)
 
 

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 import click
 
+from normcli.cli.inputs import RESUME, input_flags
 from normcli.cli.types import PATH
 
 #: The flags of io_options() that are normcli.runs.RunOptions fields, by name.
 RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last",
-               "allow_nonfinite", "raw_png", "jobs", "dtype")
+               "allow_nonfinite", "raw_png", "jobs", "dtype", "color", "include_alpha", "pixels",
+               "recursive", "files_from", "null", "keep_going", "resume")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def stack(*decorators: Callable) -> Callable:
 CHANNELS_LAST = click.option("--channels-last", is_flag=True,
                              help="Arrays are (..., H, W, C) instead of (..., C, H, W).")
 RAW_PNG = click.option("--raw-png", is_flag=True,
-                       help="Read PNG pixels as stored integers instead of scaled to [0, 1].")
+                       help="Read image pixels as stored integers instead of scaled to [0, 1].")
 ALLOW_NONFINITE = click.option("--allow-nonfinite", is_flag=True,
                                help="Process inputs holding NaN or Inf (refused by default).")
 JSON = click.option("--json", "as_json", is_flag=True,
@@ -60,7 +62,8 @@ FORCE = click.option("--force", is_flag=True, help="Replace existing output file
 def io_options(*, writes: bool = True) -> Callable:
     """INPUT... plus the reading, output and display flags."""
     reading = [
-        click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=PATH),
+        click.argument("inputs", nargs=-1, metavar="INPUT...", type=PATH),
+        *input_flags(),
         CHANNELS_LAST, ALLOW_NONFINITE, RAW_PNG,
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                      help="Worker threads for reading, computing and writing [default: "
@@ -70,11 +73,14 @@ def io_options(*, writes: bool = True) -> Callable:
         click.option("-o", "--output", metavar="OUT", type=PATH,
                      help="FILE.npy, FILE.npz, FILE.png, DIR/ (one file per input), "
                      "or - for .npy on stdout. Without -o nothing is written."),
-        FORCE,
-        click.option("--format", "out_format", type=click.Choice(["npy", "png"]), default=None,
-                     help="File type of the outputs of -o DIR/ [default: each input's own; "
-                     "PNG outputs rescale each channel to the full range, so keep the values "
-                     "with npy]."),
+        FORCE, RESUME,
+        click.option("--format", "out_format", type=click.Choice(["npy", "png", "tif"]),
+                     default=None, help="File type of the outputs of -o DIR/ [default: each "
+                     "input's own; PNG for JPEG, WebP, BMP, GIF]; npy or tif keep the values."),
+        click.option("--pixels", type=click.Choice(["input", "centred", "stretch"]),
+                     default=None, help="How image outputs map values to pixels: input (the "
+                     "input's scale, lrn's default), centred (-3..3, batchnorm's), stretch "
+                     "(each channel's min..max, for arrays)."),
         click.option("--sync/--no-sync", default=True, show_default=True,
                      help="Flush outputs to disk before they replace anything. --no-sync is "
                      "faster for scratch outputs: still never half-written, but a power cut "
@@ -84,7 +90,7 @@ def io_options(*, writes: bool = True) -> Callable:
                      "bool, 8- and 16-bit integers give float32, wider integers float64]."),
         click.option("--png-bits", type=click.Choice(["8", "16"]), default="8",
                      show_default=True, callback=lambda ctx, param, value: int(value),
-                     help="Bit depth of PNG output (each channel rescaled to the full range)."),
+                     help="Bit depth of PNG output."),
     ]
     showing = [JSON, click.option("-q", "--quiet", is_flag=True,
                                   help="No table, no progress bar.")]

@@ -51,12 +51,17 @@ def outputs_caption(report) -> str | None:
     elif kind == "stdout":
         text = "wrote .npy to stdout"
     elif kind == "dir":
-        count = len(report.inputs)
+        count = len(report.written) - bool(report.saved_stats)
         text = f"wrote {count} file{'s' if count != 1 else ''} to {Path(report.output)}"
     else:
         text = f"wrote {Path(report.output)}"
     if report.saved_stats:
         text += f"; statistics saved to {report.saved_stats}"
+    if report.pixels:
+        text += f" ({'; '.join(report.pixels)})"
+    if report.resumed:
+        text += (f"; {report.resumed:,} output{'s' if report.resumed != 1 else ''} done by an "
+                 "earlier run, not redone (--resume)")
     return text
 
 
@@ -70,15 +75,35 @@ def show_hints(hints, display: Display) -> None:
 
 
 def show(report, display: Display) -> None:
-    """The report's statistics: a table on stderr, or JSON on stdout with ``--json``;
-    then its hints on stderr."""
-    if display.quiet and not display.as_json:
-        return
-    _show(report, display)
-    show_hints(report.hints, display)
+    """The report's statistics: a table on stderr, or JSON on stdout with ``--json``
+    (``stats``: the table is the result, on stdout); then its hints and
+    :func:`epilogue`."""
+    try:
+        _show(report, display)
+        show_hints(report.hints, display)
+    finally:
+        epilogue(report, display)
+
+
+def epilogue(report, display: Display) -> None:
+    """On stderr: what the input folders held that was skipped, the notes about
+    some inputs, and the inputs that failed (``--keep-going``: then exit 1)."""
+    from normcli.cli.outcome import epilogue_lines
+
+    for line in epilogue_lines(report, quiet=display.quiet):
+        click.echo(line, err=True)
+    if report.failures:
+        raise SystemExit(1)
 
 
 def _show(report, display: Display) -> None:
+    if report.command == "stats":
+        from normcli.cli.outcome import show_stats
+
+        show_stats(report, display)
+        return
+    if display.quiet and not display.as_json:
+        return
     rows = [(r.label, r.before, r.after) for r in report.inputs]
     total = report.total
     total = (total.before, total.after) if total is not None else None

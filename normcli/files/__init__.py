@@ -70,6 +70,9 @@ __all__ = [
     "read_layers",
     "read_png",
     "read_running_stats",
+    "read_image",
+    "decode_image",
+    "walk_inputs",
     "rescale_channels",
     "resolve_max_bytes",
     "same_file",
@@ -81,13 +84,16 @@ __all__ = [
 ]
 
 
-# The PNG names are imported on first use: most runs never touch a PNG (nor a model
-# file, nor a framework's stored statistics).
+# The PNG and image names are imported on first use: most runs never touch an image (nor a
+# model file, nor a framework's stored statistics).
 __getattr__ = lazy_attributes(__name__, globals(), {
     "find_layer": "normcli.files.models",
     "read_layers": "normcli.files.models",
     "read_running_stats": "normcli.files.running_stats",
     "write_running_stats": "normcli.files.running_stats",
+    "read_image": "normcli.files.images",
+    "decode_image": "normcli.files.images",
+    "walk_inputs": "normcli.files.walk",
     "encode_png_bytes": "normcli.files.png",
     "read_png": "normcli.files.png",
     "rescale_channels": "normcli.files.png",

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Output file types chosen by suffix (compared case-insensitively).
-OUTPUT_SUFFIXES = (".npy", ".npz", ".png")
+OUTPUT_SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff")
 _OUTPUT_TEXT = ", ".join(OUTPUT_SUFFIXES)
 
 
@@ -59,9 +59,10 @@ def write_array(
     ----------
     path : path-like
         ``.npy`` (``allow_pickle=False``), ``.npz`` (uncompressed; one array
-        stored as ``arr_0``, or a mapping name -> array) or ``.png`` (see
+        stored as ``arr_0``, or a mapping name -> array), ``.png`` (see
         :func:`normcli.files.png.to_png_array`: each channel rescaled to the
-        full range, 1 channel gray, 3 RGB, others a labelled grid).
+        full range, 1 channel gray, 3 RGB, others a labelled grid) or
+        ``.tif``/``.tiff`` (the values, float32).
     arr : numpy.ndarray or mapping of str to numpy.ndarray
         A mapping is only accepted for ``.npz``.
     force : bool, optional
@@ -89,8 +90,14 @@ def encode_to(
     arr: np.ndarray | Mapping[str, np.ndarray],
     *,
     png_bits: int = 8,
+    image=None,
 ) -> None:
-    """Write ``arr`` to the open file ``f`` in the format of ``path``'s suffix."""
+    """Write ``arr`` to the open file ``f`` in the format of ``path``'s suffix.
+
+    ``image``: a :class:`normcli.files.pixels.ImageOut` (mapping to pixels,
+    alpha) for ``.png``/``.tif`` outputs; by default each channel is
+    stretched to the full range (PNG) and there is no alpha.
+    """
     target = Path(path)
     suffix = _output_suffix(target)
     if png_bits not in (8, 16):
@@ -98,10 +105,15 @@ def encode_to(
     if isinstance(arr, Mapping) and suffix != ".npz":
         raise ValueError(f"several arrays can only be written to .npz, not {suffix}")
     try:
-        if suffix == ".png":
-            from normcli.files.png import encode_png_bytes  # Pillow only for PNGs
+        if suffix in (".png", ".tif", ".tiff"):
+            from normcli.files.pixels import encode_image  # Pillow only for images
 
-            f.write(encode_png_bytes(arr, png_bits))
+            if image is None:
+                f.write(encode_image(arr, suffix=suffix, bits=png_bits))
+            else:
+                f.write(encode_image(arr, suffix=suffix, mapping=image.mapping, bits=png_bits,
+                                     alpha=image.alpha, alpha_full=image.alpha_full,
+                                     last_is_alpha=image.last_is_alpha))
         elif suffix == ".npy":
             write_npy(f, arr)
         else:
@@ -118,12 +130,13 @@ def stage_array(
     *,
     force: bool = False,
     png_bits: int = 8,
+    image=None,
 ) -> None:
     """Like :func:`write_array`, but put in place only by ``staged.commit()``."""
     suffix = _output_suffix(Path(path))
     # .npy: a header and the data, written unbuffered (fewest system calls)
     with staged.open(path, force=force, raw=suffix == ".npy") as f:
-        encode_to(f, path, arr, png_bits=png_bits)
+        encode_to(f, path, arr, png_bits=png_bits, image=image)
 
 
 def output_path_for(

@@ -315,9 +315,21 @@ def _label_mask(text: str, width: int, height: int) -> np.ndarray:
     return np.asarray(strip)
 
 
+#: The most channels a PNG grid draws (each tile costs a label and a copy).
+MAX_GRID_CHANNELS = 1024
+
+
+def check_grid(count: int) -> None:
+    """Refuse, before any pixel is made, more channels than a grid draws."""
+    if count not in (1, 3) and count > MAX_GRID_CHANNELS:
+        raise ValueError(f"{count:,} channels are too many for one image (a grid shows at "
+                         f"most {MAX_GRID_CHANNELS:,}); write .npy instead")
+
+
 def _grid(tiles: np.ndarray, top: int) -> np.ndarray:
     """Lay out ``(C, H, W)`` integer tiles in a labelled grid."""
     count, h, w = tiles.shape
+    check_grid(count)
     cols = math.ceil(math.sqrt(count))
     rows = math.ceil(count / cols)
     font = _font()
@@ -337,10 +349,6 @@ def _grid(tiles: np.ndarray, top: int) -> np.ndarray:
         canvas[y0 : y0 + strip_h, x0 : x0 + cell_w] = (mask * top + 127) // 255
         canvas[y0 + strip_h : y0 + cell_h, x0 : x0 + w] = tiles[i]
     return canvas
-
-
-#: The most channels a PNG grid draws (each tile costs a label and a copy).
-MAX_GRID_CHANNELS = 1024
 
 
 def to_png_array(arr: np.ndarray, bits: int = 8) -> np.ndarray:
@@ -374,9 +382,7 @@ def to_png_array(arr: np.ndarray, bits: int = 8) -> np.ndarray:
         x = x[None]
     if x.ndim != 3 or 0 in x.shape:
         raise ValueError(f"expected a non-empty (H, W) or (C, H, W) array, got shape {x.shape}")
-    if x.shape[0] not in (1, 3) and x.shape[0] > MAX_GRID_CHANNELS:
-        raise ValueError(f"{x.shape[0]:,} channels are too many for one image (a grid shows at "
-                         f"most {MAX_GRID_CHANNELS:,}); write .npy instead")
+    check_grid(x.shape[0])
     scaled = rescale_channels(x, bits)
     if scaled.shape[0] == 1:
         return scaled[0]

@@ -8,17 +8,19 @@ file before doing any work and process large inputs one at a time.
 
 Arguments
 ---------
-``file.npy`` / ``file.png``
-    One source.
+``file.npy``, an image (``.png``, ``.jpg``, ``.tif``, ``.webp``, ``.bmp``, ``.gif``)
+    One source (a TIFF: one per full-resolution page, ``file.tif:page2``).
 ``file.npz``
     One source per array; the label is ``file.npz:name``.
 a directory
-    Its ``.npy``, ``.npz`` and ``.png`` files (suffixes compared
-    case-insensitively), sorted by name.  Not recursive: subdirectories,
-    hidden files (``.name``) and other files are skipped.  A directory
-    without any supported file is an error.
+    Its ``.npy``, ``.npz`` and image files (suffixes compared
+    case-insensitively), sorted by name; with ``recursive``, its subfolders'
+    too.  What is skipped (other files, subfolders, hidden files) is counted
+    (:func:`normcli.files.walk.walk_inputs`).  A directory without any
+    supported file is an error.
 ``-``
-    One ``.npy`` array read from standard input (at most once).
+    Standard input (at most once), its type told by its first bytes: a
+    ``.npy``, an ``.npz``, or an image.
 
 Output names
 ------------
@@ -26,14 +28,15 @@ Output names
 (see :func:`normcli.files.output.output_path_for`): the file name for a
 file or a directory entry (``a.npy``), ``stem/name.npy`` for an ``.npz``
 member (``x.npz:conv1`` -> ``x/conv1.npy``) and ``stdin.npy`` for ``-``.
+An image's result keeps its type where the type can hold it (PNG, TIFF);
+JPEG, WebP, BMP and GIF inputs give PNG outputs (``a.jpg`` -> ``a.png``),
+never a second lossy encoding.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import stat
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +44,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from normcli.errors import InputError
-from normcli.files.npy import open_error, read_npy, read_npy_into, read_npy_stream
-from normcli.files.npz import npz_members, read_npz_member
+from normcli.files.npy import open_error, read_npy, read_npy_into
+from normcli.files.npz import read_npz_member
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -55,10 +57,10 @@ __all__ = [
 ]
 
 #: Input file types, in the order they are listed in messages.
-SUPPORTED_SUFFIXES = (".npy", ".npz", ".png")
+SUPPORTED_SUFFIXES = (".npy", ".npz", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp",
+                      ".gif")
 #: Label of the ``-`` input.
 STDIN_LABEL = "<stdin>"
-_SUPPORTED_TEXT = ", ".join(SUPPORTED_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,12 @@ class Source:
     path : pathlib.Path or None
         The file (the ``.npz`` for a member), ``None`` for stdin.
     kind : str
-        ``"npy"``, ``"npz"`` (a member), ``"png"`` or ``"stdin"``.
+        ``"npy"``, ``"npz"`` (a member), ``"png"``, ``"image"`` (the other
+        image types), ``"stdin"``, or ``"array"`` (standard input, read).
     member : str or None
-        The array name inside the ``.npz``.
+        The array name inside the ``.npz``; the page index of a TIFF page.
+    decoded : normcli.files.images.Decoded or None
+        An image read from standard input.
     """
 
     label: str
@@ -88,6 +93,26 @@ class Source:
     member: str | None = None
     stream: BinaryIO | None = field(default=None, compare=False, repr=False)
     array: np.ndarray | None = field(default=None, compare=False, repr=False)
+    decoded: object | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_image(self) -> bool:
+        """Whether this input is an image (read as ``(C, H, W)``, alpha apart)."""
+        return self.kind in ("png", "image") or self.decoded is not None
+
+    def decode(self, *, raw_png: bool = False, max_bytes: int | None = None,
+               color: str | None = None, with_alpha: bool = False):
+        """An image input as a :class:`normcli.files.images.Decoded` (colour
+        channels and alpha apart); see :func:`normcli.files.images.read_image`."""
+        if self.decoded is not None:
+            return self.decoded
+        if not self.is_image:
+            raise ValueError(f"{self.label} is not an image")
+        from normcli.files.images import read_image  # Pillow only when an image is read
+
+        page = int(self.member) if self.member is not None else None
+        return read_image(self.path, raw=raw_png, max_bytes=max_bytes, source=self.label,
+                          color=color, with_alpha=with_alpha, page=page)
 
     def loaded(self, **options: object) -> Source:
         """This source with its array read now, so that it can be loaded again.
@@ -121,7 +146,7 @@ class Source:
 
     def read(
         self, *, raw_png: bool = False, max_bytes: int | None = None, mmap: bool = False,
-        out: np.ndarray | None = None,
+        out: np.ndarray | None = None, color: str | None = None, with_alpha: bool = False,
     ) -> tuple[np.ndarray, tuple[int, ...] | None]:
         """:meth:`load`, and the :meth:`state` of the file as it was read.
 
@@ -132,7 +157,8 @@ class Source:
             arr, st = read_npy_into(self.path, out, max_bytes=max_bytes, mmap=mmap,
                                     source=self.label)
             return arr, _state(st)
-        arr = self.load(raw_png=raw_png, max_bytes=max_bytes, mmap=mmap, out=out)
+        arr = self.load(raw_png=raw_png, max_bytes=max_bytes, mmap=mmap, out=out, color=color,
+                        with_alpha=with_alpha)
         return arr, self.state()
 
     def load(
@@ -142,13 +168,15 @@ class Source:
         max_bytes: int | None = None,
         mmap: bool = False,
         out: np.ndarray | None = None,
+        color: str | None = None,
+        with_alpha: bool = False,
     ) -> np.ndarray:
         """Read and check the array.
 
         Parameters
         ----------
         raw_png : bool, optional
-            For PNG inputs, return the stored ``uint8``/``uint16`` values
+            For image inputs, return the stored ``uint8``/``uint16`` values
             instead of ``float32`` in ``[0, 1]``.
         max_bytes : int, optional
             Size limit (default: ``NORMCLI_MAX_BYTES`` or 2 GiB).
@@ -159,12 +187,15 @@ class Source:
             A buffer to read a ``.npy`` file's data into when they fit it
             exactly (see :func:`normcli.files.npy.read_npy`); the result is
             then a view of `out`.  Ignored for other kinds.
+        color, with_alpha
+            For images: see :func:`normcli.files.images.read_image`.
 
         Returns
         -------
         numpy.ndarray
             ``.npy``/``.npz``: as stored (any shape with at least one
-            dimension, bool/int/float); PNG: ``(C, H, W)``.
+            dimension, bool/int/float); an image: its colour channels
+            ``(C, H, W)`` (alpha too, last, with ``with_alpha``).
 
         Raises
         ------
@@ -174,76 +205,22 @@ class Source:
             return read_npy(self.path, max_bytes=max_bytes, mmap=mmap, source=self.label, out=out)
         if self.kind == "npz":
             return read_npz_member(self.path, self.member, max_bytes=max_bytes, source=self.label)
-        if self.kind == "png":
-            from normcli.files.png import read_png  # Pillow only when a PNG is read
-
-            return read_png(self.path, raw=raw_png, max_bytes=max_bytes, source=self.label)
+        if self.is_image:
+            return self.decode(raw_png=raw_png, max_bytes=max_bytes, color=color,
+                               with_alpha=with_alpha).colour
         if self.kind == "array":
             return self.array
         if self.kind == "stdin":
-            stream = self.stream if self.stream is not None else sys.stdin.buffer
-            isatty = getattr(stream, "isatty", None)
-            if isatty is not None and isatty():
-                raise InputError(self.label, "is a terminal; pipe a .npy file into it")
-            return read_npy_stream(stream, source=self.label, max_bytes=max_bytes)
+            from normcli.files.walk import read_stdin
+
+            (source,) = read_stdin(self, raw=raw_png, max_bytes=max_bytes, color=color,
+                                   with_alpha=with_alpha, single=True)
+            return source.load()
         raise ValueError(f"unknown source kind {self.kind!r}")  # pragma: no cover
 
 
 def _state(st: os.stat_result) -> tuple[int, ...]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
-def _safe_relpart(name: str) -> str:
-    """Make an ``.npz`` member name usable as a relative path."""
-    parts = name.replace("\\", "/").split("/")
-    safe = [p if p not in ("", ".", "..") else "_" for p in parts]
-    return "/".join(safe)
-
-
-def _suffix(name: str) -> str:
-    return os.path.splitext(name)[1].lower()
-
-
-def _file_sources(path: Path, label: str) -> list[Source]:
-    suffix = _suffix(path.name)
-    if suffix == ".npy":
-        return [Source(label, path.name, path, "npy")]
-    if suffix == ".png":
-        return [Source(label, path.name, path, "png")]
-    if suffix == ".npz":
-        stem = path.name[: -len(suffix)] or "_"
-        return [
-            Source(f"{label}:{name}", f"{stem}/{_safe_relpart(name)}.npy", path, "npz", name)
-            for name in npz_members(path, source=label)
-        ]
-    raise InputError(
-        label, f"unsupported file type {suffix or '(no suffix)'!r} (supported: {_SUPPORTED_TEXT})"
-    )
-
-
-def _dir_sources(path: Path, label: str) -> list[Source]:
-    try:
-        with os.scandir(path) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as e:
-        raise open_error(label, e) from None
-    if not entries:
-        raise InputError(label, "directory is empty")
-    sources: list[Source] = []
-    for entry in entries:
-        if entry.name.startswith(".") or _suffix(entry.name) not in SUPPORTED_SUFFIXES:
-            continue
-        try:
-            if not entry.is_file():
-                continue
-        except OSError:
-            continue
-        sources.extend(_file_sources(Path(entry.path), os.path.join(label, entry.name)))
-    if not sources:
-        raise InputError(
-            label, f"directory has no {_SUPPORTED_TEXT} files (it is not searched recursively)"
-        )
-    return sources
 
 
 def expand_inputs(
@@ -254,7 +231,7 @@ def expand_inputs(
     Parameters
     ----------
     paths : sequence of str or path-like
-        Files, directories, or ``"-"`` for a ``.npy`` on standard input.
+        Files, directories, or ``"-"`` for standard input.
     stdin : binary file object, optional
         Stream to use for ``"-"`` (default: ``sys.stdin.buffer`` when loaded).
 
@@ -262,7 +239,8 @@ def expand_inputs(
     -------
     list of Source
         In argument order; directory entries sorted by name; ``.npz``
-        members in archive order.
+        members in archive order.  (:func:`normcli.files.walk.walk_inputs`
+        also walks subfolders, reads lists of paths and counts what it skips.)
 
     Raises
     ------
@@ -272,37 +250,9 @@ def expand_inputs(
     ValueError
         If `paths` is empty or a single string.
     """
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        raise ValueError("paths must be a sequence of paths, not a single path")
-    if not paths:
-        raise ValueError("no inputs given")
-    sources: list[Source] = []
-    seen_stdin = False
-    for arg in paths:
-        label = os.fspath(arg)
-        if label == "-":
-            if seen_stdin:
-                raise InputError("-", "standard input can only be read once")
-            seen_stdin = True
-            sources.append(Source(STDIN_LABEL, "stdin.npy", None, "stdin", stream=stdin))
-            continue
-        path = Path(label)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            broken = path.is_symlink()
-            raise InputError(
-                label, "no such file" + (" (broken symlink)" if broken else "")
-            ) from None
-        except OSError as e:
-            raise open_error(label, e) from None
-        if stat.S_ISDIR(st.st_mode):
-            sources.extend(_dir_sources(path, label))
-        elif stat.S_ISREG(st.st_mode):
-            sources.extend(_file_sources(path, label))
-        else:
-            raise InputError(label, "not a regular file or directory")
-    return sources
+    from normcli.files.walk import walk_inputs
+
+    return walk_inputs(paths, stdin=stdin).sources
 
 
 def load_inputs(

@@ -30,6 +30,7 @@ from normcli.ops.batchnorm import BatchNormalizer, BNParams, batch_norm
 from normcli.ops.moments import BatchStats, RunningStats, batch_stats, overflow_message, stats_shape
 from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
+from normcli.runs.dataset import Failures, Notes
 from normcli.runs.engine import Engine, ThreadEngine
 from normcli.runs.hints import Hints
 from normcli.runs.inputs import (
@@ -38,7 +39,7 @@ from normcli.runs.inputs import (
     choose_jobs,
     data_error,
     load_checked,
-    open_sources,
+    open_inputs,
     read_unchecked,
 )
 from normcli.runs.options import Progress, RunOptions
@@ -117,10 +118,23 @@ def batchnorm(
         raise UsageError("--save-stats and --stats exclude each other: fit statistics on one "
                          "run, apply them on another", param="save_stats", value=save_stats)
     with signals.handled():
-        sources = open_sources(inputs, opts)
+        if opts.resume and stats is None:
+            raise UsageError("--resume needs work done input by input: lrn, or batchnorm "
+                             "--stats FILE (batch statistics need every input again)",
+                             param="resume", value=True)
+        found = open_inputs(inputs, opts)
+        sources = found.sources
         opts = dataclasses.replace(opts, jobs=choose_jobs(opts.jobs, sources))
+        journal = None
+        if opts.resume:
+            from normcli.runs.resume import Journal, fingerprint
+
+            journal = Journal(opts, sources, fingerprint(
+                "batchnorm", {"per": per, "eps": eps, "gamma": describe(gamma),
+                              "beta": describe(beta), "stats": _digest(stats)}, opts))
         read_too = [*files.values(), *([os.fspath(stats)] if is_path(stats) else [])]
-        plan = OutputPlan(opts, sources, [parameter_source(p) for p in read_too])
+        plan = OutputPlan(opts, sources, [parameter_source(p) for p in read_too],
+                          existing_ok=journal and journal.existing_ok())
         if preview is not None:
             plan.reserve(preview.path, "preview")
         if save_stats is not None:
@@ -128,10 +142,32 @@ def batchnorm(
             plan.reserve(save_stats, "save_stats")
         settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
         job = _Batch(opts, settings, files, saved, stats_file, preview, Hints(opts.channels_last))
+        failures = Failures(opts.keep_going)
+        notes = Notes()
         with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:
-            writer = ResultWriter(plan, staged)
-            if len(sources) == 1:
+            if journal is not None:
+                from normcli.runs.resume import ResumeWriter
+
+                writer = ResumeWriter(plan, journal, image_pixels="centred")
+            else:
+                writer = ResultWriter(plan, staged, image_pixels="centred")
+            if journal is None and len(sources) == 1 and not sources[0].is_image:
                 rows, used = _in_memory(job, engine, sources[0], writer, save_stats is not None)
+            elif opts.keep_going or journal is not None or any(s.is_image for s in sources):
+                from normcli.runs.images import per_input
+
+                try:
+                    rows, used = per_input(job, engine, sources, writer, progress, failures,
+                                           notes, skip=journal.done if journal else ())
+                except KeyboardInterrupt:
+                    if journal is None:
+                        raise
+                    from normcli.runs.each import resume_hint
+
+                    raise KeyboardInterrupt(resume_hint(journal, writer, len(sources))) from None
+                finally:
+                    if journal is not None:
+                        journal.close(opts.sync)
             else:
                 rows, used = _streamed(job, engine, sources, writer, progress)
             if save_stats is not None:
@@ -147,11 +183,30 @@ def batchnorm(
     params_doc = {"normalization": "batchnorm", "per": settings.per, "eps": settings.eps,
                   "gamma": gamma_text, "beta": beta_text, "stats": stats_file,
                   "channels_last": opts.channels_last}
-    written = [*plan.written(), *([save_stats] if save_stats else []),
+    done_before = journal.done if journal is not None else set()
+    outputs = ([os.fspath(t) for i, t in enumerate(plan.targets)
+                if i not in done_before and i not in failures]
+               if journal is not None else plan.written_of(failures))
+    written = [*outputs, *([save_stats] if save_stats else []),
                *([os.fspath(preview.path)] if preview is not None else [])]
     return Report("batchnorm", description, params_doc, rows, output_kind=plan.kind,
                   output=opts.output, written=written, stats=used, saved_stats=save_stats,
-                  hints=job.hints.lines())
+                  hints=job.hints.lines(),
+                  failures=failures.sorted(), skipped=dict(found.skipped), notes=notes,
+                  pixels=sorted(writer.mappings), resumed=len(done_before))
+
+
+def _digest(stats) -> str | None:
+    """What identifies saved statistics: their numbers."""
+    if stats is None:
+        return None
+    import hashlib
+
+    if is_path(stats):
+        from normcli.runs.parameters import read_stats_file
+
+        stats = read_stats_file(stats)
+    return hashlib.sha256(stats.mean.tobytes() + stats.var.tobytes()).hexdigest()
 
 
 @dataclass

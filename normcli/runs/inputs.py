@@ -15,11 +15,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from normcli.errors import InputError, ParameterError
-from normcli.files import MAX_BYTES_ENV, Source, count_nonfinite, expand_inputs, resolve_max_bytes
+from normcli.files import MAX_BYTES_ENV, Source, count_nonfinite, resolve_max_bytes
+from normcli.files.walk import Expansion, read_stdin, walk_inputs
 from normcli.ops.arrays import compute_dtype
 from normcli.runs.options import RunOptions
 
 __all__ = [
+    "open_inputs",
     "open_sources",
     "choose_jobs",
     "load_checked",
@@ -32,13 +34,29 @@ __all__ = [
 ]
 
 
-def open_sources(inputs: Sequence[str | os.PathLike[str]], options: RunOptions) -> list[Source]:
-    """The inputs, expanded; nothing is read yet but standard input, which is read
-    now in the calling thread (it can be read only once, and Ctrl-C must reach a
-    read that waits for it)."""
+def open_inputs(inputs: Sequence[str | os.PathLike[str]], options: RunOptions) -> Expansion:
+    """The inputs, expanded (folders walked with ``recursive``, ``files_from``
+    read), and what their folders held that is not an input; nothing is read
+    yet but standard input, which is read now in the calling thread (it can be
+    read only once, and Ctrl-C must reach a read that waits for it)."""
     stdin = options.stdin if options.stdin is not None else sys.stdin.buffer
-    sources = expand_inputs(list(inputs), stdin=stdin)
-    return [s.loaded(raw_png=options.raw_png) for s in sources]
+    found = walk_inputs(list(inputs), recursive=options.recursive,
+                        files_from=options.files_from, null=options.null, stdin=stdin)
+    sources = []
+    for s in found.sources:
+        if s.kind == "stdin":
+            sources.extend(read_stdin(s, raw=options.raw_png, color=options.color,
+                                      with_alpha=options.include_alpha))
+        else:
+            sources.append(s)
+    if not sources:
+        raise InputError(options.files_from or "inputs", "no inputs")
+    return Expansion(sources, found.skipped)
+
+
+def open_sources(inputs: Sequence[str | os.PathLike[str]], options: RunOptions) -> list[Source]:
+    """:func:`open_inputs`' sources alone."""
+    return open_inputs(inputs, options).sources
 
 
 #: Below this mean size of .npy inputs, one job is faster than several: the
@@ -55,7 +73,7 @@ def choose_jobs(jobs: int | None, sources: Sequence[Source]) -> int | None:
         return jobs
     sample = [s for s in sources[:64] if s.kind == "npy"]
     if len(sample) < min(len(sources), 64):
-        return None  # PNG, .npz members, stdin: their size on disk says little
+        return None  # images, .npz members, stdin: their size on disk says little
     try:
         mean = sum(os.stat(s.path).st_size for s in sample) / len(sample)
     except OSError:
@@ -65,8 +83,8 @@ def choose_jobs(jobs: int | None, sources: Sequence[Source]) -> int | None:
 
 def load_checked(source: Source, options: RunOptions, *, mmap: bool = False) -> np.ndarray:
     """Load one input and refuse NaN/Inf unless ``allow_nonfinite``."""
-    arr = source.load(raw_png=options.raw_png, mmap=mmap)
-    if options.channels_last and source.kind == "png":
+    arr = source.load(mmap=mmap, **options.image_options())
+    if options.channels_last and source.is_image:
         arr = np.moveaxis(arr, 0, -1)  # images are read (C, H, W); asked for (H, W, C)
     check_finite(source, options, arr)
     return arr
@@ -75,8 +93,8 @@ def load_checked(source: Source, options: RunOptions, *, mmap: bool = False) -> 
 def read_unchecked(source: Source, options: RunOptions, out: np.ndarray | None):
     """``(array, state)`` of one input, read into ``out`` where it fits (see
     :meth:`Source.read`), not checked for NaN/Inf: the caller does that."""
-    arr, state = source.read(raw_png=options.raw_png, mmap=True, out=out)
-    if options.channels_last and source.kind == "png":
+    arr, state = source.read(mmap=True, out=out, **options.image_options())
+    if options.channels_last and source.is_image:
         arr = np.moveaxis(arr, 0, -1)
     return arr, state
 

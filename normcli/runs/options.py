@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from normcli.errors import ParameterError
 
-__all__ = ["RunOptions", "Progress", "OUT_FORMATS"]
+__all__ = ["RunOptions", "Progress", "OUT_FORMATS", "COLORS", "PIXEL_MAPS"]
 
 #: ``progress(stage, done, total, nbytes)``: called as each input of a stage is done
 #: (``done`` of ``total``; ``nbytes`` read so far in the stage), once with ``done=0``
@@ -20,7 +20,11 @@ Progress = Callable[[str, int, int, int], None]
 #: The types ``dtype`` may choose (normcli.ops.arrays.OUTPUT_DTYPES: numpy is not imported here).
 OUTPUT_DTYPES = ("float16", "float32", "float64")
 #: File types ``out_format`` may choose for an output directory.
-OUT_FORMATS = ("npy", "png")
+OUT_FORMATS = ("npy", "png", "tif")
+#: ``color`` choices: convert every image to RGB or to gray first.
+COLORS = ("rgb", "gray")
+#: ``pixels`` choices: how image outputs map results to pixels (normcli.files.pixels).
+PIXEL_MAPS = ("input", "centred", "stretch")
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,9 @@ class RunOptions:
         written.
     force : bool
         Replace existing outputs (an output that is also an input is refused even so).
-    out_format : {"npy", "png"}, optional
-        File type of an output directory's files (default: each input's own).
+    out_format : {"npy", "png", "tif"}, optional
+        File type of an output directory's files (default: each input's own;
+        JPEG, WebP, BMP and GIF inputs give PNG).
     png_bits : {8, 16}
         Bit depth of PNG outputs.
     sync : bool
@@ -54,6 +59,32 @@ class RunOptions:
         its type, bool and 8/16-bit integers give float32, wider integers
         float64; :func:`normcli.ops.arrays.output_dtype`).  The computing type
         stays: float16/float32 compute in float32, everything else in float64.
+        Read image pixels as stored integers instead of floats in [0, 1].
+    color : {"rgb", "gray"}, optional
+        Convert every image to RGB or to gray first (see
+        :mod:`normcli.files.images`).
+    include_alpha : bool
+        Read an image's alpha as an ordinary (last) channel; by default alpha
+        is left out of statistics and normalization, and image outputs get
+        the input's alpha back as it was.
+    pixels : {"input", "centred", "stretch"}, optional
+        How image outputs map results to pixels (:mod:`normcli.files.pixels`);
+        default: ``input`` for lrn, ``centred`` for batchnorm, for image
+        inputs; ``stretch`` for arrays.
+    recursive : bool
+        Walk the subfolders of directory inputs (outputs mirror the tree).
+    files_from : str or path-like, optional
+        A file listing input paths, one per line (``"-"``: standard input).
+    null : bool
+        ``files_from`` separates paths by NUL characters (``find -print0``).
+    keep_going : bool
+        A bad input is reported and skipped (in ``Report.failures``); every
+        good one is processed and written.  Without it a run is all or nothing.
+    resume : bool
+        Per-input runs into ``-o DIR/`` (``lrn``, ``batchnorm`` with saved
+        statistics): put each output in place as soon as it is whole and
+        record it in ``DIR/.normcli.journal``, and skip the inputs an earlier
+        such run finished (:mod:`normcli.runs.resume`).
     jobs : int, optional
         Inputs worked on at once (default: the cores; one for many small
         ``.npy`` inputs).  Any number gives the same bits.
@@ -78,6 +109,14 @@ class RunOptions:
     allow_nonfinite: bool = False
     raw_png: bool = False
     dtype: str | None = None
+    color: str | None = None
+    include_alpha: bool = False
+    pixels: str | None = None
+    recursive: bool = False
+    files_from: str | os.PathLike[str] | None = None
+    null: bool = False
+    keep_going: bool = False
+    resume: bool = False
     jobs: int | None = None
     summaries: bool = True
     histograms: int | None = None
@@ -89,6 +128,12 @@ class RunOptions:
             raise ParameterError(
                 f"out_format={self.out_format!r} is not one of {', '.join(OUT_FORMATS)}",
                 param="out_format", value=self.out_format)
+        for name, allowed in (("color", COLORS), ("pixels", PIXEL_MAPS)):
+            value = getattr(self, name)
+            if value not in (None, *allowed):
+                problem = f"{value!r} is not one of {', '.join(allowed)}"
+                raise ParameterError(f"{name}={problem}", param=name, value=value,
+                                     problem=problem)
         if self.png_bits not in (8, 16):
             raise ParameterError(f"png_bits={self.png_bits!r} must be 8 or 16",
                                  param="png_bits", value=self.png_bits)
@@ -103,6 +148,12 @@ class RunOptions:
                                  param="jobs", value=self.jobs)
         if self.output is not None:
             object.__setattr__(self, "output", os.fspath(self.output))
+        if self.files_from is not None:
+            object.__setattr__(self, "files_from", os.fspath(self.files_from))
+
+    def image_options(self) -> dict:
+        """The keywords of :meth:`normcli.files.Source.read` for images."""
+        return {"raw_png": self.raw_png, "color": self.color, "with_alpha": self.include_alpha}
 
     def as_output(self, y, x):
         """Result ``y`` of input ``x`` in the type it is written in (``dtype``)."""

@@ -51,10 +51,14 @@ class OutputPlan:
     """
 
     def __init__(self, options: RunOptions, sources: Sequence[Source],
-                 also_inputs: Sequence[Source] = ()) -> None:
+                 also_inputs: Sequence[Source] = (), *,
+                 existing_ok: set[Path] | None = None) -> None:
         """``also_inputs``: the other files the run reads (parameter files, as
-        :func:`parameter_source` makes them), which no output may replace."""
+        :func:`parameter_source` makes them), which no output may replace;
+        ``existing_ok``: outputs that may exist without ``force`` (an earlier run
+        wrote them: :mod:`normcli.runs.resume`)."""
         self.options = options
+        self.existing_ok = existing_ok or set()
         self.count = len(sources)
         self.inputs = [*sources, *also_inputs]
         self.targets: list[Path] = []
@@ -90,8 +94,9 @@ class OutputPlan:
                        "for a directory")
             raise ParameterError(f"output={problem}", param="output", value=out,
                                  problem=problem)
-        if suffix == ".png" and self.count > 1:
-            problem = f"{self.count} inputs cannot share one PNG; use -o DIR/ or a .npy/.npz"
+        if suffix in (".png", ".tif", ".tiff") and self.count > 1:
+            kind = "PNG" if suffix == ".png" else "TIFF"
+            problem = f"{self.count} inputs cannot share one {kind}; use -o DIR/ or a .npy/.npz"
             raise ParameterError(f"output={out!r}: {problem}", param="output", value=out,
                                  problem=problem)
         check_not_input(path, self.inputs)
@@ -150,6 +155,8 @@ class OutputPlan:
             raise OutputError(path, "directory does not exist")
 
     def _check_new(self, target: Path) -> None:
+        if target in self.existing_ok:
+            return
         if not self.options.force and (target.exists() or target.is_symlink()):
             raise OutputError(target, "exists (use --force to replace it)")
 
@@ -163,18 +170,31 @@ class OutputPlan:
             return [STDOUT_LABEL]
         return [os.fspath(p) for p in self.outputs()]
 
+    def written_of(self, failures) -> list[str]:
+        """:meth:`written`, less the outputs of the inputs that failed (``keep_going``)."""
+        if self.kind != "dir" or not failures.found:
+            return self.written()
+        return [os.fspath(p) for i, p in enumerate(self.targets) if i not in failures]
+
 
 class ResultWriter:
     """Stages each result as it comes; :meth:`commit` puts them all in place."""
 
-    def __init__(self, plan: OutputPlan, staged: StagedWrites) -> None:
+    def __init__(self, plan: OutputPlan, staged: StagedWrites, *,
+                 image_pixels: str | None = None) -> None:
+        """``image_pixels``: the run's mapping of image inputs' results to pixels
+        (``"input"`` for lrn, ``"centred"`` for batchnorm), unless
+        ``options.pixels`` chooses one; arrays' results are stretched."""
         self.plan, self.staged = plan, staged
         self.collected: dict[int, tuple[Source, np.ndarray]] = {}  # by input index
         self._held = 0  # bytes of the results collected
         self._lock = threading.Lock()
+        self.image_pixels = image_pixels
+        self.mappings: set[str] = set()  # how the image outputs were mapped, described
 
-    def add(self, i: int, source: Source, result: np.ndarray) -> None:
-        """Stage (or keep, for outputs written together) the result of input ``i``.
+    def add(self, i: int, source: Source, result: np.ndarray, decoded=None) -> None:
+        """Stage (or keep, for outputs written together) the result of input ``i``;
+        ``decoded``: the input as read, if an image (its alpha and scale).
 
         Safe to call from worker threads, in any order.
         """
@@ -193,17 +213,40 @@ class ResultWriter:
                                   "to raise it): use -o DIR/ for one file per input")
         elif plan.kind == "dir":
             self.staged.makedirs(plan.targets[i].parent)
-            self._stage(plan.targets[i], result)
+            self._stage(plan.targets[i], result, source, decoded)
         else:
-            self._stage(plan.path, result)
+            self._stage(plan.path, result, source, decoded)
 
-    def _stage(self, path: Path, result) -> None:
+    def image_out(self, path: Path, source: Source | None, decoded):
+        """How a result is written as an image at ``path`` (None: not an image)."""
+        from normcli.files.pixels import ImageOut, PixelMap
+
+        suffix = path.suffix.lower()
+        if suffix not in (".png", ".tif", ".tiff"):
+            return None
         options = self.plan.options
-        if options.channels_last and path.suffix.lower() == ".png" and result.ndim >= 3:
-            result = np.moveaxis(result, -1, -3)  # PNG output is written from (C, H, W)
+        image = source is not None and source.is_image
+        kind = options.pixels or (self.image_pixels if image else None) or "stretch"
+        full = decoded.full if decoded is not None and decoded.full is not None else 1.0
+        mapping = PixelMap(kind, full)
+        out = ImageOut(mapping, None if decoded is None else decoded.alpha,
+                       None if decoded is None else decoded.full,
+                       last_is_alpha=(options.include_alpha and decoded is not None
+                                      and decoded.mode.startswith(("LA", "RGBA", "PA"))))
+        self.mappings.add("TIFF: the values, float32" if suffix != ".png"
+                          else f"PNG pixels: {mapping.describe(options.png_bits)}")
+        return out
+
+    def _stage(self, path: Path, result, source: Source | None = None, decoded=None,
+               staged: StagedWrites | None = None, force: bool = False) -> None:
+        options = self.plan.options
+        suffix = path.suffix.lower()
+        if options.channels_last and suffix in (".png", ".tif", ".tiff") and result.ndim >= 3:
+            result = np.moveaxis(result, -1, -3)  # images are written from (C, H, W)
         try:
-            stage_array(self.staged, path, result, force=options.force,
-                        png_bits=options.png_bits)
+            stage_array(self.staged if staged is None else staged, path, result,
+                        force=options.force or force,
+                        png_bits=options.png_bits, image=self.image_out(path, source, decoded))
         except ValueError as e:  # e.g. a 4-D result cannot be one PNG image
             raise OutputError(path, str(e)) from None
 

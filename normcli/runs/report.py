@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 from normcli.ops.summary import Summary, merge
 
 if TYPE_CHECKING:  # (lrn and stats runs never import the batch-norm modules)
+    from normcli.ops.dataset import DatasetStats
     from normcli.ops.moments import BatchStats
+    from normcli.runs.dataset import Failure
 
 __all__ = ["InputReport", "Report"]
 
@@ -59,6 +61,24 @@ class Report:
         One line each about inputs probably read the wrong way (an image stored
         ``(H, W, C)`` read channels-first; a single input taken as a batch of
         its channels): see :mod:`normcli.runs.hints`.
+        ``batchnorm``, ``stats``: where the statistics were saved (``save_stats``).
+    dataset : DatasetStats or None
+        ``stats(per="channel")``: the dataset's per-channel statistics.
+    failures : list of Failure
+        With ``keep_going``: the inputs that failed (``.label``, ``.problem``),
+        in input order; every other input was processed.
+    skipped : dict of str to int
+        What the input folders held that is not an input, by kind
+        (``".txt files"``, ``"subfolders (use -r to include them)"``, ...).
+    notes : dict of str to list of str
+        Facts about some inputs (EXIF orientation left as stored, first frame
+        of an animation, ...): note -> the first few inputs' labels
+        (``notes.total(note)``, when it is a :class:`~normcli.runs.dataset.Notes`,
+        counts them all).
+    pixels : list of str
+        How image outputs were written (``"PNG pixels: input scale, 0..1 → 0..255"``).
+    resumed : int
+        With ``resume``: inputs done by an earlier run and not redone.
     """
 
     command: str
@@ -71,6 +91,27 @@ class Report:
     stats: BatchStats | None = None
     saved_stats: str | None = None
     hints: list[str] = field(default_factory=list)
+    dataset: DatasetStats | None = None
+    failures: list[Failure] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    pixels: list[str] = field(default_factory=list)
+    resumed: int = 0
+    given: int | None = None  # the inputs, when ``inputs`` does not list them (per channel)
+
+    @property
+    def count(self) -> int:
+        """How many inputs the run was given (done, failed, or done before)."""
+        if self.given is not None:
+            return self.given
+        return len(self.inputs) + len(self.failures) + self.resumed
+
+    @property
+    def failed_text(self) -> str | None:
+        """``"3 of 1,000 inputs failed"``, or None."""
+        if not self.failures:
+            return None
+        return f"{len(self.failures):,} of {self.count:,} inputs failed"
 
     @property
     def total(self) -> InputReport | None:

@@ -269,7 +269,8 @@ def test_existing_save_stats_needs_force(invoke, batch, tmp_path):
         (["--save-stats", "s.txt"],
          "Error: Invalid value for '--save-stats': 's.txt' must be a .npz file"),
         (["-o", "x.txt"],
-         "Error: Invalid value for '-o': 'x.txt' needs a suffix .npy, .npz, .png, or a "
+         "Error: Invalid value for '-o': 'x.txt' needs a suffix .npy, .npz, .png, .tif, .tiff, "
+         "or a "
          "trailing / for a directory"),
     ],
 )

@@ -16,6 +16,7 @@ by monkeypatching, which always runs.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ import pytest
 from click.testing import CliRunner
 from faulty import FullDisk
 
+import normcli
 import normcli.files.atomic as atomic
 import normcli.files.output as output
 from normcli.cli.main import cli
@@ -565,3 +567,44 @@ def test_cleanup_keeps_look_alikes(tmp_path):
     removed = cleanup_stale_temps(tmp_path)
     assert [p.name for p in removed] == [".x.npy.normcli-abc.tmp"]
     assert (tmp_path / ".d.normcli-1.tmp").is_dir()
+
+
+def test_resume_after_sigint_redoes_only_what_is_missing(tmp_path):
+    """An interrupted --resume run leaves whole outputs and a journal; the same command
+    run again finishes the rest without redoing the finished part."""
+    COUNTS["fault: SIGINT, then --resume"] += 1
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(12):
+        np.save(src / f"x{i:02d}.npy", rng.standard_normal((3, 6, 6)))
+    args = ["lrn", f"{src}/", "-o", f"{out}/", "--resume", "-q", "-j", "1"]
+    proc = start_slow(args, delay=0.3)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(out.glob("x*.npy"))) < 3:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    assert b"run the same command with --resume to finish" in err, err.decode()
+    assert temp_files(out) == []
+    in_place = sorted(p.name for p in out.glob("x*.npy"))
+    assert 3 <= len(in_place) < 12
+    for name in in_place:  # every output in place is whole and right
+        np.testing.assert_array_equal(np.load(out / name), normcli.lrn(np.load(src / name)))
+    journal = [json.loads(line) for line in (out / ".normcli.journal").read_text().splitlines()]
+    recorded = {e["output"] for e in journal[1:] if "input" in e}
+    assert len(recorded) >= len(in_place) - 1  # (the last may be in place, not yet recorded)
+    finished = {name: (out / name).stat().st_mtime_ns for name in recorded}
+    result = run(args)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in out.glob("x*.npy")) == [f"x{i:02d}.npy" for i in range(12)]
+    for name, mtime in finished.items():  # not redone
+        assert (out / name).stat().st_mtime_ns == mtime
+    for i in range(12):
+        name = f"x{i:02d}.npy"
+        np.testing.assert_array_equal(np.load(out / name), normcli.lrn(np.load(src / name)))
+    # other settings: the journal is refused, naming it
+    result = run([*args, "--n", "3"])
+    assert result.exit_code == 1
+    assert ".normcli.journal: is the journal of a run with other settings" in result.stderr

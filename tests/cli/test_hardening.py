@@ -94,7 +94,9 @@ def test_signals_at_random_moments_leave_all_old_or_all_new(tmp_path, command):
         if proc.returncode == 0:
             assert old == 0, f"run {run}: exit 0 with {old} old outputs"
         else:
-            assert proc.returncode == 128 + sig, (run, proc.returncode, err.decode())
+            # 128 + signum, or killed by the signal itself when it came as the
+            # interpreter was finalizing, the run done (a shell's $? is the same)
+            assert proc.returncode in (128 + sig, -sig), (run, proc.returncode, err.decode())
             assert old in (0, 24), f"run {run}: {24 - old} of 24 outputs replaced"
 
 
@@ -227,11 +229,12 @@ def test_control_characters_in_names_are_escaped(tmp_path, name):
     COUNTS["hostile file name"] += 3
     for args in (["stats", name], ["lrn", name, "-o", "out.npy"], ["lrn", name + ".missing"]):
         done = _normcli(*args, cwd=tmp_path)
-        text = done.stderr.decode()
+        text = done.stderr.decode() + done.stdout.decode()  # (stats: its table on stdout)
         assert not any(c in text for c in "\x1b\x07\r\u202e\t"), repr(text)
         assert "\\x1b" in text or "\\x07" in text or "\\r" in text or "\\n" in text or (
             "\\u202e" in text or "\\t" in text), repr(text)
         if done.returncode:  # one line, whatever the name holds
+            text = done.stderr.decode()
             assert text.count("\n") == 1 and text.startswith("normcli: error: "), repr(text)
 
 

@@ -72,6 +72,8 @@ def png_header_only(width: int, height: int) -> bytes:
 )
 @pytest.mark.parametrize("command", ["lrn", "batchnorm", "stats"])
 def test_bad_npy_is_one_line_exit_1(invoke, tmp_path, files_in, make, message, command):
+    if command == "stats" and "NaN" in message:
+        pytest.skip("stats counts NaN and Inf (tests/cli/test_stats.py)")
     if make is not None:
         make(tmp_path / "missing.npy")
     before = files_in(tmp_path)
@@ -155,14 +157,15 @@ def test_directory_without_arrays(invoke, tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d/readme.txt").write_text("x")
     assert one_line_error(invoke("stats", "d")) == (
-        "normcli: error: d: directory has no .npy, .npz, .png files (it is not searched "
-        "recursively)")
+        "normcli: error: d: directory has no .npy, .npz or image files (it holds 1 .txt "
+        "file)")
 
 
 def test_unsupported_input_suffix(invoke, tmp_path):
     (tmp_path / "x.csv").write_text("1,2\n")
     assert one_line_error(invoke("stats", "x.csv")) == (
-        "normcli: error: x.csv: unsupported file type '.csv' (supported: .npy, .npz, .png)")
+        "normcli: error: x.csv: unsupported file type '.csv' (supported: .npy, .npz, .png, "
+        ".jpg, .jpeg, .tif, .tiff, .webp, .bmp, .gif)")
 
 
 def test_stdin_npy(invoke, tmp_path):
@@ -200,10 +203,11 @@ GRAY = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
         ("gray8.png", lambda: Image.fromarray(GRAY, "L"), GRAY[None]),
         ("rgb.png", lambda: Image.fromarray(np.dstack([GRAY, GRAY // 2, 255 - GRAY]), "RGB"),
          np.stack([GRAY, GRAY // 2, 255 - GRAY])),
+        # alpha is not data: left out (see test_png_alpha_read_as_a_channel_when_asked)
         ("rgba.png", lambda: Image.fromarray(np.dstack([GRAY, GRAY, GRAY, GRAY // 3]), "RGBA"),
-         np.stack([GRAY, GRAY, GRAY, GRAY // 3])),
+         np.stack([GRAY, GRAY, GRAY])),
         ("la.png", lambda: Image.fromarray(np.dstack([GRAY, 255 - GRAY]), "LA"),
-         np.stack([GRAY, 255 - GRAY])),
+         GRAY[None]),
         ("one_bit.png", lambda: Image.fromarray(GRAY > 100).convert("1"),
          ((GRAY > 100) * 255).astype(np.uint8)[None]),
     ],
@@ -218,6 +222,15 @@ def test_png_8bit_reads_as_chw_in_unit_range(invoke, tmp_path, name, build, raw)
     result = invoke("lrn", name, *IDENTITY, "--raw-png", "-o", "raw.npy", "-q")
     assert result.exit_code == 0, result.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "raw.npy"), raw)
+
+
+def test_png_alpha_read_as_a_channel_when_asked(invoke, tmp_path):
+    _pil(tmp_path, "rgba.png", Image.fromarray(np.dstack([GRAY, GRAY, GRAY, GRAY // 3]), "RGBA"))
+    result = invoke("lrn", "rgba.png", *IDENTITY, "--raw-png", "--include-alpha", "-o", "y.npy",
+                    "-q")
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"),
+                                  np.stack([GRAY, GRAY, GRAY, GRAY // 3]))
 
 
 def test_png_palette_reads_as_rgb(invoke, tmp_path):
@@ -285,8 +298,8 @@ def test_png_truncated(invoke, tmp_path):
 
 def test_png_that_is_not_a_png(invoke, tmp_path):
     (tmp_path / "x.png").write_bytes(b"\xff\xd8\xff\xe0 a jpeg really")
-    assert one_line_error(invoke("stats", "x.png")) == (
-        "normcli: error: x.png: not a PNG file (looks like JPEG)")
+    assert one_line_error(invoke("stats", "x.png")).startswith(
+        "normcli: error: x.png: not a PNG file (looks like JPEG: ")
 
 
 # -------------------------------------------------------------------- outputs

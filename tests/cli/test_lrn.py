@@ -240,7 +240,8 @@ def test_help_shows_examples_and_conventions(invoke):
          "Error: n=17 is out of range; cudnn allows 1 <= n <= 16, k >= 1e-05, alpha >= 0, "
          "beta >= 0.01"),
         (["-o", "x.txt"],
-         "Error: Invalid value for '-o': 'x.txt' needs a suffix .npy, .npz, .png, or a "
+         "Error: Invalid value for '-o': 'x.txt' needs a suffix .npy, .npz, .png, .tif, .tiff, "
+         "or a "
          "trailing / for a directory"),
     ],
 )
@@ -259,4 +260,5 @@ def test_unknown_option(invoke, save):
 
 def test_no_input_is_a_usage_error(invoke):
     result = invoke("lrn")
-    assert usage_error(result) == "Error: Missing argument 'INPUT...'."
+    assert usage_error(result) == ("Error: no inputs given: name files or folders, or "
+                                   "--files-from FILE")

@@ -180,7 +180,8 @@ def test_stdin_terminal_refused(tmp_path):
         os.close(follower)
         os.close(leader)
     assert result.returncode == 1
-    assert result.stderr == b"normcli: error: <stdin>: is a terminal; pipe a .npy file into it\n"
+    assert result.stderr == (b"normcli: error: <stdin>: is a terminal; pipe a .npy, .npz or "
+                             b"image file into it\n")
 
 
 # ------------------------------------------------------------------- signals

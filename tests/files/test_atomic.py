@@ -209,7 +209,8 @@ def test_write_unsupported_suffix(tmp_path):
         write_array(tmp_path / "a.csv", np.ones(2))
     assert (
         str(e.value)
-        == f"{tmp_path / 'a.csv'}: unsupported output type '.csv' (supported: .npy, .npz, .png)"
+        == f"{tmp_path / 'a.csv'}: unsupported output type '.csv' (supported: .npy, .npz, .png, "
+        ".tif, .tiff)"
     )
     with pytest.raises(ValueError, match="png_bits"):
         write_array(tmp_path / "a.png", np.ones((2, 2)), png_bits=4)

@@ -78,7 +78,8 @@ def test_unsupported_suffix(tmp_path):
     p.write_text("1,2,3")
     with pytest.raises(InputError) as e:
         expand_inputs([str(p)])
-    assert str(e.value) == f"{p}: unsupported file type '.csv' (supported: .npy, .npz, .png)"
+    assert str(e.value) == (f"{p}: unsupported file type '.csv' (supported: .npy, .npz, .png, "
+                            ".jpg, .jpeg, .tif, .tiff, .webp, .bmp, .gif)")
     q = tmp_path / "README"
     q.write_text("x")
     with pytest.raises(InputError, match=r"unsupported file type '\(no suffix\)'"):
@@ -96,8 +97,8 @@ def test_directory_without_supported_files(tmp_path):
     np.save(tmp_path / "sub" / "deep.npy", np.ones(3))
     with pytest.raises(InputError) as e:
         expand_inputs([str(tmp_path)])
-    assert "directory has no .npy, .npz, .png files" in str(e.value)
-    assert "not searched recursively" in str(e.value)
+    assert "directory has no .npy, .npz or image files" in str(e.value)
+    assert "1 .txt file, 1 subfolder (use -r to include it)" in str(e.value)
 
 
 def test_bad_npz_found_at_expand_time(tmp_path):

@@ -34,8 +34,19 @@ def test_feature_maps_and_images_get_none(invoke, sample_data):
     assert _hints(invoke("batchnorm", sample_data / "seed_batch", "--json")) == []
 
 
-def test_a_single_image_taken_as_a_batch_of_its_channels(invoke, sample_data):
+def test_a_single_image_taken_as_a_batch_of_its_channels(invoke, sample_data, save):
+    # An image is one sample (of its colour channels), never a batch of its channels:
+    # per activation, one sample has no variance, and the error says what to give.
     result = invoke("batchnorm", sample_data / "images" / "landscape_rgb8.png")
+    assert result.exit_code == 1
+    assert "give more inputs, --per channel (statistics over its pixels), or --stats" in (
+        result.stderr)
+    # the same pixels stored as a (3, H, W) array are taken as a batch of 3: the hint says so
+    from PIL import Image
+
+    with Image.open(sample_data / "images" / "landscape_rgb8.png") as im:
+        save("rgb.npy", np.asarray(im).transpose(2, 0, 1).astype(np.float32))
+    result = invoke("batchnorm", "rgb.npy")
     assert result.exit_code == 0, result.stderr
     (hint,) = _hints(result)
     assert "is the only input, so its first axis is the batch: its 3 channels are the " \

@@ -1,0 +1,163 @@
+"""Batch norm over inputs one at a time: images of any size, and ``keep_going``.
+
+The streamed batch norm of :mod:`normcli.runs.batch` reads samples of one
+shape in groups.  Images differ in size, and a run that keeps going must
+leave a bad input out of the statistics, so here every input is its own
+piece of work (a function of its index, run on the engine):
+
+1. **statistics** (skipped with saved ones): per channel, each input's
+   per-channel moments (:func:`normcli.runs.dataset.channel_statistics`),
+   merged in input order, every pixel weighing the same whatever its image's
+   size; per activation, each sample merged in input order into a
+   :class:`~normcli.ops.moments.RunningStats` (all of one shape: a sample of
+   another is refused, suggesting per channel);
+2. **normalizing**: each input read again, checked to be the file pass 1
+   saw, normalized and staged; an image output gets its alpha back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from normcli.errors import InputError, ParameterError
+from normcli.files import Source
+from normcli.ops.batchnorm import BatchNormalizer
+from normcli.ops.moments import BatchStats, RunningStats
+from normcli.runs.dataset import Failure, Failures, Notes, channel_statistics, fold
+from normcli.runs.engine import Engine
+from normcli.runs.inputs import check_finite, data_error, load_checked
+from normcli.runs.options import Progress, RunOptions
+from normcli.runs.outputs import ResultWriter
+from normcli.runs.parameters import blame
+from normcli.runs.progress import Stage
+from normcli.runs.report import InputReport
+
+__all__ = ["per_input", "read_input"]
+
+
+def read_input(source: Source, options: RunOptions):
+    """``(x, decoded)``: one input as the normalizations see it (an image's
+    colour channels, ``(C, H, W)`` or channels last), and the image as read."""
+    if source.is_image:
+        decoded = source.decode(**options.image_options())
+        x = decoded.colour
+        if options.channels_last:
+            x = np.moveaxis(x, 0, -1)
+        check_finite(source, options, x)
+        return x, decoded
+    return load_checked(source, options), None
+
+
+def _as_sample(x: np.ndarray, channels_last: bool) -> np.ndarray:
+    if x.ndim != 2:
+        return x
+    return x[:, :, None] if channels_last else x[None]
+
+
+def per_input(job, engine: Engine, sources: Sequence[Source], writer: ResultWriter,
+              progress: Progress | None, failures: Failures,
+              notes: Notes, skip=()) -> tuple[list[InputReport], BatchStats]:
+    """Both passes over ``sources``, each input on its own (see the module docstring);
+    ``skip``: inputs not to redo (with saved statistics: done by an earlier run)."""
+    options, settings = job.options, job.settings
+    states: list = [None] * len(sources)
+    pass1 = job.stats is None
+    if not pass1:
+        stats = job.stats
+    elif settings.per == "channel":
+        dataset, found = channel_statistics(sources, options, engine, failures,
+                                            progress=progress, stage="batch statistics",
+                                            states=states,
+                                            refuse_nonfinite=not options.allow_nonfinite)
+        notes.update_from(found)
+        stats = dataset.batch_stats()
+    else:
+        stats = _activation_stats(options, engine, sources, failures, states, progress)
+    try:
+        with blame(job.files):
+            normalizer = BatchNormalizer(stats.mean, stats.var, params=settings,
+                                         channels_last=options.channels_last,
+                                         finite_stats=not pass1 or not options.allow_nonfinite)
+    except ParameterError as e:
+        raise data_error(sources[0].label, e) from None
+    stage = Stage(progress, "normalizing", len(sources))
+
+    def one(i: int):
+        source = sources[i]
+        if i in failures or i in skip:  # (failed in pass 1: already reported)
+            return None
+        x, decoded = read_input(source, options)
+        sample = _as_sample(x, options.channels_last)
+        if pass1:
+            if source.state() != states[i]:
+                raise InputError(source.label, "changed after the statistics were computed "
+                                 "from it; run again")
+        else:
+            job.check_stats_shape(source, (1, *sample.shape))
+        try:
+            y = options.as_output(normalizer(sample[None], threads=1)[0].reshape(x.shape), x)
+        except ParameterError as e:
+            raise data_error(source.label, e) from None
+        writer.add(i, source, y, decoded)
+        job.observe(i, source, x, y)
+        if decoded is not None and not pass1:
+            for note in decoded.notes:
+                notes.add(note, source.label)
+        return InputReport(source.label, job.summary(x, i), job.summary(y, i)), x.nbytes
+
+    work = failures.guard(one, lambda i: sources[i].label)
+    done = engine.map(work, len(sources), on_done=lambda i, r: stage.advance(
+        r[1] if isinstance(r, tuple) else 0))
+    rows = [r[0] for r in done if isinstance(r, tuple)]
+    if not rows and failures.found and not skip:
+        raise InputError("inputs", f"all {len(sources):,} inputs failed; the first: "
+                         f"{failures.sorted()[0].message}")
+    return rows, stats
+
+
+def _activation_stats(options: RunOptions, engine: Engine, sources: Sequence[Source],
+                      failures: Failures, states: list, progress: Progress | None
+                      ) -> BatchStats:
+    """Per-activation statistics, sample by sample in input order (one shape)."""
+    running = RunningStats(per="activation", channels_last=options.channels_last)
+    stage = Stage(progress, "batch statistics", len(sources))
+    first: dict = {}
+
+    def one(i: int):
+        x, _ = read_input(sources[i], options)
+        states[i] = sources[i].state()
+        return _as_sample(x, options.channels_last)
+
+    def merge(acc, i: int, sample):
+        if isinstance(sample, Failure):
+            return acc
+        if not first:
+            first.update(label=sources[i].label, shape=sample.shape)
+        elif sample.shape != first["shape"]:
+            failures.add(i, sources[i].label, InputError(
+                sources[i].label, f"has shape {sample.shape} but {first['label']} has "
+                f"{first['shape']}; per-activation statistics need one shape (use --per "
+                "channel for images of different sizes)"))
+            return acc
+        try:
+            running.add(sample[None])
+        except ParameterError as e:
+            failures.add(i, sources[i].label, data_error(sources[i].label, e))
+        return acc
+
+    fold(engine, failures.guard(one, lambda i: sources[i].label), len(sources), merge,
+         window=max(2, 4 * engine.jobs), on_done=lambda i, r: stage.advance())
+    if running.count == 0:
+        raise InputError("inputs", "no input could be read")
+    stats = running.stats()
+    if stats.count < 2 and failures.found:
+        raise InputError("inputs", f"only 1 of {len(sources):,} inputs could be used, which "
+                         "has no variance per activation; the first failure: "
+                         f"{failures.sorted()[0].message}")
+    if stats.count < 2:
+        raise InputError(first["label"], "a batch of one sample has no variance per "
+                         "activation; give more inputs, --per channel (statistics over its "
+                         "pixels), or --stats")
+    return stats
