@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from normcli.cli.main import NormcliCommand
+from normcli.cli.command import NormcliCommand
 from normcli.cli.options import (
     Display,
     bn_options,

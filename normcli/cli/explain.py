@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from normcli.cli.command import NormcliCommand
 from normcli.cli.conventions import conventions_text
-from normcli.cli.main import NormcliCommand
 from normcli.cli.options import CHANNELS_LAST, RAW_PNG, bn_options, given, stack
 from normcli.cli.options import lrn_options as lrn_flags
 from normcli.cli.types import PATH, FloatOrFile

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from normcli.cli.command import NormcliCommand
 from normcli.cli.conventions import conventions_text
 from normcli.cli.frameworks import model_layer, model_options
-from normcli.cli.main import NormcliCommand
 from normcli.cli.options import Display, given, io_options, lrn_options, run_options
 from normcli.cli.preview import finish_preview, make_preview, preview_option
 from normcli.cli.report import check_stdout, display_options, progress_bar, show

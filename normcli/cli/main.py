@@ -1,4 +1,5 @@
-"""The ``normcli`` group: exit codes by cause, signals, and the subcommands.
+"""The ``normcli`` group: exit codes by cause, signals, and the subcommands
+(:mod:`normcli.cli.command` maps a command's own errors).
 
 Exit codes: 0 success; 1 bad data or failed I/O (one line on stderr naming the
 file); 2 bad usage (click's own, and the library's :class:`UsageError`); 130
@@ -15,44 +16,10 @@ import sys
 import click
 
 from normcli import __version__
+from normcli.cli.command import DataError, NormcliCommand
 from normcli.cli.globals import OptionsBeforeCommand
-from normcli.errors import NormcliError, ParameterError, UsageError
+from normcli.errors import NormcliError
 from normcli.runs import signals
-
-
-class DataError(click.ClickException):
-    """Bad data or failed I/O: ``normcli: error: FILE: problem``, exit 1."""
-
-    exit_code = 1
-
-    def show(self, file=None) -> None:
-        from normcli.render.text import printable  # (names from outside: no raw controls)
-
-        click.echo(f"normcli: error: {printable(self.format_message())}", err=True)
-
-
-def usage_error(error: UsageError, ctx: click.Context) -> click.UsageError:
-    """The library's usage error as click's: under the flag of ``error.param`` when
-    the command has one and the error has a wording without the name."""
-    if isinstance(error, ParameterError) and error.problem is not None:
-        for param in ctx.command.params:
-            if param.name == error.param and param.opts:
-                return click.BadParameter(error.problem, ctx=ctx, param_hint=f"'{param.opts[0]}'")
-    return click.UsageError(str(error), ctx=ctx)
-
-
-class NormcliCommand(click.Command):
-    """A command whose library errors become exit codes: usage errors (exit 2,
-    naming the flag), data and I/O errors (exit 1, naming the file)."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except UsageError as e:
-            raise usage_error(e, ctx) from None
-        except NormcliError as e:
-            raise DataError(str(e)) from None
-
 
 #: The subcommands and where they live: each module is imported only when its
 #: command runs (or help lists it), so that ``normcli batchnorm`` does not pay

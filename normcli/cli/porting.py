@@ -6,7 +6,7 @@ import json
 
 import click
 
-from normcli.cli.main import NormcliCommand
+from normcli.cli.command import NormcliCommand
 from normcli.cli.options import CHANNELS_LAST, RAW_PNG, stack
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from normcli.cli.main import NormcliCommand
+from normcli.cli.command import NormcliCommand
 from normcli.cli.options import Display, io_options, run_options
 from normcli.cli.report import display_options, progress_bar, show
 
