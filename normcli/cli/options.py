@@ -127,14 +127,16 @@ def lrn_options(f: Callable) -> Callable:
     )(f)
 
 
-def bn_options(*, eps_help: str = "Added to the variance; > 0.") -> Callable:
+def bn_options(*, eps_help: str = "Added to the variance; > 0.",
+               eps_default: float | None = 1e-5) -> Callable:
     """``--per`` and ``--eps``."""
     return stack(
         click.option("--per", type=click.Choice(["activation", "channel"]), default="activation",
                      show_default=True, help="activation: a mean and variance for every "
                      "position over the batch (the seed's form, BatchNorm1d on the flattened "
                      "samples); channel: one per channel over batch and space (BatchNorm2d)."),
-        click.option("--eps", type=float, default=1e-5, show_default=True, help=eps_help),
+        click.option("--eps", type=float, default=eps_default,
+                     show_default=eps_default is not None, help=eps_help),
     )
 
 

@@ -27,6 +27,7 @@ from normcli.errors import InputError, ParameterError, UsageError
 from normcli.files import Source, StagedWrites, count_nonfinite, stage_array
 from normcli.ops.arrays import compute_dtype
 from normcli.ops.batchnorm import BatchNormalizer, BNParams, batch_norm
+from normcli.ops.bn_conventions import DEFAULT_MOMENTUM
 from normcli.ops.moments import BatchStats, RunningStats, batch_stats, overflow_message, stats_shape
 from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
@@ -51,8 +52,10 @@ from normcli.runs.parameters import (
     is_path,
     with_saved_stats,
 )
+from normcli.runs.porting import bn_model, from_model
 from normcli.runs.progress import Stage
 from normcli.runs.report import InputReport, Report
+from normcli.runs.running import RunningUpdate, bn_defaults
 
 __all__ = ["batchnorm", "GROUP_BYTES"]
 
@@ -65,12 +68,18 @@ def batchnorm(
     *,
     output: str | os.PathLike[str] | None = None,
     per: str | None = None,
-    eps: float = 1e-5,
+    eps: float | None = None,
+    convention: str | None = None,
     gamma: float | np.ndarray | str | os.PathLike[str] = 1.0,
     beta: float | np.ndarray | str | os.PathLike[str] = 0.0,
     params: BNParams | None = None,
     stats: BatchStats | str | os.PathLike[str] | None = None,
     save_stats: str | os.PathLike[str] | None = None,
+    update_stats: str | os.PathLike[str] | None = None,
+    momentum: float | None | str = DEFAULT_MOMENTUM,
+    from_onnx: str | os.PathLike[str] | None = None,
+    from_caffe: str | os.PathLike[str] | None = None,
+    layer: str | None = None,
     progress: Progress | None = None,
     preview=None,
     **options,
@@ -93,12 +102,40 @@ def batchnorm(
     eps, gamma, beta, params
         As for :func:`normcli.ops.batchnorm.batch_norm`; ``gamma`` and
         ``beta`` may also name a ``.npy`` file (an error about its values then
-        names the file).
-    stats : BatchStats, or the path of a ``save_stats`` file, optional
-        Normalize with these statistics instead of the batch's (inference).
+        names the file).  ``eps`` left out: the convention's (1e-5 without one).
+    convention : str, optional
+        A framework's batch norm (``pytorch``, ``tensorflow``, ``keras``,
+        ``onnx``, ``caffe``, ``mxnet``; any case, aliases ``torch``, ``tf``):
+        its default ``eps``, and its stored form of running statistics for
+        ``stats`` and ``update_stats`` (:mod:`normcli.ops.bn_conventions`).
+    stats : BatchStats, or the path of a ``.npz``, optional
+        Normalize with these statistics instead of the batch's (inference):
+        a ``save_stats`` file, or with ``convention`` that framework's stored
+        running statistics (PyTorch ``running_mean``/``running_var``, Keras
+        ``moving_mean``/``moving_variance``, Caffe ``mean_sum``/``var_sum``/
+        ``scale_factor``...), as the framework normalizes with them.
     save_stats : str or path-like, optional
         Save the batch's statistics (``mean``, ``var``, ``var_unbiased``,
         ``count``, ``per``) to this ``.npz``, with the outputs.
+    update_stats : str or path-like, optional
+        A ``.npz`` of running statistics (the framework's stored form) to
+        update with this batch's statistics the convention's way
+        (:func:`~normcli.ops.bn_conventions.update_running`) and write with
+        the outputs; a file that does not exist starts from the framework's
+        initial state.  The batch itself is normalized with its own
+        statistics, as in training.  Needs ``convention`` (unless the file
+        names it).
+    momentum : float or None, optional
+        For ``update_stats``, in the framework's meaning (PyTorch's weight of
+        the batch, Keras's of the old value...); None: PyTorch's cumulative
+        average.  Default: the convention's.
+    from_onnx, from_caffe, layer
+        Take the settings of the batch-norm node or layer ``layer`` of an
+        ONNX model or a Caffe prototxt (:func:`normcli.runs.porting.bn_model`):
+        eps, per channel, gamma and beta, and its stored statistics (ONNX
+        initializers) or the batch's (``training_mode=1``,
+        ``use_global_stats: false``).  A Caffe deploy prototxt holds no
+        statistics: give them with ``stats`` (Caffe's form).
     progress, preview, **options
         As for :func:`normcli.runs.lrn`.
 
@@ -108,8 +145,24 @@ def batchnorm(
         With ``stats``: the statistics used; ``saved_stats``: where they went.
     """
     opts = RunOptions(output=output, **options)
+    model = bn_model(from_onnx=from_onnx, from_caffe=from_caffe, layer=layer)
+    if model is not None:
+        per, eps, convention, gamma, beta, params, stats = from_model(
+            model, from_onnx if from_onnx is not None else from_caffe, layer, per=per, eps=eps,
+            convention=convention, gamma=gamma, beta=beta, params=params, stats=stats)
+    conv, eps = bn_defaults(convention, eps)
     settings, files = batchnorm_settings(per="activation" if per is None else per, eps=eps,
                                          gamma=gamma, beta=beta, params=params)
+    update = None
+    if update_stats is not None:
+        update = RunningUpdate.check(update_stats, conv, momentum, per=settings.per)
+        if stats is not None:
+            raise UsageError("--update-stats and --stats exclude each other: running "
+                             "statistics are updated from the batch's own",
+                             param="update_stats", value=update_stats)
+    elif not (isinstance(momentum, str) and momentum == DEFAULT_MOMENTUM):
+        raise UsageError("--momentum goes with --update-stats", param="momentum",
+                         value=momentum)
     for name, value in (("save_stats", save_stats), ("stats", stats)):
         if is_path(value) and not os.fspath(value).lower().endswith(".npz"):
             problem = f"{os.fspath(value)!r} must be a .npz file"
@@ -140,7 +193,10 @@ def batchnorm(
         if save_stats is not None:
             save_stats = os.fspath(save_stats)
             plan.reserve(save_stats, "save_stats")
-        settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
+        if update is not None:
+            plan.reserve(update.path, "update_stats", replace=True)
+        settings, saved, stats_file = with_saved_stats(
+            settings, files, stats, per, conv.name if conv is not None else None)
         job = _Batch(opts, settings, files, saved, stats_file, preview, Hints(opts.channels_last))
         failures = Failures(opts.keep_going)
         notes = Notes()
@@ -152,7 +208,8 @@ def batchnorm(
             else:
                 writer = ResultWriter(plan, staged, image_pixels="centred")
             if journal is None and len(sources) == 1 and not sources[0].is_image:
-                rows, used = _in_memory(job, engine, sources[0], writer, save_stats is not None)
+                rows, used = _in_memory(job, engine, sources[0], writer,
+                                        save_stats is not None or update is not None)
             elif opts.keep_going or journal is not None or any(s.is_image for s in sources):
                 from normcli.runs.images import per_input
 
@@ -172,6 +229,10 @@ def batchnorm(
                 rows, used = _streamed(job, engine, sources, writer, progress)
             if save_stats is not None:
                 stage_array(staged, save_stats, used.to_dict(), force=opts.force)
+            running = None
+            if update is not None:
+                running = update.updated(used)
+                stage_array(staged, update.path, running.to_mapping(), force=True)
             if preview is not None:
                 preview.stage(staged)
             writer.commit()
@@ -182,12 +243,20 @@ def batchnorm(
                    f"gamma={gamma_text}, beta={beta_text}")
     params_doc = {"normalization": "batchnorm", "per": settings.per, "eps": settings.eps,
                   "gamma": gamma_text, "beta": beta_text, "stats": stats_file,
+                  "convention": conv.name if conv is not None else None,
                   "channels_last": opts.channels_last}
+    if update is not None:
+        how = ("cumulative average" if update.momentum is None
+               else f"{update.convention.momentum_name} {update.momentum:g}")
+        description += f"; {update.convention.name} running statistics updated ({how})"
+        params_doc["update_stats"] = update.path
+        params_doc["momentum"] = update.momentum
     done_before = journal.done if journal is not None else set()
     outputs = ([os.fspath(t) for i, t in enumerate(plan.targets)
                 if i not in done_before and i not in failures]
                if journal is not None else plan.written_of(failures))
     written = [*outputs, *([save_stats] if save_stats else []),
+               *([update.path] if update is not None else []),
                *([os.fspath(preview.path)] if preview is not None else [])]
     return Report("batchnorm", description, params_doc, rows, output_kind=plan.kind,
                   output=opts.output, written=written, stats=used, saved_stats=save_stats,
