@@ -147,15 +147,18 @@ def batchnorm(
     opts = RunOptions(output=output, **options)
     model = bn_model(from_onnx=from_onnx, from_caffe=from_caffe, layer=layer)
     if model is not None:
-        per, eps, convention, gamma, beta, params, stats = from_model(
+        per, eps, convention, gamma, beta, params, stats, momentum = from_model(
             model, from_onnx if from_onnx is not None else from_caffe, layer, per=per, eps=eps,
-            convention=convention, gamma=gamma, beta=beta, params=params, stats=stats)
+            convention=convention, gamma=gamma, beta=beta, params=params, stats=stats,
+            momentum=momentum, updating=update_stats is not None)
     conv, eps = bn_defaults(convention, eps)
     settings, files = batchnorm_settings(per="activation" if per is None else per, eps=eps,
                                          gamma=gamma, beta=beta, params=params)
     update = None
     if update_stats is not None:
         update = RunningUpdate.check(update_stats, conv, momentum, per=settings.per)
+        if model is not None and model.has_stats:
+            update.start = (model.mean, model.var)
         if stats is not None:
             raise UsageError("--update-stats and --stats exclude each other: running "
                              "statistics are updated from the batch's own",

@@ -72,12 +72,15 @@ def bn_model(*, from_onnx=None, from_caffe=None, layer: str | None = None):
     return _model_layer(from_onnx, from_caffe, layer, "batchnorm").bn
 
 
-def from_model(model, source, layer: str, *, per, eps, convention, gamma, beta, params, stats):
-    """``(per, eps, convention, gamma, beta, params, stats)`` for the batch-norm
-    run from a model's layer (:func:`bn_model`); what the layer gives may not be
-    given again.  Caffe's prototxt holds neither gamma and beta (its Scale
+def from_model(model, source, layer: str, *, per, eps, convention, gamma, beta, params, stats,
+               momentum, updating: bool = False):
+    """``(per, eps, convention, gamma, beta, params, stats, momentum)`` for the
+    batch-norm run from a model's layer (:func:`bn_model`); what the layer gives
+    may not be given again (``momentum``: the layer's when ``updating``
+    running statistics, unless given).  Caffe's prototxt holds neither gamma and beta (its Scale
     layer's are in the ``.caffemodel``: ``gamma``/``beta`` may give them) nor
     the stored statistics (``stats`` gives them)."""
+    from normcli.ops.bn_conventions import DEFAULT_MOMENTUM
     from normcli.ops.moments import BatchStats
 
     caffe = model.convention == "caffe"
@@ -107,7 +110,9 @@ def from_model(model, source, layer: str, *, per, eps, convention, gamma, beta, 
                          "with --stats FILE.npz (mean_sum, var_sum, scale_factor)")
     if not caffe:
         gamma, beta = model.gamma, model.beta
-    return model.per, model.eps, model.convention, gamma, beta, None, stats
+    if updating and momentum == DEFAULT_MOMENTUM and model.momentum is not None:
+        momentum = model.momentum
+    return model.per, model.eps, model.convention, gamma, beta, None, stats, momentum
 
 
 def _is_value(value, default: float) -> bool:

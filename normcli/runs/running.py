@@ -5,13 +5,16 @@ statistics (:mod:`normcli.ops.bn_conventions`); ``update_stats`` names a
 ``.npz`` of running statistics that the run updates with its batch's
 statistics the framework's way and writes with its other outputs (staged:
 all or nothing).  A file that does not exist yet starts from the framework's
-initial state (mean 0, variance 1; Caffe's sums and scale factor 0).
+initial state (mean 0, variance 1; Caffe's sums and scale factor 0), or
+from the stored statistics of the model layer the run takes its settings from.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from normcli.errors import InputError, ParameterError, UsageError
 from normcli.ops.bn_conventions import (
@@ -48,6 +51,9 @@ class RunningUpdate:
     path: str
     convention: BNConvention
     momentum: float | None
+    #: Where a missing file starts from instead of the initial state: a model
+    #: layer's stored ``(mean, var)`` (ONNX ``training_mode=1``'s inputs).
+    start: tuple | None = None
 
     @classmethod
     def check(cls, path, convention: BNConvention | None, momentum: object, *,
@@ -73,6 +79,9 @@ class RunningUpdate:
             state = read_running_stats(self.path, self.convention.name, per=batch.per)
         else:
             state = initial_state(self.convention, batch.mean.shape, per=batch.per)
+            if self.start is not None and np.shape(self.start[0]) == state.shape:
+                state = replace(state, mean=np.asarray(self.start[0], np.float64),
+                                var=np.asarray(self.start[1], np.float64))
         if state.shape != batch.mean.shape:
             raise InputError(self.path, f"holds running statistics of shape {state.shape}, "
                              f"but this batch's statistics per {batch.per} have shape "

@@ -172,3 +172,107 @@ def test_bad_running_files_exit_1_and_write_nothing(invoke, save, tmp_path):
                                  "--update-stats", "bad.npz", "-o", "y.npy"))
     assert line.startswith("normcli: error: bad.npz")
     assert not (tmp_path / "y.npy").exists()
+
+
+def _onnx_bn(tmp_path, rng, c, *, training=False, eps=1e-5, momentum=None):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    arrays = {"scale": rng.uniform(0.5, 2, c), "B": rng.normal(size=c),
+              "mean": rng.normal(size=c), "var": rng.uniform(0.2, 3, c)}
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in arrays.items()]
+    attrs = {"epsilon": eps, **({"momentum": momentum} if momentum is not None else {})}
+    outputs = ["Y", "running_mean", "running_var"] if training else ["Y"]
+    node = helper.make_node("BatchNormalization", ["X", *arrays], outputs, name="bn1",
+                            **attrs, **({"training_mode": 1} if training else {}))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "X", TensorProto.FLOAT, None)], [helper.make_tensor_value_info(
+            n, TensorProto.FLOAT, None) for n in outputs], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    return arrays
+
+
+def _ort(tmp_path, x):
+    ort = pytest.importorskip("onnxruntime")
+    return ort.InferenceSession(str(tmp_path / "m.onnx"), providers=[
+        "CPUExecutionProvider"]).run(None, {"X": x})
+
+
+@pytest.mark.parametrize("shape, eps", [((3, 4, 5, 6), 1e-5), ((6, 4), 1e-3),
+                                        ((2, 4, 3), 2e-2)])
+def test_batchnorm_from_an_onnx_node_equals_onnxruntime(invoke, save, tmp_path, shape, eps):
+    rng = np.random.default_rng(len(shape))
+    _onnx_bn(tmp_path, rng, shape[1], eps=eps)
+    x = (rng.normal(size=shape) * 2 + 1).astype(np.float32)
+    save("x.npy", x)
+    want = _ort(tmp_path, x)[0]
+    result = invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node", "bn1", "-o",
+                    "y.npy")
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5,
+                               atol=1e-5 * np.abs(want).max())
+
+
+def test_batchnorm_from_an_onnx_training_node_equals_onnxruntime(invoke, save, tmp_path):
+    rng = np.random.default_rng(11)
+    start = _onnx_bn(tmp_path, rng, 3, training=True, momentum=0.8)
+    x = (rng.normal(size=(4, 3, 2, 5)) * 3 - 1).astype(np.float32)
+    save("x.npy", x)
+    try:
+        y, running_mean, running_var = _ort(tmp_path, x)
+    except Exception as e:  # noqa: BLE001 - an onnxruntime without training-mode kernels
+        pytest.skip(f"onnxruntime does not run training_mode=1: {e}")
+    result = invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node", "bn1",
+                    "--update-stats", "r.npz", "-o", "y.npy")
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), y, rtol=1e-5,
+                               atol=1e-5 * np.abs(y).max())
+    with np.load(tmp_path / "r.npz") as got:  # from the node's mean and var, momentum 0.8
+        assert str(got["convention"]) == "onnx"
+        np.testing.assert_allclose(got["input_mean"], running_mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got["input_var"], running_var, rtol=1e-5, atol=1e-6)
+        b_mean, b_var = _stats(x)
+        np.testing.assert_allclose(got["input_mean"], 0.8 * start["mean"] + 0.2 * b_mean,
+                                   rtol=1e-6)
+
+
+def test_a_model_layer_s_settings_are_not_given_twice(invoke, save, tmp_path):
+    _onnx_bn(tmp_path, np.random.default_rng(1), 2)
+    save("x.npy", np.ones((3, 2), np.float32))
+    for args in (["--eps", "1e-3"], ["--gamma", "2"], ["--per", "channel"],
+                 ["--convention", "onnx"], ["--stats", "s.npz"]):
+        line = usage_error(invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node",
+                                  "bn1", *args))
+        assert line.startswith(f"Error: {args[0]}: the model's layer 'bn1' gives that")
+    line = usage_error(invoke("batchnorm", "x.npy", "--node", "bn1"))
+    assert line == "Error: --node names a node of --from-onnx MODEL.onnx"
+    line = one_line_error(invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node",
+                                 "bn9"))
+    assert "no LRN or batch-norm layer named 'bn9'; it has bn1 (BatchNormalization)" in line
+
+
+def test_batchnorm_from_a_caffe_layer_needs_its_statistics(invoke, save, tmp_path,
+                                                           sample_data):
+    proto = sample_data / "models" / "cnn_norms.prototxt"
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    save("x.npy", x)
+    line = one_line_error(invoke("batchnorm", "x.npy", "--from-caffe", proto, "--layer",
+                                 "bn_conv1"))
+    assert line.endswith("layer 'bn_conv1' normalizes with stored statistics "
+                         "(use_global_stats: true), which live in the .caffemodel: give them "
+                         "with --stats FILE.npz (mean_sum, var_sum, scale_factor)")
+    mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    np.savez(tmp_path / "blobs.npz", mean_sum=mean * 999.0, var_sum=var * 999.0,
+             scale_factor=np.array([999.0]))
+    save("g.npy", np.array([2.0, 1.0, 0.5]))
+    result = invoke("batchnorm", "x.npy", "--from-caffe", proto, "--layer", "bn_conv1",
+                    "--stats", "blobs.npz", "--gamma", "g.npy", "--beta", "0.5", "-o", "y.npy")
+    assert result.exit_code == 0, result.stderr
+    want = (np.array([2.0, 1.0, 0.5])[:, None, None] * (x - mean[:, None, None])
+            / np.sqrt(var[:, None, None] + 1e-5) + 0.5)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-6)
+    assert "--eps: the model's layer" in usage_error(invoke(
+        "batchnorm", "x.npy", "--from-caffe", proto, "--layer", "bn_conv1", "--eps", "1"))
