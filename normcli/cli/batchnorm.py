@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from normcli.cli.frameworks import (
+    CHANNEL_AXIS,
     bn_conventions_text,
     bn_framework_options,
     model_layer,
@@ -67,6 +68,7 @@ The arrays each stores: `normcli conventions --only batchnorm`.
             eps_default=None)
 @bn_framework_options
 @model_options
+@CHANNEL_AXIS
 @click.option("--gamma", type=FloatOrFile(), default="1", show_default=True,
               help="Scale: a number, or a .npy broadcastable to the statistics' shape.")
 @click.option("--beta", type=FloatOrFile(), default="0", show_default=True,

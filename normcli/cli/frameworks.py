@@ -25,6 +25,12 @@ def lrn_words(settings: dict) -> dict:
     return {**settings, **words(settings.get("convention", "seed"), **given)}
 
 
+CHANNEL_AXIS = click.option(
+    "--channel-axis", type=int, metavar="AXIS",
+    help="The axis of the channels in each input array (negative from the end: Keras's and "
+    "MXNet's axis), for layouts neither channels first nor last; outputs keep the layout.")
+
+
 def model_options(f: Callable) -> Callable:
     """``--from-onnx MODEL --node NAME`` and ``--from-caffe PROTOTXT --layer NAME``."""
     from normcli.cli.types import PATH

@@ -11,7 +11,7 @@ from normcli.cli.inputs import RESUME, input_flags
 from normcli.cli.types import PATH
 
 #: The flags of io_options() that are normcli.runs.RunOptions fields, by name.
-RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last",
+RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last", "channel_axis",
                "allow_nonfinite", "raw_png", "jobs", "dtype", "color", "include_alpha", "pixels",
                "recursive", "files_from", "null", "keep_going", "resume")
 

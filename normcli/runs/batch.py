@@ -28,7 +28,14 @@ from normcli.files import Source, StagedWrites, count_nonfinite, stage_array
 from normcli.ops.arrays import compute_dtype
 from normcli.ops.batchnorm import BatchNormalizer, BNParams, batch_norm
 from normcli.ops.bn_conventions import DEFAULT_MOMENTUM
-from normcli.ops.moments import BatchStats, RunningStats, batch_stats, overflow_message, stats_shape
+from normcli.ops.moments import (
+    BatchStats,
+    RunningStats,
+    batch_axes,
+    batch_stats,
+    overflow_message,
+    stats_shape,
+)
 from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
 from normcli.runs.dataset import Failures, Notes
@@ -43,6 +50,7 @@ from normcli.runs.inputs import (
     open_inputs,
     read_unchecked,
 )
+from normcli.runs.layout import channel_axis_of, from_channels_last, to_channels_last
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.outputs import OutputPlan, ResultWriter, parameter_source
 from normcli.runs.parameters import (
@@ -216,6 +224,16 @@ def batchnorm(
             elif opts.keep_going or journal is not None or any(s.is_image for s in sources):
                 from normcli.runs.images import per_input
 
+                images = [s for s in sources if s.is_image]
+                if opts.channel_axis is not None and images:
+                    from normcli.runs.layout import refuse_image
+
+                    raise refuse_image(images[0].label)
+                if job.moves:
+                    raise UsageError("--channel-axis per channel reads arrays as one batch: "
+                                     "not with --keep-going or --resume yet",
+                                     param="channel_axis", value=opts.channel_axis)
+
                 try:
                     rows, used = per_input(job, engine, sources, writer, progress, failures,
                                            notes, skip=journal.done if journal else ())
@@ -247,7 +265,9 @@ def batchnorm(
     params_doc = {"normalization": "batchnorm", "per": settings.per, "eps": settings.eps,
                   "gamma": gamma_text, "beta": beta_text, "stats": stats_file,
                   "convention": conv.name if conv is not None else None,
-                  "channels_last": opts.channels_last}
+                  "channels_last": opts.channels_last,
+                  **({"channel_axis": opts.channel_axis} if opts.channel_axis is not None
+                     else {})}
     if update is not None:
         how = ("cumulative average" if update.momentum is None
                else f"{update.convention.momentum_name} {update.momentum:g}")
@@ -293,8 +313,41 @@ class _Batch:
     preview: object | None
     hints: Hints
 
+    @property
+    def moves(self) -> bool:
+        """Whether inputs are seen with their ``channel_axis`` moved last (per
+        channel; per activation the channels' axis makes no difference)."""
+        return self.options.channel_axis is not None and self.settings.per == "channel"
+
+    @property
+    def channels_last(self) -> bool:
+        """The layout the kernels see."""
+        return self.options.channels_last or self.moves
+
+    def axis(self, source: Source, shape: tuple[int, ...], *, batch: bool) -> int | None:
+        """The checked ``channel_axis`` of an input of ``shape`` (its first axes
+        are the batch's when ``batch``), or None when nothing moves."""
+        if self.options.channel_axis is None:
+            return None
+        try:
+            axis = channel_axis_of(shape, self.options.channel_axis,
+                                   first=batch_axes(len(shape)) if batch else 0)
+        except ParameterError as e:
+            raise data_error(source.label, e) from None
+        return axis if self.moves else None
+
+    def to_sample(self, source: Source, x: np.ndarray) -> np.ndarray:
+        """One input as a sample of the batch, in the kernels' layout."""
+        axis = self.axis(source, x.shape, batch=False)
+        return as_sample(x, self.channels_last) if axis is None else to_channels_last(x, axis)
+
+    def from_sample(self, source: Source, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """A sample's result in its input's layout."""
+        axis = self.axis(source, x.shape, batch=False)
+        return y.reshape(x.shape) if axis is None else from_channels_last(y, axis)
+
     def check_stats_shape(self, source: Source, shape: tuple[int, ...]) -> None:
-        want = stats_shape(shape, self.settings.per, self.options.channels_last)
+        want = stats_shape(shape, self.settings.per, self.channels_last)
         if self.stats.mean.shape != want:
             raise InputError(source.label, f"needs statistics of shape {want} per "
                              f"{self.settings.per}, but {self.stats_file or 'the statistics'} "
@@ -314,20 +367,25 @@ def _in_memory(job: _Batch, engine: Engine, source: Source, writer: ResultWriter
                need_stats: bool) -> tuple[list[InputReport], BatchStats | None]:
     """One input whose first axis is the batch."""
     x = load_checked(source, job.options)
-    job.hints.layout(0, source, x.shape)
+    axis = job.axis(source, x.shape, batch=True)
+    if job.options.channel_axis is None:
+        job.hints.layout(0, source, x.shape)
     job.hints.single_batch(source, x.shape)
     check_memory(source.label, x)
-    stats, channels_last, threads = job.stats, job.options.channels_last, engine.kernel_threads(1)
+    stats, channels_last, threads = job.stats, job.channels_last, engine.kernel_threads(1)
+    xk = x if axis is None else to_channels_last(x, axis)  # (a view)
     if stats is not None:
-        job.check_stats_shape(source, x.shape)
+        job.check_stats_shape(source, xk.shape)
     try:
         with blame(job.files):
-            y = batch_norm(x, params=job.settings, channels_last=channels_last, threads=threads,
+            y = batch_norm(xk, params=job.settings, channels_last=channels_last, threads=threads,
                            mean=None if stats is None else stats.mean,
                            var=None if stats is None else stats.var)
         y = job.options.as_output(y, x)
+        if axis is not None:
+            y = from_channels_last(y, axis)
         if stats is None and need_stats:
-            stats = batch_stats(x, per=job.settings.per, channels_last=channels_last,
+            stats = batch_stats(xk, per=job.settings.per, channels_last=channels_last,
                                 threads=threads)
     except ParameterError as e:
         raise data_error(source.label, e) from None
@@ -341,13 +399,13 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
     """Several inputs, the samples of one batch."""
     options = job.options
     if job.stats is None:
-        stats, pass1 = _statistics(options, engine, sources, job.settings.per, progress)
+        stats, pass1 = _statistics(options, engine, sources, job.settings.per, progress, job=job)
     else:
         stats, pass1 = job.stats, None
     try:  # one normalizer: scale and shift computed once for every file
         with blame(job.files):
             normalizer = BatchNormalizer(stats.mean, stats.var, params=job.settings,
-                                         channels_last=options.channels_last,
+                                         channels_last=job.channels_last,
                                          finite_stats=pass1 is None or not options.allow_nonfinite)
     except ParameterError as e:
         raise data_error(sources[0].label, e) from None
@@ -359,16 +417,17 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
         source, xbuf = sources[i], None
         if pass1 is None:  # saved statistics: each sample must fit them
             x = load_checked(source, options, mmap=True)
-            job.check_stats_shape(source, (1, *as_sample(x, options.channels_last).shape))
+            job.check_stats_shape(source, (1, *job.to_sample(source, x).shape))
             before = job.summary(x, i)
         else:  # read, checked for NaN/Inf and counted in pass 1: unless it changed since
-            if buffers is not None:
+            if buffers is not None and not job.moves:
                 xbuf = buffers.get("x", pass1.sample_shape, pass1.dtype)
             x, state = read_unchecked(source, options, xbuf)
             pass1.check_unchanged(i, source, x, state)
             before = pass1.befores[i]
-        job.hints.layout(i, source, x.shape)
-        sample, ct = as_sample(x, options.channels_last), compute_dtype(x.dtype)
+        if options.channel_axis is None:
+            job.hints.layout(i, source, x.shape)
+        sample, ct = job.to_sample(source, x), compute_dtype(x.dtype)
         out = None
         if xbuf is not None and x.dtype == ct and np.may_share_memory(x, xbuf):
             out = sample[None]  # in place: the buffer is ours (and half the cache)
@@ -377,7 +436,7 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
         try:
             with blame(job.files):  # (coefficients out of range name gamma's file)
                 y = normalizer(sample[None], threads=1, out=out)[0]
-            y = options.as_output(y, x).reshape(x.shape)
+            y = job.from_sample(source, options.as_output(y, x), x)
         except ParameterError as e:
             raise data_error(source.label, e) from None
         writer.add(i, source, y)
@@ -419,16 +478,24 @@ class _Pass1:
 
 
 def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], per: str,
-                progress: Progress | None) -> tuple[BatchStats, _Pass1]:
+                progress: Progress | None, *, job: _Batch | None = None
+                ) -> tuple[BatchStats, _Pass1]:
     """Pass 1 over many inputs: their merged batch statistics, and a :class:`_Pass1`.
 
     Groups are read ahead on the engine (the next while the current one is
     reduced, into the other of two buffers); their moments are merged in input
     order (files are scanned one by one only to name one holding NaN/Inf).
     """
-    running = RunningStats(per=per, channels_last=options.channels_last, threads=options.jobs)
+    if job is not None:  # (its channel_axis)
+        to_sample, moves, channels_last = job.to_sample, job.moves, job.channels_last
+    else:
+        moves, channels_last = False, options.channels_last
+
+        def to_sample(source: Source, x: np.ndarray) -> np.ndarray:
+            return as_sample(x, channels_last)
+    running = RunningStats(per=per, channels_last=channels_last, threads=options.jobs)
     first = read_unchecked(sources[0], options, None)[0]
-    sample_shape = as_sample(first, options.channels_last).shape
+    sample_shape = to_sample(sources[0], first).shape
     info = _Pass1(first.shape, sample_shape, first.dtype, sources[0], [None] * len(sources),
                   [None] * len(sources))
     size = max(1, GROUP_BYTES // max(1, first.nbytes))
@@ -445,7 +512,8 @@ def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], 
             """Input ``group[i]`` into ``buffer[i]``; a sample of another dtype is
             returned as it is (memory-mapped) and promotes the group."""
             source = sources[group[i]]
-            x, info.states[group[i]] = read_unchecked(source, options, buffer[i])
+            x, info.states[group[i]] = read_unchecked(source, options,
+                                                      None if moves else buffer[i])
             if x.shape != info.shape:  # the file's own problem first, if it has one
                 check_finite(source, options, x)
                 _same_shape(source, x, info.shape, info.first)
@@ -456,7 +524,7 @@ def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], 
             if np.may_share_memory(x, buffer):
                 return None
             if x.dtype == buffer.dtype:
-                buffer[i] = as_sample(x, options.channels_last)
+                buffer[i] = to_sample(source, x)
                 return None
             return x
 
@@ -474,7 +542,7 @@ def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], 
         if all(x is None for x in loaded):
             batch = buffer[:len(group)]
         else:
-            batch = np.stack([buffer[i] if x is None else as_sample(x, options.channels_last)
+            batch = np.stack([buffer[i] if x is None else to_sample(sources[group[i]], x)
                               for i, x in enumerate(loaded)])
         try:
             running.add(batch)

@@ -41,6 +41,10 @@ def read_input(source: Source, options: RunOptions):
     """``(x, decoded)``: one input as the normalizations see it (an image's
     colour channels, ``(C, H, W)`` or channels last), and the image as read."""
     if source.is_image:
+        if options.channel_axis is not None:
+            from normcli.runs.layout import refuse_image
+
+            raise refuse_image(source.label)
         decoded = source.decode(**options.image_options())
         x = decoded.colour
         if options.channels_last:
