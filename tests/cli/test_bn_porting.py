@@ -276,3 +276,21 @@ def test_batchnorm_from_a_caffe_layer_needs_its_statistics(invoke, save, tmp_pat
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-6)
     assert "--eps: the model's layer" in usage_error(invoke(
         "batchnorm", "x.npy", "--from-caffe", proto, "--layer", "bn_conv1", "--eps", "1"))
+
+
+def test_the_sample_onnx_model_equals_onnxruntime(invoke, tmp_path, sample_data):
+    """sample_data/models/cnn_norms.onnx (written by tools/make_sample_data.py without
+    the onnx package): LRN then batch norm, node by node, equals onnxruntime's run."""
+    ort = pytest.importorskip("onnxruntime")
+    model = sample_data / "models" / "cnn_norms.onnx"
+    features = sorted((sample_data / "features").glob("*.npy"))[:3]
+    x = np.stack([np.load(f) for f in features])
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(
+        None, {"X": x})[0]
+    np.save(tmp_path / "x.npy", x)
+    assert invoke("lrn", "x.npy", "--from-onnx", model, "--node", "norm1", "-o", "l.npy",
+                  "-q").exit_code == 0
+    result = invoke("batchnorm", "l.npy", "--from-onnx", model, "--node", "bn1", "-o", "y.npy")
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5,
+                               atol=1e-5 * np.abs(want).max())
