@@ -63,7 +63,7 @@ from normcli.runs.parameters import (
 from normcli.runs.porting import bn_model, from_model
 from normcli.runs.progress import Stage
 from normcli.runs.report import InputReport, Report
-from normcli.runs.running import RunningUpdate, bn_defaults
+from normcli.runs.running import RunningUpdate, bn_defaults, named_convention
 
 __all__ = ["batchnorm", "GROUP_BYTES"]
 
@@ -116,6 +116,8 @@ def batchnorm(
         ``onnx``, ``caffe``, ``mxnet``; any case, aliases ``torch``, ``tf``):
         its default ``eps``, and its stored form of running statistics for
         ``stats`` and ``update_stats`` (:mod:`normcli.ops.bn_conventions`).
+        Left out, the one a file of ``update_stats`` or ``stats`` that normcli
+        wrote names, if any.
     stats : BatchStats, or the path of a ``.npz``, optional
         Normalize with these statistics instead of the batch's (inference):
         a ``save_stats`` file, or with ``convention`` that framework's stored
@@ -159,6 +161,8 @@ def batchnorm(
             model, from_onnx if from_onnx is not None else from_caffe, layer, per=per, eps=eps,
             convention=convention, gamma=gamma, beta=beta, params=params, stats=stats,
             momentum=momentum, updating=update_stats is not None)
+    if convention is None:  # a file normcli wrote says whose statistics it holds
+        convention = named_convention(update_stats) or named_convention(stats)
     conv, eps = bn_defaults(convention, eps)
     settings, files = batchnorm_settings(per="activation" if per is None else per, eps=eps,
                                          gamma=gamma, beta=beta, params=params)

@@ -28,7 +28,7 @@ from normcli.ops.bn_conventions import (
 )
 from normcli.ops.moments import BatchStats
 
-__all__ = ["bn_defaults", "RunningUpdate"]
+__all__ = ["bn_defaults", "RunningUpdate", "named_convention"]
 
 #: The eps of batch norm when no convention says otherwise.
 DEFAULT_EPS = 1e-5
@@ -92,10 +92,19 @@ class RunningUpdate:
             raise InputError(self.path, str(e)) from None
 
 
+def named_convention(path: object) -> str | None:
+    """The convention a running-statistics file normcli wrote names (``update_stats``
+    or ``stats``), else None: a run on such a file takes that convention's eps."""
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    conv = _named_convention(os.fspath(path))
+    return conv.name if conv is not None else None
+
+
 def _named_convention(path: str) -> BNConvention | None:
     """The convention a file normcli wrote names (None if absent or unreadable: the
     update itself reports a bad file)."""
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         return None
     try:
         from normcli.files.running_stats import read_running_stats

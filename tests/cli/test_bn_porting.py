@@ -294,3 +294,16 @@ def test_the_sample_onnx_model_equals_onnxruntime(invoke, tmp_path, sample_data)
     assert result.exit_code == 0, result.stderr
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5,
                                atol=1e-5 * np.abs(want).max())
+
+
+def test_a_file_that_names_its_convention_gives_its_eps(save, tmp_path):
+    x = np.random.default_rng(8).standard_normal((6, 3)).astype(np.float32)
+    save("x.npy", x)
+    runs.batchnorm([tmp_path / "x.npy"], convention="keras", per="channel",
+                   update_stats=tmp_path / "k.npz")
+    again = runs.batchnorm([tmp_path / "x.npy"], per="channel", update_stats=tmp_path / "k.npz")
+    assert (again.params["convention"], again.params["eps"]) == ("keras", 1e-3)
+    applied = runs.batchnorm([tmp_path / "x.npy"], stats=tmp_path / "k.npz")
+    assert (applied.params["convention"], applied.params["eps"]) == ("keras", 1e-3)
+    assert runs.batchnorm([tmp_path / "x.npy"], stats=tmp_path / "k.npz",
+                          eps=0.25).params["eps"] == 0.25
