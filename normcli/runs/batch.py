@@ -156,7 +156,10 @@ def batchnorm(
     """
     opts = RunOptions(output=output, **options)
     model = bn_model(from_onnx=from_onnx, from_caffe=from_caffe, layer=layer)
+    given_stats = "(given)"
     if model is not None:
+        given_stats = (f"of {model.convention} layer {layer!r} in "
+                       f"{os.fspath(from_onnx if from_onnx is not None else from_caffe)}")
         per, eps, convention, gamma, beta, params, stats, momentum = from_model(
             model, from_onnx if from_onnx is not None else from_caffe, layer, per=per, eps=eps,
             convention=convention, gamma=gamma, beta=beta, params=params, stats=stats,
@@ -261,7 +264,8 @@ def batchnorm(
             if preview is not None:
                 preview.stage(staged)
             writer.commit()
-    fit = f"saved statistics {stats_file or '(given)'}" if saved is not None else "batch statistics"
+    fit = (f"saved statistics {stats_file or given_stats}" if saved is not None
+           else "batch statistics")
     gamma_text = describe(files.get("gamma", settings.gamma))
     beta_text = describe(files.get("beta", settings.beta))
     description = (f"batch norm per {settings.per} ({fit}): eps={settings.eps:g}, "
