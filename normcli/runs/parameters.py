@@ -34,12 +34,14 @@ def read_stats_file(path: str | os.PathLike[str], convention: str | None = None,
                     per: str | None = None) -> BatchStats:
     """Saved statistics, checked like any input: ``save_stats``'s ``.npz``, or a
     framework's stored running statistics (``convention`` given, or a file
-    ``update_stats`` wrote, which names its convention): then the mean and
-    variance the framework normalizes with in inference
+    ``update_stats`` wrote, which names its convention; a ``save_stats`` file is
+    read as such whatever the convention): then the mean and variance the
+    framework normalizes with in inference
     (:meth:`~normcli.ops.bn_conventions.RunningState.statistics`), ``count`` 0."""
     path = os.fspath(path)
     members = npz_members(path)
-    if convention is not None or ("convention" in members and "mean" not in members):
+    own = {"mean", "var", "count"} <= set(members) and "convention" not in members
+    if not own and (convention is not None or "convention" in members):
         from normcli.files.running_stats import read_running_stats
 
         state = read_running_stats(path, convention, per=per)

@@ -307,3 +307,15 @@ def test_a_file_that_names_its_convention_gives_its_eps(save, tmp_path):
     assert (applied.params["convention"], applied.params["eps"]) == ("keras", 1e-3)
     assert runs.batchnorm([tmp_path / "x.npy"], stats=tmp_path / "k.npz",
                           eps=0.25).params["eps"] == 0.25
+
+
+def test_save_stats_files_read_as_they_are_with_any_convention(save, tmp_path):
+    x = np.random.default_rng(10).standard_normal((6, 3)).astype(np.float32)
+    save("x.npy", x)
+    runs.batchnorm([tmp_path / "x.npy"], per="channel", save_stats=tmp_path / "s.npz")
+    plain = runs.batchnorm([tmp_path / "x.npy"], stats=tmp_path / "s.npz", eps=1e-3,
+                           output=tmp_path / "a.npy")
+    keras = runs.batchnorm([tmp_path / "x.npy"], stats=tmp_path / "s.npz", convention="keras",
+                           output=tmp_path / "b.npy")
+    assert keras.params["eps"] == plain.params["eps"] == 1e-3
+    assert np.load(tmp_path / "a.npy").tobytes() == np.load(tmp_path / "b.npy").tobytes()
