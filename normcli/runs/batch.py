@@ -236,10 +236,6 @@ def batchnorm(
                     from normcli.runs.layout import refuse_image
 
                     raise refuse_image(images[0].label)
-                if job.moves:
-                    raise UsageError("--channel-axis per channel reads arrays as one batch: "
-                                     "not with --keep-going or --resume yet",
-                                     param="channel_axis", value=opts.channel_axis)
 
                 try:
                     rows, used = per_input(job, engine, sources, writer, progress, failures,

@@ -65,6 +65,38 @@ def test_batchnorm_streamed_and_with_saved_stats_equal_the_transposed_run(tmp_pa
         assert np.load(tmp_path / "pa" / f"s{i}.npy").tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("how", [{"keep_going": True}, {"resume": True}])
+def test_batchnorm_input_by_input_equals_the_transposed_run(tmp_path, how):
+    """--keep-going (both passes) and --resume (saved statistics) work input by input."""
+    x = np.random.default_rng(13).normal(2, 3, (5, 4, 3, 6)).astype(np.float32)
+    for d in ("a", "l"):
+        (tmp_path / d).mkdir()
+    for i, sample in enumerate(x):  # samples (4, 3, 6) with channels on axis 1
+        np.save(tmp_path / "a" / f"s{i}.npy", sample)
+        np.save(tmp_path / "l" / f"s{i}.npy", np.ascontiguousarray(np.moveaxis(sample, 1, -1)))
+    runs.batchnorm([tmp_path / "l"], channels_last=True, per="channel",
+                   save_stats=tmp_path / "sl.npz")
+    stats = {"stats": tmp_path / "sl.npz"} if "resume" in how else {"per": "channel"}
+    runs.batchnorm([tmp_path / "a"], output=f"{tmp_path}/oa/", channel_axis=1, **stats, **how)
+    runs.batchnorm([tmp_path / "l"], output=f"{tmp_path}/ol/", channels_last=True, **stats,
+                   **how)
+    for i in range(len(x)):
+        want = np.ascontiguousarray(np.moveaxis(np.load(tmp_path / "ol" / f"s{i}.npy"), -1, 1))
+        assert np.load(tmp_path / "oa" / f"s{i}.npy").tobytes() == want.tobytes()
+
+
+def test_keep_going_reports_a_bad_axis_and_does_the_rest(tmp_path):
+    (tmp_path / "d").mkdir()
+    np.save(tmp_path / "d" / "a.npy", np.ones((2, 3, 4), np.float32))
+    np.save(tmp_path / "d" / "b.npy", np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    np.save(tmp_path / "d" / "c.npy", np.ones(3, np.float32))
+    report = runs.batchnorm([tmp_path / "d"], output=f"{tmp_path}/o/", per="channel",
+                            channel_axis=-2, keep_going=True)
+    assert [f.label for f in report.failures] == [str(tmp_path / "d" / "c.npy")]
+    assert "--channel-axis -2 is not one of them" in report.failures[0].message
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.npy", "b.npy"]
+
+
 def test_bad_axes_exit_1_naming_the_file_and_conflicts_exit_2(invoke, save, tmp_path):
     save("x.npy", np.ones((4, 3, 2, 2), np.float32))
     line = one_line_error(invoke("batchnorm", "x.npy", "--per", "channel", "--channel-axis",
