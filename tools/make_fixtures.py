@@ -139,7 +139,8 @@ def torch_porting(torch, versions: dict) -> None:
       ``BatchNorm2d`` (``m01``: momentum 0.1, ``mnone``: momentum=None, the
       cumulative average, ``m07``: 0.7) or ``BatchNorm1d`` on flattened samples
       (``act``), with ``running_mean``, ``running_var`` and
-      ``num_batches_tracked`` after each batch.
+      ``num_batches_tracked`` after each batch, and the training-mode output
+      ``{case}_b{i}_y`` (normalized with the batch's own statistics).
     """
     rng = np.random.default_rng(20261201)
     arrays: dict[str, np.ndarray] = {}
@@ -179,8 +180,9 @@ def torch_porting(torch, versions: dict) -> None:
                  + rng.uniform(-2, 2)).astype(np.float32)
             with torch.no_grad():
                 t = torch.from_numpy(x)
-                bn(t.reshape(shape[0], -1) if flat else t)
+                y = bn(t.reshape(shape[0], -1) if flat else t)
             arrays[f"{case}_b{i}_x"] = x
+            arrays[f"{case}_b{i}_y"] = y.numpy().reshape(shape).copy()
             arrays[f"{case}_after{i}_running_mean"] = bn.running_mean.numpy().copy()
             arrays[f"{case}_after{i}_running_var"] = bn.running_var.numpy().copy()
             arrays[f"{case}_after{i}_num_batches_tracked"] = bn.num_batches_tracked.numpy().copy()

@@ -820,6 +820,9 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
     w("| `models/cnn_norms.prototxt` | – | text | the normalization layers of a Caffe "
       "`deploy.prototxt`: AlexNet's `norm1`/`norm2` LRN and a BatchNorm + Scale pair "
       "(for `normcli layers`, `--from-caffe`) |")
+    w("| `models/cnn_norms.onnx` | – | ONNX | a small ONNX model (opset 15) on 16 channels: "
+      "LRN `norm1` (AlexNet's) and BatchNormalization `bn1` with stored statistics (for "
+      "`normcli layers`, `--from-onnx`) |")
     w("")
 
     # ---------------- seed_inter
@@ -1152,6 +1155,79 @@ layer {
 """
 
 
+# An ONNX model written with numpy alone: the protobuf wire format of the few
+# ModelProto fields it needs (field numbers from onnx/onnx.proto), so that
+# generating sample_data/ needs no onnx package and the bytes never depend on
+# its version.
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1  # (negative int64s as protobuf writes them)
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, value) -> bytes:
+    """One field: an int (varint), a float (fixed32), bytes/str/list (length-delimited)."""
+    if isinstance(value, float):
+        return _varint(number << 3 | 5) + np.float32(value).tobytes()
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    data = value.encode() if isinstance(value, str) else b"".join(value) if isinstance(
+        value, list) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _attribute(name: str, value) -> bytes:  # AttributeProto: name 1, f 2, i 3, type 20
+    if isinstance(value, float):
+        return _field(1, name) + _field(2, value) + _field(20, 1)
+    return _field(1, name) + _field(3, value) + _field(20, 2)
+
+
+def _node(op: str, name: str, inputs, outputs, **attrs) -> bytes:  # NodeProto
+    return (b"".join(_field(1, i) for i in inputs) + b"".join(_field(2, o) for o in outputs)
+            + _field(3, name) + _field(4, op)
+            + b"".join(_field(5, _attribute(k, v)) for k, v in attrs.items()))
+
+
+def _tensor(name: str, arr: np.ndarray) -> bytes:  # TensorProto: dims 1, FLOAT 1, name 8, raw 9
+    arr = np.ascontiguousarray(arr, "<f4")
+    return (b"".join(_field(1, int(d)) for d in arr.shape) + _field(2, 1) + _field(8, name)
+            + _field(9, arr.tobytes()))
+
+
+def _value_info(name: str, shape) -> bytes:  # ValueInfoProto: name 1, type 2 (tensor_type 1)
+    dims = b"".join(_field(1, _field(1, int(d)) if isinstance(d, int) else _field(2, d))
+                    for d in shape)
+    return _field(1, name) + _field(2, _field(1, _field(1, 1) + _field(2, dims)))
+
+
+def cnn_norms_onnx() -> bytes:
+    """``models/cnn_norms.onnx``: an LRN node ``norm1`` (AlexNet's: size 5, alpha 1e-4,
+    beta 0.75, bias 1) and a BatchNormalization ``bn1`` with stored statistics, on
+    16 channels like the features (opset 15, IR version 8)."""
+    rng = np.random.RandomState(1309)
+    c = 16
+    q = 1 / 256  # values on a binary grid, exact in float32
+    tensors = {"bn1.scale": np.round(rng.uniform(0.5, 2.0, c) / q) * q,
+               "bn1.B": np.round(rng.uniform(-0.5, 0.5, c) / q) * q,
+               "bn1.mean": np.round(rng.uniform(0.0, 1.0, c) / q) * q,
+               "bn1.var": np.round(rng.uniform(0.25, 2.0, c) / q) * q}
+    nodes = [_node("LRN", "norm1", ["X"], ["L"], size=5, alpha=1e-4, beta=0.75, bias=1.0),
+             _node("BatchNormalization", "bn1", ["L", *tensors], ["Y"], epsilon=1e-5,
+                   momentum=0.9)]
+    graph = (b"".join(_field(1, n) for n in nodes) + _field(2, "cnn_norms")
+             + b"".join(_field(5, _tensor(k, v)) for k, v in tensors.items())
+             + _field(11, _value_info("X", ["N", c, "H", "W"]))
+             + _field(12, _value_info("Y", ["N", c, "H", "W"])))
+    return (_field(1, 8) + _field(2, "normcli make_sample_data") + _field(7, graph)
+            + _field(8, _field(2, 15)))
+
+
 #: Photo-like JPEGs of mixed sizes, one in a subfolder: the README's dataset mean and std
 #: example (``normcli stats sample_data/photos/ -r --per channel``).  (path, scene, width, height)
 PHOTOS = [
@@ -1237,6 +1313,7 @@ def generate(out: Path) -> None:
     model_dir = out / "models"
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / "cnn_norms.prototxt").write_text(CNN_NORMS_PROTOTXT, encoding="ascii")
+    (model_dir / "cnn_norms.onnx").write_bytes(cnn_norms_onnx())
     save_photos(out / "photos")
     write_readme(out, inter, intra, batch, res, feats, names, bank_names, images)
 

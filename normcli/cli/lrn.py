@@ -6,7 +6,7 @@ import click
 
 from normcli.cli.command import NormcliCommand
 from normcli.cli.conventions import conventions_text
-from normcli.cli.frameworks import model_layer, model_options
+from normcli.cli.frameworks import CHANNEL_AXIS, model_layer, model_options
 from normcli.cli.options import Display, given, io_options, lrn_options, run_options
 from normcli.cli.preview import finish_preview, make_preview, preview_option
 from normcli.cli.report import check_stdout, display_options, progress_bar, show
@@ -38,6 +38,7 @@ element goes and how alpha is divided follow --convention:
 )
 @lrn_options
 @model_options
+@CHANNEL_AXIS
 @io_options()
 @preview_option
 def lrn(preview, inputs, from_onnx, from_caffe, node, layer, **kwargs) -> None:

@@ -11,7 +11,7 @@ from normcli.cli.inputs import RESUME, input_flags
 from normcli.cli.types import PATH
 
 #: The flags of io_options() that are normcli.runs.RunOptions fields, by name.
-RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last",
+RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last", "channel_axis",
                "allow_nonfinite", "raw_png", "jobs", "dtype", "color", "include_alpha", "pixels",
                "recursive", "files_from", "null", "keep_going", "resume")
 
@@ -127,14 +127,16 @@ def lrn_options(f: Callable) -> Callable:
     )(f)
 
 
-def bn_options(*, eps_help: str = "Added to the variance; > 0.") -> Callable:
+def bn_options(*, eps_help: str = "Added to the variance; > 0.",
+               eps_default: float | None = 1e-5) -> Callable:
     """``--per`` and ``--eps``."""
     return stack(
         click.option("--per", type=click.Choice(["activation", "channel"]), default="activation",
                      show_default=True, help="activation: a mean and variance for every "
                      "position over the batch (the seed's form, BatchNorm1d on the flattened "
                      "samples); channel: one per channel over batch and space (BatchNorm2d)."),
-        click.option("--eps", type=float, default=1e-5, show_default=True, help=eps_help),
+        click.option("--eps", type=float, default=eps_default,
+                     show_default=eps_default is not None, help=eps_help),
     )
 
 

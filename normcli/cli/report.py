@@ -44,6 +44,7 @@ def progress_bar(display: Display) -> Iterator[object | None]:
 def outputs_caption(report) -> str | None:
     """What was (or was not) written, under the table."""
     kind = report.output_kind
+    updated = (report.params or {}).get("update_stats")
     if report.command == "stats":
         return None
     if kind == "none":
@@ -51,12 +52,16 @@ def outputs_caption(report) -> str | None:
     elif kind == "stdout":
         text = "wrote .npy to stdout"
     elif kind == "dir":
-        count = len(report.written) - bool(report.saved_stats)
+        count = len(report.written) - bool(report.saved_stats) - bool(updated)
         text = f"wrote {count} file{'s' if count != 1 else ''} to {Path(report.output)}"
     else:
         text = f"wrote {Path(report.output)}"
     if report.saved_stats:
         text += f"; statistics saved to {report.saved_stats}"
+    if updated and kind == "none":
+        text = f"running statistics updated in {updated}; no outputs written (add -o)"
+    elif updated:
+        text += f"; running statistics updated in {updated}"
     if report.pixels:
         text += f" ({'; '.join(report.pixels)})"
     if report.resumed:

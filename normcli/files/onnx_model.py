@@ -143,6 +143,14 @@ def _attributes(node, reader) -> dict[str, object]:
     return out
 
 
+def _number(attrs: dict, key: str, default: float, where: str) -> float:
+    """A numeric attribute (or its default); another type is the file's error."""
+    value = attrs.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(where, f"attribute {key} is {value!r}, not a number")
+    return float(value)
+
+
 def _name(node) -> str:
     if node.name:
         return node.name
@@ -182,9 +190,10 @@ def _layer(node, consts, reader, opset: int) -> ModelLayer:
                          + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
     if np.any(arrays["var"] < 0):
         raise InputError(where, "var holds negative values")
-    eps = float(attrs.get("epsilon", 1e-5))
-    spatial = int(attrs.get("spatial", 1)) if opset <= 8 else 1
-    training = int(attrs.get("training_mode", 0)) if opset >= 14 else 0
+    eps = _number(attrs, "epsilon", 1e-5, where)
+    spatial = int(_number(attrs, "spatial", 1, where)) if opset <= 8 else 1
+    training = int(_number(attrs, "training_mode", 0, where)) if opset >= 14 else 0
+    momentum = _number(attrs, "momentum", 0.9, where)
     per = "channel" if spatial else "activation"
     if per == "channel" and arrays["scale"].ndim != 1:
         raise InputError(where, f"scale has shape {arrays['scale'].shape}; per channel it "
@@ -193,7 +202,7 @@ def _layer(node, consts, reader, opset: int) -> ModelLayer:
         bn = BatchNormLayer(per=per, eps=eps, gamma=arrays["scale"], beta=arrays["B"],
                             mean=arrays["mean"], var=arrays["var"],
                             statistics="batch" if training else "fixed",
-                            momentum=float(attrs.get("momentum", 0.9)), convention="onnx")
+                            momentum=momentum, convention="onnx")
         bn.params  # noqa: B018 - checks eps > 0 and the arrays
     except ParameterError as e:
         raise InputError(where, f"unusable BatchNormalization attributes: {e}") from None

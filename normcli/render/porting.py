@@ -90,7 +90,7 @@ def identify_view(result) -> RenderableType:
         head = []
         if lrn:
             head.append(f"{groups} LRN window{'s' if groups != 1 else ''} "
-                        f"({len(lrn)} forms)")
+                        f"({len(lrn)} form{'s' if len(lrn) != 1 else ''})")
         if bn:
             head.append(f"{len(bn)} batch norm{'s' if len(bn) != 1 else ''}")
         parts.append(Text(f"{' and '.join(head)} reproduce the output ({shape}{layout}) "

@@ -27,7 +27,15 @@ from normcli.errors import InputError, ParameterError, UsageError
 from normcli.files import Source, StagedWrites, count_nonfinite, stage_array
 from normcli.ops.arrays import compute_dtype
 from normcli.ops.batchnorm import BatchNormalizer, BNParams, batch_norm
-from normcli.ops.moments import BatchStats, RunningStats, batch_stats, overflow_message, stats_shape
+from normcli.ops.bn_conventions import DEFAULT_MOMENTUM
+from normcli.ops.moments import (
+    BatchStats,
+    RunningStats,
+    batch_axes,
+    batch_stats,
+    overflow_message,
+    stats_shape,
+)
 from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
 from normcli.runs.dataset import Failures, Notes
@@ -42,6 +50,7 @@ from normcli.runs.inputs import (
     open_inputs,
     read_unchecked,
 )
+from normcli.runs.layout import channel_axis_of, from_channels_last, to_channels_last
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.outputs import OutputPlan, ResultWriter, parameter_source
 from normcli.runs.parameters import (
@@ -51,8 +60,10 @@ from normcli.runs.parameters import (
     is_path,
     with_saved_stats,
 )
+from normcli.runs.porting import bn_model, from_model
 from normcli.runs.progress import Stage
 from normcli.runs.report import InputReport, Report
+from normcli.runs.running import RunningUpdate, bn_defaults, named_convention
 
 __all__ = ["batchnorm", "GROUP_BYTES"]
 
@@ -65,12 +76,18 @@ def batchnorm(
     *,
     output: str | os.PathLike[str] | None = None,
     per: str | None = None,
-    eps: float = 1e-5,
+    eps: float | None = None,
+    convention: str | None = None,
     gamma: float | np.ndarray | str | os.PathLike[str] = 1.0,
     beta: float | np.ndarray | str | os.PathLike[str] = 0.0,
     params: BNParams | None = None,
     stats: BatchStats | str | os.PathLike[str] | None = None,
     save_stats: str | os.PathLike[str] | None = None,
+    update_stats: str | os.PathLike[str] | None = None,
+    momentum: float | None | str = DEFAULT_MOMENTUM,
+    from_onnx: str | os.PathLike[str] | None = None,
+    from_caffe: str | os.PathLike[str] | None = None,
+    layer: str | None = None,
     progress: Progress | None = None,
     preview=None,
     **options,
@@ -93,12 +110,42 @@ def batchnorm(
     eps, gamma, beta, params
         As for :func:`normcli.ops.batchnorm.batch_norm`; ``gamma`` and
         ``beta`` may also name a ``.npy`` file (an error about its values then
-        names the file).
-    stats : BatchStats, or the path of a ``save_stats`` file, optional
-        Normalize with these statistics instead of the batch's (inference).
+        names the file).  ``eps`` left out: the convention's (1e-5 without one).
+    convention : str, optional
+        A framework's batch norm (``pytorch``, ``tensorflow``, ``keras``,
+        ``onnx``, ``caffe``, ``mxnet``; any case, aliases ``torch``, ``tf``):
+        its default ``eps``, and its stored form of running statistics for
+        ``stats`` and ``update_stats`` (:mod:`normcli.ops.bn_conventions`).
+        Left out, the one a file of ``update_stats`` or ``stats`` that normcli
+        wrote names, if any.
+    stats : BatchStats, or the path of a ``.npz``, optional
+        Normalize with these statistics instead of the batch's (inference):
+        a ``save_stats`` file, or with ``convention`` that framework's stored
+        running statistics (PyTorch ``running_mean``/``running_var``, Keras
+        ``moving_mean``/``moving_variance``, Caffe ``mean_sum``/``var_sum``/
+        ``scale_factor``...), as the framework normalizes with them.
     save_stats : str or path-like, optional
         Save the batch's statistics (``mean``, ``var``, ``var_unbiased``,
         ``count``, ``per``) to this ``.npz``, with the outputs.
+    update_stats : str or path-like, optional
+        A ``.npz`` of running statistics (the framework's stored form) to
+        update with this batch's statistics the convention's way
+        (:func:`~normcli.ops.bn_conventions.update_running`) and write with
+        the outputs; a file that does not exist starts from the framework's
+        initial state.  The batch itself is normalized with its own
+        statistics, as in training.  Needs ``convention`` (unless the file
+        names it).
+    momentum : float or None, optional
+        For ``update_stats``, in the framework's meaning (PyTorch's weight of
+        the batch, Keras's of the old value...); None: PyTorch's cumulative
+        average.  Default: the convention's.
+    from_onnx, from_caffe, layer
+        Take the settings of the batch-norm node or layer ``layer`` of an
+        ONNX model or a Caffe prototxt (:func:`normcli.runs.porting.bn_model`):
+        eps, per channel, gamma and beta, and its stored statistics (ONNX
+        initializers) or the batch's (``training_mode=1``,
+        ``use_global_stats: false``).  A Caffe deploy prototxt holds no
+        statistics: give them with ``stats`` (Caffe's form).
     progress, preview, **options
         As for :func:`normcli.runs.lrn`.
 
@@ -108,8 +155,32 @@ def batchnorm(
         With ``stats``: the statistics used; ``saved_stats``: where they went.
     """
     opts = RunOptions(output=output, **options)
+    model = bn_model(from_onnx=from_onnx, from_caffe=from_caffe, layer=layer)
+    given_stats = "(given)"
+    if model is not None:
+        given_stats = (f"of {model.convention} layer {layer!r} in "
+                       f"{os.fspath(from_onnx if from_onnx is not None else from_caffe)}")
+        per, eps, convention, gamma, beta, params, stats, momentum = from_model(
+            model, from_onnx if from_onnx is not None else from_caffe, layer, per=per, eps=eps,
+            convention=convention, gamma=gamma, beta=beta, params=params, stats=stats,
+            momentum=momentum, updating=update_stats is not None)
+    if convention is None:  # a file normcli wrote says whose statistics it holds
+        convention = named_convention(update_stats) or named_convention(stats)
+    conv, eps = bn_defaults(convention, eps)
     settings, files = batchnorm_settings(per="activation" if per is None else per, eps=eps,
                                          gamma=gamma, beta=beta, params=params)
+    update = None
+    if update_stats is not None:
+        update = RunningUpdate.check(update_stats, conv, momentum, per=settings.per)
+        if model is not None and model.has_stats:
+            update.start = (model.mean, model.var)
+        if stats is not None:
+            raise UsageError("--update-stats and --stats exclude each other: running "
+                             "statistics are updated from the batch's own",
+                             param="update_stats", value=update_stats)
+    elif not (isinstance(momentum, str) and momentum == DEFAULT_MOMENTUM):
+        raise UsageError("--momentum goes with --update-stats", param="momentum",
+                         value=momentum)
     for name, value in (("save_stats", save_stats), ("stats", stats)):
         if is_path(value) and not os.fspath(value).lower().endswith(".npz"):
             problem = f"{os.fspath(value)!r} must be a .npz file"
@@ -140,7 +211,10 @@ def batchnorm(
         if save_stats is not None:
             save_stats = os.fspath(save_stats)
             plan.reserve(save_stats, "save_stats")
-        settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
+        if update is not None:
+            plan.reserve(update.path, "update_stats", replace=True)
+        settings, saved, stats_file = with_saved_stats(
+            settings, files, stats, per, conv.name if conv is not None else None)
         job = _Batch(opts, settings, files, saved, stats_file, preview, Hints(opts.channels_last))
         failures = Failures(opts.keep_going)
         notes = Notes()
@@ -152,9 +226,16 @@ def batchnorm(
             else:
                 writer = ResultWriter(plan, staged, image_pixels="centred")
             if journal is None and len(sources) == 1 and not sources[0].is_image:
-                rows, used = _in_memory(job, engine, sources[0], writer, save_stats is not None)
+                rows, used = _in_memory(job, engine, sources[0], writer,
+                                        save_stats is not None or update is not None)
             elif opts.keep_going or journal is not None or any(s.is_image for s in sources):
                 from normcli.runs.images import per_input
+
+                images = [s for s in sources if s.is_image]
+                if opts.channel_axis is not None and images:
+                    from normcli.runs.layout import refuse_image
+
+                    raise refuse_image(images[0].label)
 
                 try:
                     rows, used = per_input(job, engine, sources, writer, progress, failures,
@@ -172,22 +253,37 @@ def batchnorm(
                 rows, used = _streamed(job, engine, sources, writer, progress)
             if save_stats is not None:
                 stage_array(staged, save_stats, used.to_dict(), force=opts.force)
+            running = None
+            if update is not None:
+                running = update.updated(used)
+                stage_array(staged, update.path, running.to_mapping(), force=True)
             if preview is not None:
                 preview.stage(staged)
             writer.commit()
-    fit = f"saved statistics {stats_file or '(given)'}" if saved is not None else "batch statistics"
+    fit = (f"saved statistics {stats_file or given_stats}" if saved is not None
+           else "batch statistics")
     gamma_text = describe(files.get("gamma", settings.gamma))
     beta_text = describe(files.get("beta", settings.beta))
     description = (f"batch norm per {settings.per} ({fit}): eps={settings.eps:g}, "
                    f"gamma={gamma_text}, beta={beta_text}")
     params_doc = {"normalization": "batchnorm", "per": settings.per, "eps": settings.eps,
                   "gamma": gamma_text, "beta": beta_text, "stats": stats_file,
-                  "channels_last": opts.channels_last}
+                  "convention": conv.name if conv is not None else None,
+                  "channels_last": opts.channels_last,
+                  **({"channel_axis": opts.channel_axis} if opts.channel_axis is not None
+                     else {})}
+    if update is not None:
+        how = ("cumulative average" if update.momentum is None
+               else f"{update.convention.momentum_name} {update.momentum:g}")
+        description += f"; {update.convention.name} running statistics updated ({how})"
+        params_doc["update_stats"] = update.path
+        params_doc["momentum"] = update.momentum
     done_before = journal.done if journal is not None else set()
     outputs = ([os.fspath(t) for i, t in enumerate(plan.targets)
                 if i not in done_before and i not in failures]
                if journal is not None else plan.written_of(failures))
     written = [*outputs, *([save_stats] if save_stats else []),
+               *([update.path] if update is not None else []),
                *([os.fspath(preview.path)] if preview is not None else [])]
     return Report("batchnorm", description, params_doc, rows, output_kind=plan.kind,
                   output=opts.output, written=written, stats=used, saved_stats=save_stats,
@@ -221,8 +317,41 @@ class _Batch:
     preview: object | None
     hints: Hints
 
+    @property
+    def moves(self) -> bool:
+        """Whether inputs are seen with their ``channel_axis`` moved last (per
+        channel; per activation the channels' axis makes no difference)."""
+        return self.options.channel_axis is not None and self.settings.per == "channel"
+
+    @property
+    def channels_last(self) -> bool:
+        """The layout the kernels see."""
+        return self.options.channels_last or self.moves
+
+    def axis(self, source: Source, shape: tuple[int, ...], *, batch: bool) -> int | None:
+        """The checked ``channel_axis`` of an input of ``shape`` (its first axes
+        are the batch's when ``batch``), or None when nothing moves."""
+        if self.options.channel_axis is None:
+            return None
+        try:
+            axis = channel_axis_of(shape, self.options.channel_axis,
+                                   first=batch_axes(len(shape)) if batch else 0)
+        except ParameterError as e:
+            raise data_error(source.label, e) from None
+        return axis if self.moves else None
+
+    def to_sample(self, source: Source, x: np.ndarray) -> np.ndarray:
+        """One input as a sample of the batch, in the kernels' layout."""
+        axis = self.axis(source, x.shape, batch=False)
+        return as_sample(x, self.channels_last) if axis is None else to_channels_last(x, axis)
+
+    def from_sample(self, source: Source, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """A sample's result in its input's layout."""
+        axis = self.axis(source, x.shape, batch=False)
+        return y.reshape(x.shape) if axis is None else from_channels_last(y, axis)
+
     def check_stats_shape(self, source: Source, shape: tuple[int, ...]) -> None:
-        want = stats_shape(shape, self.settings.per, self.options.channels_last)
+        want = stats_shape(shape, self.settings.per, self.channels_last)
         if self.stats.mean.shape != want:
             raise InputError(source.label, f"needs statistics of shape {want} per "
                              f"{self.settings.per}, but {self.stats_file or 'the statistics'} "
@@ -242,20 +371,25 @@ def _in_memory(job: _Batch, engine: Engine, source: Source, writer: ResultWriter
                need_stats: bool) -> tuple[list[InputReport], BatchStats | None]:
     """One input whose first axis is the batch."""
     x = load_checked(source, job.options)
-    job.hints.layout(0, source, x.shape)
+    axis = job.axis(source, x.shape, batch=True)
+    if job.options.channel_axis is None:
+        job.hints.layout(0, source, x.shape)
     job.hints.single_batch(source, x.shape)
     check_memory(source.label, x)
-    stats, channels_last, threads = job.stats, job.options.channels_last, engine.kernel_threads(1)
+    stats, channels_last, threads = job.stats, job.channels_last, engine.kernel_threads(1)
+    xk = x if axis is None else to_channels_last(x, axis)  # (a view)
     if stats is not None:
-        job.check_stats_shape(source, x.shape)
+        job.check_stats_shape(source, xk.shape)
     try:
         with blame(job.files):
-            y = batch_norm(x, params=job.settings, channels_last=channels_last, threads=threads,
+            y = batch_norm(xk, params=job.settings, channels_last=channels_last, threads=threads,
                            mean=None if stats is None else stats.mean,
                            var=None if stats is None else stats.var)
         y = job.options.as_output(y, x)
+        if axis is not None:
+            y = from_channels_last(y, axis)
         if stats is None and need_stats:
-            stats = batch_stats(x, per=job.settings.per, channels_last=channels_last,
+            stats = batch_stats(xk, per=job.settings.per, channels_last=channels_last,
                                 threads=threads)
     except ParameterError as e:
         raise data_error(source.label, e) from None
@@ -269,13 +403,13 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
     """Several inputs, the samples of one batch."""
     options = job.options
     if job.stats is None:
-        stats, pass1 = _statistics(options, engine, sources, job.settings.per, progress)
+        stats, pass1 = _statistics(options, engine, sources, job.settings.per, progress, job=job)
     else:
         stats, pass1 = job.stats, None
     try:  # one normalizer: scale and shift computed once for every file
         with blame(job.files):
             normalizer = BatchNormalizer(stats.mean, stats.var, params=job.settings,
-                                         channels_last=options.channels_last,
+                                         channels_last=job.channels_last,
                                          finite_stats=pass1 is None or not options.allow_nonfinite)
     except ParameterError as e:
         raise data_error(sources[0].label, e) from None
@@ -287,16 +421,17 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
         source, xbuf = sources[i], None
         if pass1 is None:  # saved statistics: each sample must fit them
             x = load_checked(source, options, mmap=True)
-            job.check_stats_shape(source, (1, *as_sample(x, options.channels_last).shape))
+            job.check_stats_shape(source, (1, *job.to_sample(source, x).shape))
             before = job.summary(x, i)
         else:  # read, checked for NaN/Inf and counted in pass 1: unless it changed since
-            if buffers is not None:
+            if buffers is not None and not job.moves:
                 xbuf = buffers.get("x", pass1.sample_shape, pass1.dtype)
             x, state = read_unchecked(source, options, xbuf)
             pass1.check_unchanged(i, source, x, state)
             before = pass1.befores[i]
-        job.hints.layout(i, source, x.shape)
-        sample, ct = as_sample(x, options.channels_last), compute_dtype(x.dtype)
+        if options.channel_axis is None:
+            job.hints.layout(i, source, x.shape)
+        sample, ct = job.to_sample(source, x), compute_dtype(x.dtype)
         out = None
         if xbuf is not None and x.dtype == ct and np.may_share_memory(x, xbuf):
             out = sample[None]  # in place: the buffer is ours (and half the cache)
@@ -305,7 +440,7 @@ def _streamed(job: _Batch, engine: Engine, sources: Sequence[Source], writer: Re
         try:
             with blame(job.files):  # (coefficients out of range name gamma's file)
                 y = normalizer(sample[None], threads=1, out=out)[0]
-            y = options.as_output(y, x).reshape(x.shape)
+            y = job.from_sample(source, options.as_output(y, x), x)
         except ParameterError as e:
             raise data_error(source.label, e) from None
         writer.add(i, source, y)
@@ -347,16 +482,24 @@ class _Pass1:
 
 
 def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], per: str,
-                progress: Progress | None) -> tuple[BatchStats, _Pass1]:
+                progress: Progress | None, *, job: _Batch | None = None
+                ) -> tuple[BatchStats, _Pass1]:
     """Pass 1 over many inputs: their merged batch statistics, and a :class:`_Pass1`.
 
     Groups are read ahead on the engine (the next while the current one is
     reduced, into the other of two buffers); their moments are merged in input
     order (files are scanned one by one only to name one holding NaN/Inf).
     """
-    running = RunningStats(per=per, channels_last=options.channels_last, threads=options.jobs)
+    if job is not None:  # (its channel_axis)
+        to_sample, moves, channels_last = job.to_sample, job.moves, job.channels_last
+    else:
+        moves, channels_last = False, options.channels_last
+
+        def to_sample(source: Source, x: np.ndarray) -> np.ndarray:
+            return as_sample(x, channels_last)
+    running = RunningStats(per=per, channels_last=channels_last, threads=options.jobs)
     first = read_unchecked(sources[0], options, None)[0]
-    sample_shape = as_sample(first, options.channels_last).shape
+    sample_shape = to_sample(sources[0], first).shape
     info = _Pass1(first.shape, sample_shape, first.dtype, sources[0], [None] * len(sources),
                   [None] * len(sources))
     size = max(1, GROUP_BYTES // max(1, first.nbytes))
@@ -373,7 +516,8 @@ def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], 
             """Input ``group[i]`` into ``buffer[i]``; a sample of another dtype is
             returned as it is (memory-mapped) and promotes the group."""
             source = sources[group[i]]
-            x, info.states[group[i]] = read_unchecked(source, options, buffer[i])
+            x, info.states[group[i]] = read_unchecked(source, options,
+                                                      None if moves else buffer[i])
             if x.shape != info.shape:  # the file's own problem first, if it has one
                 check_finite(source, options, x)
                 _same_shape(source, x, info.shape, info.first)
@@ -384,7 +528,7 @@ def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], 
             if np.may_share_memory(x, buffer):
                 return None
             if x.dtype == buffer.dtype:
-                buffer[i] = as_sample(x, options.channels_last)
+                buffer[i] = to_sample(source, x)
                 return None
             return x
 
@@ -402,7 +546,7 @@ def _statistics(options: RunOptions, engine: Engine, sources: Sequence[Source], 
         if all(x is None for x in loaded):
             batch = buffer[:len(group)]
         else:
-            batch = np.stack([buffer[i] if x is None else as_sample(x, options.channels_last)
+            batch = np.stack([buffer[i] if x is None else to_sample(sources[group[i]], x)
                               for i, x in enumerate(loaded)])
         try:
             running.add(batch)

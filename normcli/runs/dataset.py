@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from normcli.errors import InputError, NormcliError
+from normcli.errors import InputError, NormcliError, ParameterError
 from normcli.files import Source
 from normcli.ops.dataset import ChannelMoments, DatasetStats, channel_rows
 from normcli.runs.engine import Engine
@@ -200,7 +200,15 @@ def input_moments(source: Source, options: RunOptions) -> Moments:
     from normcli.runs.inputs import load_checked
 
     x = load_checked(source, options)
-    rows = channel_rows(x, options.channels_last)
+    if options.channel_axis is not None:  # (channels elsewhere: seen moved last)
+        from normcli.runs.inputs import data_error
+        from normcli.runs.layout import channel_axis_of, to_channels_last
+
+        try:
+            x = to_channels_last(x, channel_axis_of(x.shape, options.channel_axis))
+        except ParameterError as e:
+            raise data_error(source.label, e) from None
+    rows = channel_rows(x, options.channels_last or options.channel_axis is not None)
     return Moments(ChannelMoments.from_values(rows), "", (), x.nbytes)
 
 

@@ -18,6 +18,7 @@ from normcli.runs.dataset import Failure, Failures, Notes, channel_statistics
 from normcli.runs.engine import ThreadEngine
 from normcli.runs.hints import Hints
 from normcli.runs.inputs import check_finite, check_memory, choose_jobs, data_error, open_inputs
+from normcli.runs.layout import channel_axis_of, from_channels_last, refuse_image, to_channels_last
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.outputs import OutputPlan, ResultWriter
 from normcli.runs.progress import Stage
@@ -82,13 +83,20 @@ def lrn(
     opts = RunOptions(output=output, **options)
 
     def transform(x: np.ndarray, threads: int | None) -> np.ndarray:
-        return opts.as_output(lrn_op(x, params=p, channels_last=opts.channels_last,
-                                     threads=threads), x)
+        if opts.channel_axis is None:
+            return opts.as_output(lrn_op(x, params=p, channels_last=opts.channels_last,
+                                         threads=threads), x)
+        axis = channel_axis_of(x.shape, opts.channel_axis, first=max(0, x.ndim - 3), least=3,
+                               what="LRN inputs")  # (C, H, W), or a batch of them
+        y = lrn_op(to_channels_last(x, axis), params=p, channels_last=True, threads=threads)
+        return from_channels_last(opts.as_output(y, x), axis)
 
     params_doc = {"normalization": "lrn", "mode": p.mode, "convention": p.convention.name,
                   "n": p.n, "k": p.k, "alpha": p.alpha, "beta": p.beta,
                   "window": p.window_text(), "alpha_effective": p.alpha_eff,
-                  "k_effective": p.k_eff, "channels_last": opts.channels_last}
+                  "k_effective": p.k_eff, "channels_last": opts.channels_last,
+                  **({"channel_axis": opts.channel_axis} if opts.channel_axis is not None
+                     else {})}
     return run_each("lrn", inputs, transform, opts, description=p.describe(), params=params_doc,
                     progress=progress, preview=preview, image_pixels="input")
 
@@ -208,6 +216,8 @@ def run_each(
                 source = sources[i]
                 decoded = None
                 if source.is_image:
+                    if options.channel_axis is not None:
+                        raise refuse_image(source.label)
                     decoded = source.decode(**options.image_options())
                     x = decoded.colour
                     if options.channels_last:
@@ -219,7 +229,8 @@ def run_each(
                     x = load_checked(source, options)
                 after = None
                 if transform is not None:
-                    hints.layout(i, source, x.shape)
+                    if options.channel_axis is None:
+                        hints.layout(i, source, x.shape)
                     check_memory(source.label, x)
                     try:
                         y = transform(x, threads)

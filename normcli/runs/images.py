@@ -41,6 +41,10 @@ def read_input(source: Source, options: RunOptions):
     """``(x, decoded)``: one input as the normalizations see it (an image's
     colour channels, ``(C, H, W)`` or channels last), and the image as read."""
     if source.is_image:
+        if options.channel_axis is not None:
+            from normcli.runs.layout import refuse_image
+
+            raise refuse_image(source.label)
         decoded = source.decode(**options.image_options())
         x = decoded.colour
         if options.channels_last:
@@ -78,7 +82,7 @@ def per_input(job, engine: Engine, sources: Sequence[Source], writer: ResultWrit
     try:
         with blame(job.files):
             normalizer = BatchNormalizer(stats.mean, stats.var, params=settings,
-                                         channels_last=options.channels_last,
+                                         channels_last=job.channels_last,
                                          finite_stats=not pass1 or not options.allow_nonfinite)
     except ParameterError as e:
         raise data_error(sources[0].label, e) from None
@@ -89,7 +93,7 @@ def per_input(job, engine: Engine, sources: Sequence[Source], writer: ResultWrit
         if i in failures or i in skip:  # (failed in pass 1: already reported)
             return None
         x, decoded = read_input(source, options)
-        sample = _as_sample(x, options.channels_last)
+        sample = job.to_sample(source, x)  # (channel_axis moved last, if given)
         if pass1:
             if source.state() != states[i]:
                 raise InputError(source.label, "changed after the statistics were computed "
@@ -97,7 +101,8 @@ def per_input(job, engine: Engine, sources: Sequence[Source], writer: ResultWrit
         else:
             job.check_stats_shape(source, (1, *sample.shape))
         try:
-            y = options.as_output(normalizer(sample[None], threads=1)[0].reshape(x.shape), x)
+            y = job.from_sample(source, options.as_output(normalizer(sample[None], threads=1)[0],
+                                                          x), x)
         except ParameterError as e:
             raise data_error(source.label, e) from None
         writer.add(i, source, y, decoded)

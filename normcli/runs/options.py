@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from normcli.errors import ParameterError
+from normcli.errors import ParameterError, UsageError
 
 __all__ = ["RunOptions", "Progress", "OUT_FORMATS", "COLORS", "PIXEL_MAPS"]
 
@@ -50,6 +50,13 @@ class RunOptions:
         half-written, but a power cut soon after may lose them).
     channels_last : bool
         Arrays are ``(..., H, W, C)``; images are then read and written as ``(H, W, C)``.
+    channel_axis : int, optional
+        The axis of the channels in each input array (negative counts from the
+        end; a single input's batch axis is not one), for layouts that are
+        neither channels first nor channels last (Keras's and MXNet's
+        ``axis``): the kernels see the array with that axis moved last, and
+        outputs keep the input's layout (:mod:`normcli.runs.layout`).
+        Excludes ``channels_last``; images are refused (their channels are known).
     allow_nonfinite : bool
         Process inputs holding NaN or Inf instead of refusing them.
     raw_png : bool
@@ -106,6 +113,7 @@ class RunOptions:
     png_bits: int = 8
     sync: bool = True
     channels_last: bool = False
+    channel_axis: int | None = None
     allow_nonfinite: bool = False
     raw_png: bool = False
     dtype: str | None = None
@@ -134,6 +142,14 @@ class RunOptions:
                 problem = f"{value!r} is not one of {', '.join(allowed)}"
                 raise ParameterError(f"{name}={problem}", param=name, value=value,
                                      problem=problem)
+        if self.channel_axis is not None:
+            if isinstance(self.channel_axis, bool) or not isinstance(self.channel_axis, int):
+                raise ParameterError(f"channel_axis={self.channel_axis!r} must be an int",
+                                     param="channel_axis", value=self.channel_axis)
+            if self.channels_last:
+                raise UsageError("--channel-axis and --channels-last exclude each other: "
+                                 "--channel-axis -1 is channels last", param="channel_axis",
+                                 value=self.channel_axis)
         if self.png_bits not in (8, 16):
             raise ParameterError(f"png_bits={self.png_bits!r} must be 8 or 16",
                                  param="png_bits", value=self.png_bits)

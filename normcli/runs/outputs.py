@@ -137,11 +137,13 @@ class OutputPlan:
         """Every file this plan writes."""
         return [*self.targets, *([self.path] if self.kind in ("file", "npz") else [])]
 
-    def reserve(self, path: str | os.PathLike[str], param: str) -> None:
+    def reserve(self, path: str | os.PathLike[str], param: str, *,
+                replace: bool = False) -> None:
         """Check another file the run writes (``param``: ``"preview"``,
         ``"save_stats"``): not one of this plan's outputs (a usage error), not an
-        input, not a directory, not existing without ``force``, in a folder that
-        exists (errors naming the file)."""
+        input, not a directory, not existing without ``force`` (unless
+        ``replace``: a file the run updates), in a folder that exists (errors
+        naming the file)."""
         for target in self.outputs():
             if same_file(path, target):
                 problem = f"{os.fspath(path)!r} is also an output of this command"
@@ -150,7 +152,8 @@ class OutputPlan:
         check_not_input(path, self.inputs)
         if os.path.isdir(path):
             raise OutputError(path, "is a directory")
-        self._check_new(Path(path))
+        if not replace:
+            self._check_new(Path(path))
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise OutputError(path, "directory does not exist")
 

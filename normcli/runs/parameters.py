@@ -30,12 +30,26 @@ def is_path(value: object) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
-def read_stats_file(path: str | os.PathLike[str]) -> BatchStats:
-    """Saved statistics (``save_stats``'s ``.npz``), checked like any input."""
+def read_stats_file(path: str | os.PathLike[str], convention: str | None = None,
+                    per: str | None = None) -> BatchStats:
+    """Saved statistics, checked like any input: ``save_stats``'s ``.npz``, or a
+    framework's stored running statistics (``convention`` given, or a file
+    ``update_stats`` wrote, which names its convention; a ``save_stats`` file is
+    read as such whatever the convention): then the mean and variance the
+    framework normalizes with in inference
+    (:meth:`~normcli.ops.bn_conventions.RunningState.statistics`), ``count`` 0."""
     path = os.fspath(path)
+    members = npz_members(path)
+    own = {"mean", "var", "count"} <= set(members) and "convention" not in members
+    if not own and (convention is not None or "convention" in members):
+        from normcli.files.running_stats import read_running_stats
+
+        state = read_running_stats(path, convention, per=per)
+        mean, var = state.statistics()
+        return BatchStats(mean, var, 0, state.per)
     data = {
         name: read_npz_member(path, name, source=f"{path}:{name}", metadata=True)
-        for name in npz_members(path)
+        for name in members
         if name in STATS_FIELDS
     }
     try:
@@ -74,13 +88,15 @@ def read_parameter_files(settings: BNParams, files: dict[str, str]) -> BNParams:
 
 
 def with_saved_stats(settings: BNParams, files: dict[str, str], stats: object,
-                     per: str | None) -> tuple[BNParams, BatchStats | None, str | None]:
+                     per: str | None, convention: str | None = None
+                     ) -> tuple[BNParams, BatchStats | None, str | None]:
     """``(settings, saved, stats_file)``: the saved statistics (``stats``: a
     ``save_stats`` file or a BatchStats), read and checked against ``per`` (the
     ``per`` the caller gave, if any: the statistics' own otherwise), and the
     settings with that ``per`` and the ``gamma``/``beta`` files read."""
     stats_file = os.fspath(stats) if is_path(stats) else None
-    saved = read_stats_file(stats_file) if stats_file is not None else stats
+    saved = (read_stats_file(stats_file, convention, per) if stats_file is not None
+             else stats)
     if saved is not None:
         if per is not None and per != saved.per:
             raise InputError(stats_file or "stats", f"holds statistics per {saved.per}, but "

@@ -18,7 +18,7 @@ from normcli.ops.words import lrn_words
 from normcli.runs.inputs import load_stack
 from normcli.runs.options import RunOptions
 
-__all__ = ["lrn_settings", "bn_model", "identify", "translate", "layers"]
+__all__ = ["lrn_settings", "bn_model", "from_model", "identify", "translate", "layers"]
 
 
 def lrn_settings(
@@ -70,6 +70,53 @@ def bn_model(*, from_onnx=None, from_caffe=None, layer: str | None = None):
                              param="layer", value=layer)
         return None
     return _model_layer(from_onnx, from_caffe, layer, "batchnorm").bn
+
+
+def from_model(model, source, layer: str, *, per, eps, convention, gamma, beta, params, stats,
+               momentum, updating: bool = False):
+    """``(per, eps, convention, gamma, beta, params, stats, momentum)`` for the
+    batch-norm run from a model's layer (:func:`bn_model`); what the layer gives
+    may not be given again (``momentum``: the layer's when ``updating``
+    running statistics, unless given).  Caffe's prototxt holds neither gamma and beta (its Scale
+    layer's are in the ``.caffemodel``: ``gamma``/``beta`` may give them) nor
+    the stored statistics (``stats`` gives them)."""
+    from normcli.ops.bn_conventions import DEFAULT_MOMENTUM
+    from normcli.ops.moments import BatchStats
+
+    caffe = model.convention == "caffe"
+    source = os.fspath(source)
+    taken = [("per", per is not None), ("eps", eps is not None), ("params", params is not None),
+             ("convention", convention is not None)]
+    if not caffe:
+        taken += [("gamma", not _is_value(gamma, 1.0)), ("beta", not _is_value(beta, 0.0))]
+    if model.statistics == "fixed" and not caffe:
+        taken.append(("stats", stats is not None))
+    given = [name for name, is_given in taken if is_given]
+    if given:
+        names = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{names}: the model's layer {layer!r} gives that; leave it out",
+                         param=given[0])
+    if model.statistics == "batch":
+        if stats is not None:
+            raise UsageError(f"--stats: layer {layer!r} normalizes with the batch's statistics "
+                             "(training mode)", param="stats")
+    elif not caffe:
+        if not model.has_stats:
+            raise InputError(source, f"layer {layer!r} has no stored mean and variance")
+        stats = BatchStats(model.mean, model.var, 0, model.per)
+    elif stats is None:
+        raise InputError(source, f"layer {layer!r} normalizes with stored statistics "
+                         "(use_global_stats: true), which live in the .caffemodel: give them "
+                         "with --stats FILE.npz (mean_sum, var_sum, scale_factor)")
+    if not caffe:
+        gamma, beta = model.gamma, model.beta
+    if updating and momentum == DEFAULT_MOMENTUM and model.momentum is not None:
+        momentum = model.momentum
+    return model.per, model.eps, model.convention, gamma, beta, None, stats, momentum
+
+
+def _is_value(value, default: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == default
 
 
 def _model_layer(from_onnx, from_caffe, layer, kind: str):

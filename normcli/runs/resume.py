@@ -47,8 +47,8 @@ def fingerprint(command: str, params: dict, options: RunOptions) -> str:
     """A digest of everything that decides an output's contents."""
     doc = {"command": command, "params": params,
            "options": {name: getattr(options, name) for name in (
-               "out_format", "png_bits", "channels_last", "raw_png", "color", "include_alpha",
-               "pixels", "allow_nonfinite")}}
+               "out_format", "png_bits", "channels_last", "channel_axis", "raw_png", "color",
+               "include_alpha", "pixels", "allow_nonfinite")}}
     text = json.dumps(doc, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -273,3 +273,17 @@ def test_mutated_models_fail_cleanly(tmp_path_factory, data):
         return
     for layer in layers:
         assert layer.kind in ("lrn", "batchnorm")
+
+
+@pytest.mark.parametrize("key", ["epsilon", "momentum", "training_mode"])
+def test_a_batchnorm_attribute_of_another_type_is_the_file_s_error(tmp_path, key):
+    """(Found by test_mutated_models_fail_cleanly: a flipped attribute type gave a
+    ValueError traceback.)"""
+    rng = np.random.default_rng(5)
+    bn, inits, _ = _bn_model(rng, 3, eps=1e-5)
+    bn.attribute.append(helper.make_attribute(key, "fast"))  # a string
+    if key == "epsilon":
+        del bn.attribute[0]
+    path = _save(tmp_path, _model([bn], {"X": (2, 3, 2, 2)}, inits, opset=15))
+    with pytest.raises(InputError, match=f"attribute {key} is 'fast', not a number"):
+        read_onnx_layers(path)
