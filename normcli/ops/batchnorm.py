@@ -464,7 +464,7 @@ def batch_norm(
         raise ParameterError(f"out {problem}", param="out", value=out, problem=problem)
     out = check_out(out, arr, ct)
     layout = (outer, c, inner)
-    moments = Moments(arr.reshape(layout), ct, threads)
+    moments = Moments(arr.reshape(layout), ct, threads, one_pass=True)
     o = out.reshape(layout)
     size = np.abs(gamma_b) + np.abs(beta_b)
 
@@ -474,12 +474,12 @@ def batch_norm(
         mu, variance = moments.mean[sl], moments.m2[sl] / moments.count
         scale = gamma_b[sl] / np.sqrt(variance + eps)
         shift = _shift(beta_b[sl] - (mu - moments.first[sl]) * scale, size[sl], ct)
-        ob = moments.out_block(o, i)
+        ob = moments.out_block(o, i)  # (may be dev itself)
         np.multiply(dev, scale.astype(ct)[None, :, None], out=ob)
         if shift is not None:
             np.add(ob, shift, out=ob)
 
-    moments.compute(normalize)
+    moments.compute(normalize, o)
     check_overflow(arr, moments.m2)
     return out
 
