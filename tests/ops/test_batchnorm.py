@@ -391,7 +391,8 @@ def test_variance_overflow_is_an_error_not_zeros(per):
 def test_training_one_pass_moments_and_their_two_pass_fallback(dtype, monkeypatch):
     """Per channel, batch statistics come from one pass around a shift (the mean
     of each row's first values); a block whose shift is far from its mean (the
-    first values of every row offset by 50 sigma) is redone by two passes.  Every case matches the float64 reference."""
+    first values of every row offset by 50 sigma) is redone by two passes.
+    Every case matches the float64 reference."""
     from normcli.ops import moments as moments_module
 
     verdicts = []

@@ -295,3 +295,20 @@ def test_small_inputs_with_nan_or_huge_values_go_to_the_block_kernel(monkeypatch
     _close(normcli.lrn(x, n=5), lrn_ref(x.astype(np.float64), n=5))
     monkeypatch.setattr(lrn_module, "_TINY", 0)  # the block kernel alone agrees
     _close(normcli.lrn(x, n=5), lrn_ref(x.astype(np.float64), n=5))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 9, 9), (3, 40, 80, 80)])  # one block; many
+def test_given_statistics_spelled_out_per_value_give_the_same_bits(shape, monkeypatch):
+    """Coefficients spelled out for every value of a sample: the same arithmetic
+    as the broadcast column, bit for bit, and none kept for other statistics."""
+    from normcli.ops import batchnorm as bn_module
+
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32) + 3
+    s = normcli.batch_stats(x, per="channel")
+    kw = dict(per="channel", mean=s.mean, var=s.var, gamma=1.5, beta=0.5)
+    spelled = normcli.batch_norm(x, **kw)
+    other = normcli.batch_norm(x, per="channel", mean=s.mean + 1, var=s.var)
+    monkeypatch.setattr(bn_module, "_ROW_VALUES", 0)
+    np.testing.assert_array_equal(spelled, normcli.batch_norm(x, **kw))
+    np.testing.assert_array_equal(other, normcli.batch_norm(x, per="channel", mean=s.mean + 1,
+                                                            var=s.var))
