@@ -70,7 +70,12 @@ def tree_passes(w: int) -> int:
     return max(0, w.bit_length() - 1 + bin(w).count("1") - 1)
 
 
-def tree_sum(z: np.ndarray, w: int, out: np.ndarray, buffer, axis: int = 0) -> np.ndarray:
+def _now(func, *args, **kwargs):
+    func(*args, **kwargs)
+
+
+def tree_sum(z: np.ndarray, w: int, out: np.ndarray, buffer, axis: int = 0,
+             call=_now) -> np.ndarray:
     """Window sums along ``axis``: ``out[i] = z[i] + ... + z[i + w - 1]``.
 
     ``z`` holds ``out.shape[axis] + w - 1`` entries along ``axis``: the data
@@ -79,7 +84,9 @@ def tree_sum(z: np.ndarray, w: int, out: np.ndarray, buffer, axis: int = 0) -> n
     ``rows`` entries along ``axis``.  The sums of ``2 ** j`` neighbours are
     built level by level, each from two of the level below; the widest that
     fits goes straight into ``out`` and the lower levels that ``w``'s binary
-    digits ask for are added to it.
+    digits ask for are added to it.  ``call(ufunc, *args, **kwargs)`` makes
+    each numpy call (the default: now; the LRN kernel's small-input path
+    records them once, to replay them call after call).
 
     >>> z = np.array([0, 0, 1, 2, 3, 4, 5, 0, 0], float)
     >>> tree_sum(z, 5, np.empty(5), lambda j, r: np.empty(r)).tolist()
@@ -92,7 +99,7 @@ def tree_sum(z: np.ndarray, w: int, out: np.ndarray, buffer, axis: int = 0) -> n
 
     n = out.shape[axis]
     if w == 1:
-        np.copyto(out, part(z, 0, n))
+        call(np.copyto, out, part(z, 0, n))
         return out
     top = 1 << (w.bit_length() - 1)
     levels = {1: z}
@@ -101,16 +108,16 @@ def tree_sum(z: np.ndarray, w: int, out: np.ndarray, buffer, axis: int = 0) -> n
         src = levels[m]
         rows = src.shape[axis] - m
         dst = buffer(j, rows)
-        np.add(part(src, 0, rows), part(src, m, m + rows), out=dst)
+        call(np.add, part(src, 0, rows), part(src, m, m + rows), out=dst)
         levels[2 * m] = dst
         m, j = 2 * m, j + 1
     src = levels[m]  # m = top / 2: the widest level, straight into out
-    np.add(part(src, 0, n), part(src, m, m + n), out=out)
+    call(np.add, part(src, 0, n), part(src, m, m + n), out=out)
     offset = top
     bit = top >> 1
     while bit:
         if w & bit:
-            np.add(out, part(levels[bit], offset, offset + n), out=out)
+            call(np.add, out, part(levels[bit], offset, offset + n), out=out)
             offset += bit
         bit >>= 1
     return out

@@ -271,6 +271,8 @@ class BatchNormalizer:
         layout = batch_layout(arr.shape, self.per, self.channels_last)
         ct = compute_dtype(arr.dtype)
         first, scale, shift = self._coefficients(ct)
+        if layout[1] * layout[2] <= _ROW_VALUES and layout[2] > 1:
+            first, scale, shift = _rows(self, ct, layout, first, scale, shift)
         out = check_out(out, arr, ct)
         v, o = arr.reshape(layout), out.reshape(layout)
         if arr.size < _SMALL:  # one block, in this thread, with the fewest calls
@@ -288,13 +290,45 @@ class BatchNormalizer:
         return out
 
 
+#: Coefficients of samples of up to this many values (C * inner) are spelled out
+#: for every value of a sample: numpy's loops over a column of coefficients
+#: broadcast along rows ran at half the speed of the same arithmetic on two
+#: contiguous arrays ((1, 16, 1600) float32: 17 us against 9; (32, 96, 3025):
+#: 13 ms against 9).  The same arithmetic, so the same bits.
+_ROW_VALUES = 1 << 19
+_rows_kept: dict[tuple, tuple] = {}
+_rows_lock = threading.Lock()
+
+
+def _rows(norm: BatchNormalizer, ct: np.dtype, layout: tuple[int, int, int], *coefs):
+    """``coefs`` (column vectors, or None) broadcast to ``(1, C, inner)`` and kept,
+    for the last few normalizers and layouts."""
+    key = (id(norm), ct, layout[1], layout[2])
+    kept = _rows_kept.get(key)
+    if kept is not None and kept[0] is norm:
+        return kept[1]
+    rows = tuple(None if a is None else
+                 np.ascontiguousarray(np.broadcast_to(a, (1, layout[1], layout[2])))
+                 for a in coefs)
+    with _rows_lock:
+        while len(_rows_kept) >= _KEPT_ROWS:
+            del _rows_kept[next(iter(_rows_kept))]
+        _rows_kept[key] = (norm, rows)
+    return rows
+
+
+#: Normalizers (with their layouts) whose spelled-out coefficients are kept.
+_KEPT_ROWS = 4
+
 #: Below this many values a normalization runs as one block in the calling thread.
 _SMALL = 1 << 18
 #: Values per block with stored statistics.  Every value needs only its own
 #: statistic's coefficients, so a block can be any stretch of memory: whole
 #: samples, or a few statistics of one sample (scattered rows of a few channels
-#: of every sample read more slowly).
-_GIVEN_BLOCK = 1 << 19
+#: of every sample read more slowly).  Half a (96, 55, 55) sample, with its
+#: spelled-out coefficients, stays closer to the cache than whole samples
+#: (one thread: 17.0 ms for 128 Ki-value blocks, 18.2 for 512 Ki, under load).
+_GIVEN_BLOCK = 1 << 18
 
 
 def _stretches(layout: tuple[int, int, int], size: int) -> list[tuple[slice, slice]]:
@@ -464,7 +498,7 @@ def batch_norm(
         raise ParameterError(f"out {problem}", param="out", value=out, problem=problem)
     out = check_out(out, arr, ct)
     layout = (outer, c, inner)
-    moments = Moments(arr.reshape(layout), ct, threads)
+    moments = Moments(arr.reshape(layout), ct, threads, one_pass=True)
     o = out.reshape(layout)
     size = np.abs(gamma_b) + np.abs(beta_b)
 
@@ -474,12 +508,15 @@ def batch_norm(
         mu, variance = moments.mean[sl], moments.m2[sl] / moments.count
         scale = gamma_b[sl] / np.sqrt(variance + eps)
         shift = _shift(beta_b[sl] - (mu - moments.first[sl]) * scale, size[sl], ct)
-        ob = moments.out_block(o, i)
-        np.multiply(dev, scale.astype(ct)[None, :, None], out=ob)
+        ob = moments.out_block(o, i)  # (may be dev itself)
+        # (one channel: by a scalar, which numpy multiplies by twice as fast as by
+        # a broadcast (1, 1, 1) array)
+        factor = scale.astype(ct)
+        np.multiply(dev, factor[0] if factor.size == 1 else factor[None, :, None], out=ob)
         if shift is not None:
             np.add(ob, shift, out=ob)
 
-    moments.compute(normalize)
+    moments.compute(normalize, o)
     check_overflow(arr, moments.m2)
     return out
 

@@ -385,3 +385,29 @@ def test_variance_overflow_is_an_error_not_zeros(per):
     assert np.isnan(normcli.batch_norm(x, per=per)).any()
     ok = np.random.default_rng(0).standard_normal((3, 2, 3)) * 1e150  # squares fit
     assert np.isfinite(normcli.batch_norm(ok, per=per)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_one_pass_moments_and_their_two_pass_fallback(dtype, monkeypatch):
+    """Per channel, batch statistics come from one pass around a shift (the mean
+    of each row's first values); a block whose shift is far from its mean (the
+    first values of every row offset by 50 sigma) is redone by two passes.
+    Every case matches the float64 reference."""
+    from normcli.ops import moments as moments_module
+
+    verdicts = []
+    one_pass = moments_module.Moments._one_pass
+
+    def spy(self, *args):
+        verdicts.append(one_pass(self, *args))
+        return verdicts[-1]
+
+    monkeypatch.setattr(moments_module.Moments, "_one_pass", spy)
+    rng = np.random.default_rng(21)
+    x = 1e4 + rng.normal(size=(4, 3, 130, 130))  # a block per channel
+    x[:, 1, :2, :] += 50.0  # channel 1: the first 260 values of each row far off
+    x[:, 2] = 3.0
+    x = x.astype(dtype)
+    kw = dict(per="channel", gamma=1.5, beta=0.25)
+    _close(normcli.batch_norm(x, **kw), batch_norm_ref(x, **kw), RTOL[dtype])
+    assert verdicts == [True, False, True]

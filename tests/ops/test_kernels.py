@@ -254,3 +254,61 @@ def test_cached_batch_norm_settings_still_tell_types_apart():
             normcli.batch_norm(x, eps=0.0)
     with pytest.raises(ParameterError, match="per"):
         normcli.batch_norm(x, per="batch")
+
+
+# ------------------------------------------------------------------ small-input replay
+
+
+SMALL_CASES = [
+    dict(mode="inter", n=5),  # few channels: the band product with alpha and k in it
+    dict(mode="inter", n=5, channels_last=True),
+    dict(mode="intra", n=3),
+    dict(mode="intra", convention="cudnn", n=4, channels_last=True),
+    dict(mode="inter", convention="caffe", n=3, k=0.0, alpha=1.0, beta=1.0),
+]
+
+
+@pytest.mark.parametrize("kw", SMALL_CASES, ids=repr)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_inputs_replayed_call_after_call_match_the_reference(kw, dtype):
+    """The small-input path keeps its buffers from call to call: every call, on
+    other data, still gets its own right answer (zeros too, with k = 0)."""
+    rng = np.random.default_rng(11)
+    shape = (2, 6, 7, 5) if kw.get("channels_last") else (2, 5, 7, 6)
+    for scale in (1.0, 30.0, 0.0):
+        x = (rng.standard_normal(shape) * scale).astype(dtype)
+        out = normcli.lrn(x, **kw)
+        ref = lrn_ref(x.astype(np.float64), **kw)
+        _close(out, ref)
+        assert np.isfinite(out).all()
+
+
+def test_small_inputs_with_nan_or_huge_values_go_to_the_block_kernel(monkeypatch):
+    """NaN stays within its windows (a band product would spread it to every
+    channel), and squares beyond float32 are recomputed wider, as for a block."""
+    x = np.random.default_rng(12).standard_normal((1, 16, 6, 6)).astype(np.float32)
+    normcli.lrn(x, n=5)  # the replay is now planned for this shape
+    x[0, 3, 2, 2] = np.nan
+    nan = np.isnan(normcli.lrn(x, n=5))
+    assert nan[0, 1:6, 2, 2].all() and nan.sum() == 5
+    x[0, 3, 2, 2] = 1e20
+    _close(normcli.lrn(x, n=5), lrn_ref(x.astype(np.float64), n=5))
+    monkeypatch.setattr(lrn_module, "_TINY", 0)  # the block kernel alone agrees
+    _close(normcli.lrn(x, n=5), lrn_ref(x.astype(np.float64), n=5))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 9, 9), (3, 40, 80, 80)])  # one block; many
+def test_given_statistics_spelled_out_per_value_give_the_same_bits(shape, monkeypatch):
+    """Coefficients spelled out for every value of a sample: the same arithmetic
+    as the broadcast column, bit for bit, and none kept for other statistics."""
+    from normcli.ops import batchnorm as bn_module
+
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32) + 3
+    s = normcli.batch_stats(x, per="channel")
+    kw = dict(per="channel", mean=s.mean, var=s.var, gamma=1.5, beta=0.5)
+    spelled = normcli.batch_norm(x, **kw)
+    other = normcli.batch_norm(x, per="channel", mean=s.mean + 1, var=s.var)
+    monkeypatch.setattr(bn_module, "_ROW_VALUES", 0)
+    np.testing.assert_array_equal(spelled, normcli.batch_norm(x, **kw))
+    np.testing.assert_array_equal(other, normcli.batch_norm(x, per="channel", mean=s.mean + 1,
+                                                            var=s.var))
