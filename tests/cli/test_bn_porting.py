@@ -154,6 +154,8 @@ def test_help_lists_the_table_and_cli_names_match_it(invoke):
     (["--convention", "onnx", "--update-stats", "r.npz", "--stats", "s.npz"],
      "--update-stats and --stats exclude each other"),
     (["--convention", "onnx", "--update-stats", "y.npy", "-o", "y.npy"], "must be a .npz"),
+    (["--convention", "onnx", "--update-stats", "r.npz", "--save-stats", "./r.npz", "--force"],
+     "'r.npz' is also the file of save_stats"),  # (one file written twice)
 ])
 def test_bad_flags_exit_2(invoke, save, args, message):
     save("x.npy", np.ones((3, 2), np.float32))
