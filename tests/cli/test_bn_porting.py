@@ -240,6 +240,18 @@ def test_batchnorm_from_an_onnx_training_node_equals_onnxruntime(invoke, save, t
                                    rtol=1e-6)
 
 
+@pytest.mark.parametrize("momentum", [5.0, float("nan")])
+def test_a_model_s_bad_momentum_is_the_model_s_error_not_a_flag_s(invoke, save, tmp_path,
+                                                                  momentum):
+    """No --momentum was given: a momentum out of range in the node names the model (exit 1)."""
+    _onnx_bn(tmp_path, np.random.default_rng(2), 2, momentum=momentum)
+    save("x.npy", np.ones((3, 2), np.float32))
+    line = one_line_error(invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node",
+                                 "bn1", "--update-stats", "r.npz"))
+    assert line.startswith("normcli: error: m.onnx: layer 'bn1': its momentum ")
+    assert not (tmp_path / "r.npz").exists()
+
+
 def test_a_model_layer_s_settings_are_not_given_twice(invoke, save, tmp_path):
     _onnx_bn(tmp_path, np.random.default_rng(1), 2)
     save("x.npy", np.ones((3, 2), np.float32))
