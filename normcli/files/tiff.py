@@ -131,6 +131,8 @@ def decode_tiff(data: bytes, *, page: int | None, limit: int, source: object
                 or len(axes) != len(shape) or len(set(axes)) != len(axes)):
             raise InputError(source, f"TIFF page of shape {shape} (axes {axes}) is not a 2-D "
                              "image")
+        if dtype.kind not in "uifb":
+            raise InputError(source, f"TIFF samples of type {dtype} are not supported")
         height, width = shape[axes.index("Y")], shape[axes.index("X")]
         samples = shape[axes.index("S")] if "S" in axes else 1
         _check_size(width, height, samples, dtype.itemsize, limit, source, "TIFF")

@@ -237,11 +237,20 @@ def _list_name(entry: str) -> str | None:
 
 def read_path_list(stream: BinaryIO, *, null: bool = False, label: str = "") -> list[str]:
     """The paths of a list: one per line (a ``\\r\\n`` ending is allowed), or
-    NUL-separated; blank entries are ignored."""
+    NUL-separated; blank entries are ignored.  A list that is a device
+    (``/dev/zero``) is refused before it is read: it would never end."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        mode = None
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+        raise InputError(label, "is a device, not a list of paths (a file or a pipe)")
     data = stream.read()
     if null:
         entries = data.split(b"\0")
     else:
+        if b"\0" in data:
+            raise InputError(label, "holds NUL characters: a NUL-separated list needs -0")
         entries = [e[:-1] if e.endswith(b"\r") else e for e in data.split(b"\n")]
     return [os.fsdecode(e) for e in entries if e.strip()]
 
@@ -273,6 +282,10 @@ def walk_inputs(
 
         raise UsageError("no inputs given: name files or folders, or --files-from FILE",
                          param="inputs")
+    if null and files_from is None:
+        from normcli.errors import UsageError
+
+        raise UsageError("-0/--null needs --files-from", param="null")
     walker = _Walker(recursive)
     seen_stdin = False
     for arg in paths:
@@ -292,11 +305,11 @@ def walk_inputs(
             if getattr(stream, "isatty", lambda: False)():
                 raise InputError("--files-from -", "standard input is a terminal; pipe the "
                                  "list of paths into it")
-            listed = read_path_list(stream, null=null)
+            listed = read_path_list(stream, null=null, label="--files-from -")
         else:
             try:
                 with open(list_label, "rb") as f:
-                    listed = read_path_list(f, null=null)
+                    listed = read_path_list(f, null=null, label=list_label)
             except OSError as e:
                 raise open_error(list_label, e) from None
         if not listed:

@@ -387,6 +387,8 @@ def _count_field(data: Mapping[str, np.ndarray], key: str) -> int:
     value = int(arr.reshape(-1)[0])
     if value < 0:
         raise ValueError(f"{key}={value} must be >= 0")
+    if value >= np.iinfo(np.int64).max:  # (stored as int64, and counted on by one)
+        raise ValueError(f"{key}={value} must be below {np.iinfo(np.int64).max}")
     return value
 
 

@@ -159,7 +159,7 @@ def translate_params(source: LRNParams, *, to: str = "all", seed: int = 0) -> Tr
         except ParameterError as e:
             raise ParameterError(str(e).replace("convention=", "to=", 1), param="to",
                                  value=to) from None
-    data = _random_data(source, seed)
+    data = _random_data(source, seed)  # (bounded: raises for windows too wide)
     ref = _run(data, source)
     out = []
     for name in targets:
@@ -300,16 +300,26 @@ def _candidates(source: LRNParams, conv) -> list[LRNForm]:
     return out
 
 
+#: The most values of the random data translations are checked on (32 MiB of float64).
+MAX_CHECK_VALUES = 2**22
+
+
 def _random_data(p: LRNParams, seed: int) -> np.ndarray:
     """float64 data on which the alpha term matters: ``alpha' * sum`` about ``max(k, 1)``.
 
     ``(2, C, 6, 6)`` with ``C`` wide enough for the window and its borders
     (inter), or ``(2, 2, H, H)`` (intra).
     """
-    rng = np.random.default_rng(seed)
     reach = 2 * (p.lo + p.hi) + 5
     shape = (2, max(8, reach), 6, 6) if p.mode == "inter" else (2, 2, max(8, reach),
                                                                 max(8, reach))
+    if math.prod(shape) > MAX_CHECK_VALUES:  # (n=10**7 took all the memory, n=2**62 crashed)
+        problem = (f"{p.n} gives a window of {p.size} "
+                   f"{'channels' if p.mode == 'inter' else 'pixels a side'}, too wide to "
+                   f"check on random data ({math.prod(shape)} values; at most "
+                   f"{MAX_CHECK_VALUES})")
+        raise ParameterError(f"n={problem}", param="n", value=p.n, problem=problem)
+    rng = np.random.default_rng(seed)
     window = p.size if p.mode == "inter" else p.size * p.size
     scale = 1.0
     if p.alpha_eff > 0:

@@ -19,6 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from normcli.errors import ParameterError
+
 __all__ = ["identify_view", "translate_view", "layers_view", "layers_data",
            "bn_conventions_table", "bn_conventions_data", "all_conventions_view"]
 
@@ -177,7 +179,12 @@ def layers_view(layers: Sequence, *, source: str = "", equivalents: bool = True
         for layer in layers:
             if layer.lrn is None:
                 continue
-            result = translate_params(layer.lrn)
+            try:
+                result = translate_params(layer.lrn)
+            except ParameterError as e:  # (a window too wide to check)
+                parts.append(Text.assemble(("\n" + layer.name, "bold"),
+                                           f" in every convention: not shown: n={e.problem}"))
+                continue
             parts.append(Text.assemble(("\n" + layer.name, "bold"), " in every convention:"))
             parts.append(translate_view(result))
     return Group(*parts)
@@ -192,7 +199,10 @@ def layers_data(layers: Sequence, *, source: str = "") -> dict[str, object]:
     for layer in layers:
         d = layer.to_dict()
         if layer.lrn is not None:
-            d["equivalents"] = translate_params(layer.lrn).to_dict()["translations"]
+            try:
+                d["equivalents"] = translate_params(layer.lrn).to_dict()["translations"]
+            except ParameterError as e:  # (a window too wide to check)
+                d["equivalents"], d["equivalents_problem"] = None, f"n={e.problem}"
         out.append(d)
     return {"model": source, "layers": out}
 

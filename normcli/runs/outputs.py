@@ -61,6 +61,7 @@ class OutputPlan:
         self.existing_ok = existing_ok or set()
         self.count = len(sources)
         self.inputs = [*sources, *also_inputs]
+        self._reserved: list[tuple[str | os.PathLike[str], str]] = []
         self.targets: list[Path] = []
         self.path: Path | None = None
         out = options.output
@@ -149,6 +150,12 @@ class OutputPlan:
                 problem = f"{os.fspath(path)!r} is also an output of this command"
                 raise ParameterError(f"{param}={problem}", param=param, value=path,
                                      problem=problem)
+        for other, other_param in self._reserved:  # (--save-stats and --update-stats)
+            if same_file(path, other):
+                problem = f"{os.fspath(path)!r} is also the file of {other_param}"
+                raise ParameterError(f"{param}={problem}", param=param, value=path,
+                                     problem=problem)
+        self._reserved.append((path, param))
         check_not_input(path, self.inputs)
         if os.path.isdir(path):
             raise OutputError(path, "is a directory")

@@ -111,6 +111,12 @@ def from_model(model, source, layer: str, *, per, eps, convention, gamma, beta, 
     if not caffe:
         gamma, beta = model.gamma, model.beta
     if updating and momentum == DEFAULT_MOMENTUM and model.momentum is not None:
+        from normcli.ops.bn_conventions import check_momentum, get_bn_convention
+
+        try:  # (the file's value: its error names the file, it is no --momentum flag's)
+            check_momentum(get_bn_convention(model.convention), model.momentum)
+        except ParameterError as e:
+            raise InputError(source, f"layer {layer!r}: its momentum {e.problem}") from None
         momentum = model.momentum
     return model.per, model.eps, model.convention, gamma, beta, None, stats, momentum
 

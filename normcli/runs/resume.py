@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,15 +82,21 @@ class Journal:
 
     def _read(self) -> dict[str, dict]:
         try:
-            with open(self.path, encoding="utf-8") as f:
+            st = os.lstat(self.path)
+            if not stat.S_ISREG(st.st_mode):  # (a FIFO or /dev/zero would hang the run,
+                raise OutputError(self.path, "is not a regular file (a journal is one); "
+                                  "remove it")  # a symlink lead its writes elsewhere)
+            with open(self.path, "rb") as f:
                 lines = f.read().splitlines()
         except FileNotFoundError:
             return {}
         except OSError as e:
             raise OutputError(self.path, (e.strerror or str(e)).strip()) from None
-        try:
+        try:  # (bytes: a line that is not UTF-8 is not JSON, a ValueError)
             head = json.loads(lines[0]) if lines else {}
         except ValueError:
+            head = {}
+        if not isinstance(head, dict):
             head = {}
         if head.get("normcli_journal") != _VERSION or head.get("settings") != self.digest:
             raise OutputError(self.path, "is the journal of a run with other settings (or "

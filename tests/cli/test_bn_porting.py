@@ -154,6 +154,8 @@ def test_help_lists_the_table_and_cli_names_match_it(invoke):
     (["--convention", "onnx", "--update-stats", "r.npz", "--stats", "s.npz"],
      "--update-stats and --stats exclude each other"),
     (["--convention", "onnx", "--update-stats", "y.npy", "-o", "y.npy"], "must be a .npz"),
+    (["--convention", "onnx", "--update-stats", "r.npz", "--save-stats", "./r.npz", "--force"],
+     "'r.npz' is also the file of save_stats"),  # (one file written twice)
 ])
 def test_bad_flags_exit_2(invoke, save, args, message):
     save("x.npy", np.ones((3, 2), np.float32))
@@ -236,6 +238,18 @@ def test_batchnorm_from_an_onnx_training_node_equals_onnxruntime(invoke, save, t
         b_mean, b_var = _stats(x)
         np.testing.assert_allclose(got["input_mean"], 0.8 * start["mean"] + 0.2 * b_mean,
                                    rtol=1e-6)
+
+
+@pytest.mark.parametrize("momentum", [5.0, float("nan")])
+def test_a_model_s_bad_momentum_is_the_model_s_error_not_a_flag_s(invoke, save, tmp_path,
+                                                                  momentum):
+    """No --momentum was given: a momentum out of range in the node names the model (exit 1)."""
+    _onnx_bn(tmp_path, np.random.default_rng(2), 2, momentum=momentum)
+    save("x.npy", np.ones((3, 2), np.float32))
+    line = one_line_error(invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node",
+                                 "bn1", "--update-stats", "r.npz"))
+    assert line.startswith("normcli: error: m.onnx: layer 'bn1': its momentum ")
+    assert not (tmp_path / "r.npz").exists()
 
 
 def test_a_model_layer_s_settings_are_not_given_twice(invoke, save, tmp_path):

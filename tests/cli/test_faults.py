@@ -608,3 +608,23 @@ def test_resume_after_sigint_redoes_only_what_is_missing(tmp_path):
     result = run([*args, "--n", "3"])
     assert result.exit_code == 1
     assert ".normcli.journal: is the journal of a run with other settings" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["binary", "list head", "fifo", "dev zero"])
+def test_resume_journal_garbled_or_not_a_file_is_its_one_line_error(tmp_path, kind):
+    """A journal that is not UTF-8, not a JSON object, a FIFO or /dev/zero: refused
+    naming it (no traceback, no hang), the outputs untouched."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    np.save(src / "a.npy", np.ones((2, 3, 3)))
+    journal = out / ".normcli.journal"
+    if kind == "fifo":
+        os.mkfifo(journal)
+    elif kind == "dev zero":
+        journal.symlink_to("/dev/zero")
+    else:
+        journal.write_bytes(b"\xff\xfe\x00junk\n" if kind == "binary" else b"[1, 2]\n")
+    result = run(["lrn", src, "-o", f"{out}/", "--resume", "-q"])
+    assert_one_error(result, ".normcli.journal: ")
+    assert sorted(p.name for p in out.iterdir()) == [".normcli.journal"]

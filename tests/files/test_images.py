@@ -162,6 +162,13 @@ def test_tiff_bomb_and_missing_strips_refused_before_decoding():
         decode_image(bytes(cut), source="cut.tif")
 
 
+def test_tiff_of_complex_samples_is_the_files_error_not_a_crash():
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.zeros((4, 4), np.complex64))
+    with pytest.raises(InputError, match="c.tif: .*complex64"):
+        decode_image(buf.getvalue(), source="c.tif")
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])
 def test_truncated_files_are_errors_never_padded(fmt):
     im = Image.fromarray((RNG.random((64, 64, 3)) * 255).astype(np.uint8))

@@ -68,6 +68,17 @@ def test_files_from_lines_and_nul(tree, tmp_path, monkeypatch):
         walk_inputs([])
 
 
+def test_files_from_nul_without_0_a_device_list_and_0_alone_are_refused(tree, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(os.fsencode(tree / "a.jpg") + b"\0" + os.fsencode(tree / "a.jpg"))
+    with pytest.raises(InputError, match="list.txt: holds NUL characters.*-0"):
+        walk_inputs([], files_from=str(listing))
+    with pytest.raises(InputError, match="/dev/zero: is a device"):  # would never end
+        walk_inputs([], files_from="/dev/zero")
+    with pytest.raises(UsageError, match="-0/--null needs --files-from"):
+        walk_inputs([str(tree)], null=True)
+
+
 def test_folder_without_inputs_says_what_it_holds(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.csv").write_text("1")

@@ -240,6 +240,10 @@ def test_mapping_round_trip(name, batches):
     ({"running_mean": np.zeros(2, int), "running_var": np.ones(2)}, "float array"),
     ({"running_mean": np.zeros(2), "running_var": np.ones(2),
       "num_batches_tracked": np.array(1.5)}, "one integer"),
+    ({"running_mean": np.zeros(2), "running_var": np.ones(2),  # (one more batch overflows)
+      "num_batches_tracked": np.array(2**63 - 1)}, "must be below"),
+    ({"running_mean": np.zeros(2), "running_var": np.ones(2),
+      "num_batches_tracked": np.array(2**64 - 1, np.uint64)}, "must be below"),
     ({"running_mean": np.zeros(2), "running_var": np.ones(2),
       "convention": np.array("keras")}, "stored in the keras convention"),
     ({"running_mean": np.zeros(2), "running_var": np.ones(2), "per": np.array("row")},

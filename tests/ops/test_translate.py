@@ -166,3 +166,14 @@ def test_words_refused_where_they_mean_something_else(convention, words, param, 
     with pytest.raises(ParameterError, match=match) as e:
         lrn_words(convention, **words)
     assert e.value.param == param and e.value.problem
+
+
+@pytest.mark.parametrize("convention, mode, n", [("onnx", "inter", 10**7),
+                                                 ("onnx", "inter", 2**62),
+                                                 ("caffe", "intra", 2001)])
+def test_window_too_wide_to_check_is_a_parameter_error_not_a_memory_bomb(convention, mode, n):
+    """n=10**7 built gigabytes of random data (the machine ran out of memory);
+    n=2**62 crashed in numpy.  Refused before any data is made."""
+    with pytest.raises(ParameterError, match="too wide to check") as e:
+        translate_lrn(convention, mode=mode, n=n)
+    assert e.value.param == "n"

@@ -99,6 +99,16 @@ def test_layers_view_escapes_names(tmp_path):
     assert "equivalents" not in data["layers"][1]
 
 
+def test_layers_of_an_lrn_too_wide_to_translate_still_list_it(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text('layer { name: "wide" type: "LRN" lrn_param { local_size: 20000001 } }')
+    layers = read_caffe_layers(path)
+    text = render(layers_view(layers, source=str(path)), width=200)
+    assert "caffe inter: n=20000001" in text and "not shown" in text
+    first = layers_data(layers, source=str(path))["layers"][0]
+    assert first["equivalents"] is None and "too wide" in first["equivalents_problem"]
+
+
 @pytest.mark.parametrize("width", [150, 80])
 def test_bn_conventions_table(width):
     text = render(bn_conventions_table(), width=width)
