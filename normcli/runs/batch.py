@@ -31,7 +31,7 @@ from normcli.ops.moments import BatchStats, RunningStats, batch_stats, overflow_
 from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
 from normcli.runs.dataset import Failures, Notes
-from normcli.runs.engine import Engine, ThreadEngine
+from normcli.runs.engine import Engine, engine_for
 from normcli.runs.hints import Hints
 from normcli.runs.inputs import (
     check_finite,
@@ -140,11 +140,15 @@ def batchnorm(
         if save_stats is not None:
             save_stats = os.fspath(save_stats)
             plan.reserve(save_stats, "save_stats")
+        if opts.scheduler is not None:
+            from normcli.runs.cluster import check_supported
+
+            check_supported(opts, sources, plan, preview)
         settings, saved, stats_file = with_saved_stats(settings, files, stats, per)
         job = _Batch(opts, settings, files, saved, stats_file, preview, Hints(opts.channels_last))
         failures = Failures(opts.keep_going)
         notes = Notes()
-        with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:
+        with StagedWrites(sync=opts.sync) as staged, engine_for(opts) as engine:
             if journal is not None:
                 from normcli.runs.resume import ResumeWriter
 
@@ -153,7 +157,8 @@ def batchnorm(
                 writer = ResultWriter(plan, staged, image_pixels="centred")
             if journal is None and len(sources) == 1 and not sources[0].is_image:
                 rows, used = _in_memory(job, engine, sources[0], writer, save_stats is not None)
-            elif opts.keep_going or journal is not None or any(s.is_image for s in sources):
+            elif (opts.keep_going or journal is not None or opts.scheduler is not None
+                  or any(s.is_image for s in sources)):  # (a cluster: input by input)
                 from normcli.runs.images import per_input
 
                 try:
