@@ -12,8 +12,9 @@ from normcli.cli.types import PATH
 
 #: The flags of io_options() that are normcli.runs.RunOptions fields, by name.
 RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last",
-               "allow_nonfinite", "raw_png", "jobs", "scheduler", "dtype", "color", "include_alpha", "pixels",
-               "recursive", "files_from", "null", "keep_going", "resume")
+               "allow_nonfinite", "raw_png", "jobs", "scheduler", "dtype", "color",
+               "include_alpha", "pixels", "recursive", "files_from", "null", "keep_going",
+               "resume")
 
 
 @dataclass(frozen=True)
