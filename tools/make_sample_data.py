@@ -1078,8 +1078,10 @@ def write_readme(out, inter, intra, batch, res, feats, feat_names, bank_names, i
     w("")
     w("## `photos/`")
     w("")
-    w(f"{len(PHOTOS)} photo-like JPEGs (RGB, 8 bits, quality 90) of mixed sizes, one subfolder deep,")
-    w("for the README's dataset mean and std (`normcli stats sample_data/photos/ -r --per channel`):")
+    w(f"{len(PHOTOS)} photo-like JPEGs (RGB, 8 bits, quality 90) of mixed sizes, "
+      "one subfolder deep,")
+    w("for the README's dataset mean and std "
+      "(`normcli stats sample_data/photos/ -r --per channel`):")
     w("")
     for rel, scene, w_, h_ in PHOTOS:
         w(f"- `{rel}`: {scene.replace('_', ' ')}, {w_}×{h_}.")

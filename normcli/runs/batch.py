@@ -125,6 +125,10 @@ def batchnorm(
         found = open_inputs(inputs, opts)
         sources = found.sources
         opts = dataclasses.replace(opts, jobs=choose_jobs(opts.jobs, sources))
+        if opts.scheduler is not None:
+            from normcli.runs.cluster import check_supported
+
+            check_supported(opts, sources, preview=preview)  # (before any journal)
         journal = None
         if opts.resume:
             from normcli.runs.resume import Journal, fingerprint

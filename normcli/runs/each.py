@@ -184,6 +184,10 @@ def run_each(
         found = open_inputs(inputs, options)
         sources = found.sources
         options = dataclasses.replace(options, jobs=choose_jobs(options.jobs, sources))
+        if options.scheduler is not None:
+            from normcli.runs.cluster import check_supported
+
+            check_supported(options, sources, preview=preview)  # (before any journal)
         journal = None
         if options.resume:
             from normcli.runs.resume import Journal, fingerprint
