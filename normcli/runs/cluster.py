@@ -118,17 +118,20 @@ def _run_shard(fn: Callable[[int], Any], start: int, stop: int, event: str | Non
     results = []
     checked = time.monotonic()
     i = start
+    cancelled = _cancelled()
     try:
         with _gather.shard() as records:
             if stop_event is not None and stop_event.is_set():
                 raise _Stopped
             for i in range(start, stop):
                 results.append(fn(i))
+                if cancelled():
+                    raise _Stopped
                 if stop_event is not None and time.monotonic() - checked > CHECK_EVERY:
                     checked = time.monotonic()
                     if stop_event.is_set():
                         raise _Stopped
-            if stop_event is not None and records and stop_event.is_set():
+            if records and (cancelled() or stop_event is not None and stop_event.is_set()):
                 raise _Stopped  # (its files removed: the client may have swept already)
     except _Stopped:
         return results, {}, ("stopped", None)
@@ -139,6 +142,31 @@ def _run_shard(fn: Callable[[int], Any], start: int, stop: int, event: str | Non
 
 class _Stopped(Exception):
     pass
+
+
+def _cancelled() -> Callable[[], bool]:
+    """Whether the task running in this thread was cancelled or released (its client
+    gone): asked of the worker's own state, without a message to the scheduler."""
+    try:
+        from distributed import get_worker
+        from distributed.worker import thread_state
+
+        worker, key = get_worker(), thread_state.key
+    except Exception:  # noqa: BLE001 (not on a worker)
+        return lambda: False
+
+    def cancelled() -> bool:
+        task = worker.state.tasks.get(key)
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+
+    return cancelled
+
+
+def _executing(prefix: str, dask_worker=None) -> int:
+    """On a worker (``client.run``): how many of the run's shards are executing."""
+    return sum(1 for t in dask_worker.state.tasks.values()
+               if str(t.key).startswith(prefix) and t.state in ("executing", "cancelled",
+                                                               "long-running"))
 
 
 def _portable(error: Exception, worker: str) -> Exception:
@@ -184,6 +212,8 @@ class ClusterEngine(Engine):
         self.address, self.shard = address, shard
         self.client = self.cluster = None
         self.jobs = 1
+        self._sent: dict[int, tuple] = {}  # id(fn) -> (fn, its future on the workers)
+        self._active: dict[str, list] = {}  # run -> futures started, not yet gathered
 
     def __enter__(self) -> ClusterEngine:
         self.client, self.cluster = connect(self.address)
@@ -196,6 +226,12 @@ class ClusterEngine(Engine):
 
     def __exit__(self, kind, value, tb) -> None:
         client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        self._sent.clear()
+        active, self._active = self._active, {}
+        if client is not None and active:  # (started, never gathered: a fold cut short)
+            for run in active:
+                _stop(client, f"normcli-stop-{run}")
+            _settle(client, {f for fs in active.values() for f in fs}, "normcli-shard-")
         if client is not None:
             client.close(timeout=5)
         if cluster is not None:
@@ -218,8 +254,17 @@ class ClusterEngine(Engine):
     def map(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None) -> list:
         return self.start(fn, count, on_done)()
 
-    def start(self, fn: Callable[[int], Any], count: int,
-              on_done: Done | None = None) -> Callable[[], list]:
+    def _payload(self, fn: Callable[[int], Any]):
+        """``fn`` on every worker, pickled and sent once (it refers to every input):
+        a future that the shards take as their argument."""
+        kept = self._sent.get(id(fn))
+        if kept is None or kept[0] is not fn:
+            kept = self._sent[id(fn)] = (fn, self.client.scatter(fn, broadcast=True,
+                                                                 hash=False))
+        return kept[1]
+
+    def start(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None, *,
+              offset: int = 0) -> Callable[[], list]:
         """Submit every shard now; the function returned gathers them (the records
         absorbed, ``on_done`` called on the client as shards come back)."""
         if count == 0:
@@ -228,11 +273,16 @@ class ClusterEngine(Engine):
         client = self.client
         size = self._shard_size(count)
         starts = list(range(0, count, size))
-        event_name = f"normcli-stop-{os.urandom(6).hex()}"
-        futures = client.map(_run_shard, [fn] * len(starts), starts,
-                             [min(s + size, count) for s in starts], [event_name] * len(starts),
-                             pure=False)
+        run = os.urandom(6).hex()
+        event_name = f"normcli-stop-{run}"
+        payload = self._payload(fn)
+        futures = client.map(_run_shard, [payload] * len(starts),
+                             [offset + s for s in starts],
+                             [offset + min(s + size, count) for s in starts],
+                             [event_name] * len(starts),
+                             key=[f"normcli-shard-{run}-{k}" for k in range(len(starts))])
         index = {f.key: k for k, f in enumerate(futures)}
+        self._active[run] = futures
 
         def results() -> list:
             out: list = [None] * len(starts)
@@ -247,7 +297,7 @@ class ClusterEngine(Engine):
                     except distributed.client.FutureCancelledError:
                         continue
                     except Exception as e:  # noqa: BLE001 (KilledWorker and the like)
-                        errors.append((starts[k], _lost(e)))
+                        errors.append((offset + starts[k], _lost(e)))
                         _stop(client, event_name)
                         continue
                     if error is not None:
@@ -262,8 +312,10 @@ class ClusterEngine(Engine):
                             on_done(starts[k] + j, r)
             except BaseException:
                 _stop(client, event_name)
-                _wait(distributed, client, pending)
+                _settle(client, pending, f"normcli-shard-{run}-")
                 raise
+            finally:
+                self._active.pop(run, None)
             if errors:
                 raise min(errors, key=lambda e: e[0])[1]
             return [r for shard in out for r in shard]
@@ -282,19 +334,23 @@ def _stop(client, event_name: str) -> None:
         pass
 
 
-def _wait(distributed, client, pending: set) -> None:
-    """Wait (at most :data:`STOP_WAIT` seconds) for stopped shards to end, so that
-    their files are removed before the run sweeps."""
-    if not pending:
-        return
-    try:
-        distributed.wait(list(pending), timeout=STOP_WAIT)
-    except BaseException:  # noqa: BLE001 (timeout, a second Ctrl-C: the sweep follows)
-        pass
+def _settle(client, pending: set, prefix: str) -> None:
+    """Cancel the run's shards, then wait (at most :data:`STOP_WAIT` seconds) until
+    none is executing on any worker: each stops at its next input and removes its
+    own files, and once none runs, no file of the run can appear after the sweep."""
     try:
         client.cancel(list(pending))
-    except Exception:  # noqa: BLE001
+    except BaseException:  # noqa: BLE001 (a second Ctrl-C, the scheduler gone)
         pass
+    deadline = time.monotonic() + STOP_WAIT
+    while time.monotonic() < deadline:
+        try:
+            running = client.run(_executing, prefix, on_error="return")
+            if not any(isinstance(n, int) and n for n in running.values()):
+                return
+        except BaseException:  # noqa: BLE001
+            return
+        time.sleep(0.05)
 
 
 def _lost(error: Exception) -> Exception:

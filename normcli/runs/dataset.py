@@ -169,13 +169,8 @@ def fold(engine: Engine, fn: Callable[[int], Any], count: int,
     starts = list(range(0, count, window))
 
     def start(s: int):
-        n = min(window, count - s)
-
-        def call(j: int):
-            return fn(s + j)
-
         done = None if on_done is None else (lambda j, result: on_done(s + j, result))
-        return engine.start(call, n, done)
+        return engine.start(fn, min(window, count - s), done, offset=s)
 
     # Two windows in flight: the next is queued while the current one runs, so the
     # workers go on with it while the current results are merged.

@@ -49,10 +49,11 @@ class Engine:
         """``[fn(0), ..., fn(count - 1)]`` under the contract of this module."""
         raise NotImplementedError
 
-    def start(self, fn: Callable[[int], Any], count: int,
-              on_done: Done | None = None) -> Callable[[], list]:
-        """Start ``fn(0) ... fn(count - 1)`` now; return a function that waits for
-        their results, in order (for reading ahead while other work goes on)."""
+    def start(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None, *,
+              offset: int = 0) -> Callable[[], list]:
+        """Start ``fn(offset) ... fn(offset + count - 1)`` now; return a function that
+        waits for their results, in order (for reading ahead while other work goes
+        on).  ``on_done(j, result)`` is called with ``j`` counted from 0."""
         raise NotImplementedError
 
     def fold_window(self) -> int:
@@ -139,9 +140,11 @@ class ThreadEngine(Engine):
             raise min(failed, key=lambda f: f[0])[1]
         return results
 
-    def start(self, fn: Callable[[int], Any], count: int,
-              on_done: Done | None = None) -> Callable[[], list]:
+    def start(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None, *,
+              offset: int = 0) -> Callable[[], list]:
         """With one job, the calls run in the function returned."""
+        if offset:
+            fn = _shifted(fn, offset)
         if on_done is not None:
             fn = _reporting(fn, on_done)
         if self._pool is None:
@@ -157,6 +160,10 @@ class ThreadEngine(Engine):
                 raise
 
         return results
+
+
+def _shifted(fn: Callable[[int], Any], offset: int) -> Callable[[int], Any]:
+    return lambda j: fn(offset + j)
 
 
 def _reporting(fn: Callable[[int], Any], on_done: Done) -> Callable[[int], Any]:
