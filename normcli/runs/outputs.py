@@ -193,8 +193,9 @@ class ResultWriter:
         self.image_pixels = image_pixels
         # how the image outputs were mapped, described (sent back from cluster workers)
         self.mappings: set[str] = GatheredSet()
-        if plan.kind == "dir" and staged is not None:  # where cluster workers stage (swept)
-            staged.watch({t.parent for t in plan.targets})
+        if staged is not None:  # where cluster workers stage files (swept if lost)
+            staged.watch({t.parent for t in plan.targets}
+                         | ({plan.path.parent} if plan.kind == "file" else set()))
 
     def __getstate__(self) -> dict:  # (pickled for cluster workers: no lock)
         return {k: v for k, v in self.__dict__.items() if k != "_lock"}

@@ -136,6 +136,12 @@ def test_statistics_and_outputs_are_those_of_one_job(cluster, photos, tmp_path):
                        summaries=False)
     assert _files(tmp_path / "lrn2") == _files(tmp_path / "lrn1")
     assert lrn_far.written == [w.replace("lrn1", "lrn2") for w in lrn_one.written]
+    first = photos / "p0000.jpg"  # one input into one file
+    runs.lrn([first], output=tmp_path / "a.png", jobs=1)
+    runs.lrn([first], output=tmp_path / "b.png", scheduler=cluster.address)
+    assert (tmp_path / "b.png").read_bytes() == (tmp_path / "a.png").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "a.png", "b.png", "far.npz", "one.npz"]
 
 
 def test_a_bad_input_fails_the_run_and_nothing_is_written(cluster, tmp_path):
