@@ -32,6 +32,9 @@ class UsageError(ValueError):
         self.param = param
         self.value = value
 
+    def __reduce__(self):  # (pickled from cluster workers: keywords kept)
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
 
 class ParameterError(UsageError):
     """One parameter's value is invalid: ``.param`` names it, ``.value`` holds it.
@@ -63,6 +66,16 @@ class NormcliError(Exception):
         self.source = str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
+
+    def __reduce__(self):  # (pickled from cluster workers)
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls, args, state):
+    error = Exception.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InputError(NormcliError):

@@ -44,6 +44,10 @@ NOT_RUN = [
     (r"^python benchmarks/", "a benchmark: minutes, measured on its own"),
     (r"^python tools/make_(tf_)?fixtures\.py", "needs PyTorch, onnxruntime or TensorFlow"),
     (r"^(FUZZ_CLI=1 )?python tools/fuzz_atheris\.py", "the long fuzzer: runs for minutes"),
+    (r"^dask (scheduler|worker) ", "starts a long-lived cluster process (tests/runs/"
+     "test_cluster.py starts real ones, on free ports)"),
+    (r"^normcli \S+ .*--scheduler (tcp://|\S+\.json)", "needs the cluster that dask "
+     "scheduler / dask worker start (tests/runs/test_cluster.py runs it on a real one)"),
 ]
 #: What the tests recognised and did not run, with the reasons (listed after the run).
 NOT_RUN_SEEN: list[str] = []

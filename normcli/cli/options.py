@@ -12,8 +12,8 @@ from normcli.cli.types import PATH
 
 #: The flags of io_options() that are normcli.runs.RunOptions fields, by name.
 RUN_OPTIONS = ("output", "force", "out_format", "png_bits", "sync", "channels_last", "channel_axis",
-               "allow_nonfinite", "raw_png", "jobs", "dtype", "color", "include_alpha", "pixels",
-               "recursive", "files_from", "null", "keep_going", "resume")
+               "allow_nonfinite", "raw_png", "jobs", "scheduler", "dtype", "color", "include_alpha",
+               "pixels", "recursive", "files_from", "null", "keep_going", "resume")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ def io_options(*, writes: bool = True) -> Callable:
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                      help="Worker threads for reading, computing and writing [default: "
                      "cores; 1 for many small .npy inputs]."),
+        click.option("--scheduler", metavar="ADDRESS", default=None,
+                     help="Run on a Dask cluster: tcp://HOST:PORT, a scheduler file, or "
+                     "local (one worker process per core); needs pip install "
+                     "\"normcli[dask]\" and files every worker sees (docs/cluster.md)."),
     ]
     writing = [
         click.option("-o", "--output", metavar="OUT", type=PATH,

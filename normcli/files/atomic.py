@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from normcli._gather import Gathered, record
 from normcli.errors import OutputError
 
 __all__ = ["atomic_write", "StagedWrites", "cleanup_stale_temps", "same_file", "TEMP_MARKER"]
@@ -43,7 +44,7 @@ TEMP_MARKER = ".normcli-"
 _MAX_NAME_IN_TEMP = 100
 
 
-def _temp_name(name: str, kind: str = "tmp") -> str:
+def _temp_name(name: str, kind: str = "tmp", tag: str | None = None) -> str:
     """A fresh hidden name for a temporary file beside a file called ``name``.
 
     ``name`` is shortened to its longest prefix of whole characters that takes at
@@ -60,7 +61,8 @@ def _temp_name(name: str, kind: str = "tmp") -> str:
             else:
                 high = mid - 1
         name = name[:low]
-    return f".{name}{TEMP_MARKER}{os.urandom(6).hex()}.{kind}"
+    tag = f"{tag}-" if tag else ""  # (a run's tag: its temporaries can be swept by name)
+    return f".{name}{TEMP_MARKER}{tag}{os.urandom(6).hex()}.{kind}"
 
 
 def _umask() -> int:
@@ -149,7 +151,7 @@ def atomic_write(path: str | os.PathLike[str], *, force: bool = False) -> Iterat
 
 
 def _prepare(path: str | os.PathLike[str], force: bool,
-             umask: int | None = None) -> tuple[Path, Path, int]:
+             umask: int | None = None, tag: str | None = None) -> tuple[Path, Path, int]:
     """Check the target; choose a temporary name beside it and the file's mode.
 
     Returns ``(target, tmp, mode)``.  Nothing is created yet: callers register
@@ -173,7 +175,7 @@ def _prepare(path: str | os.PathLike[str], force: bool,
         mode = 0o666 & ~(_umask() if umask is None else umask)
     else:
         mode = stat.S_IMODE(existing.st_mode)
-    return target, target.parent / _temp_name(target.name), mode
+    return target, target.parent / _temp_name(target.name, tag=tag), mode
 
 
 def _create(tmp: Path, target: Path, mode: int, raw: bool = False) -> BinaryIO:
@@ -236,7 +238,7 @@ def _sync_path(staged: tuple) -> OutputError | None:
     return None
 
 
-class StagedWrites:
+class StagedWrites(Gathered):
     """Several outputs that appear together, or not at all.
 
     Each :meth:`open` writes a temporary file beside its target (as
@@ -263,6 +265,13 @@ class StagedWrites:
     []
     >>> sorted(p.name for p in d.iterdir())
     ['a.bin']
+
+    On a cluster (:mod:`normcli._gather`) an instance pickles as a worker
+    copy: it writes temporary files tagged with this instance's token
+    (``.NAME.normcli-TOKEN-RANDOM.tmp``, beside their targets on the shared
+    file system), which the instance adopts when the shard that wrote them
+    returns; :meth:`discard` also sweeps the tagged files of the folders
+    :meth:`watch`-ed (those of work that was lost with its worker).
     """
 
     def __init__(self, *, sync: bool = True) -> None:
@@ -279,6 +288,69 @@ class StagedWrites:
         # so that the disk writes overlap the work on the next outputs.
         self._syncing: ThreadPoolExecutor | None = None
         self._synced: list = []  # futures of _sync_path
+        self._watched: set[Path] = set()  # folders where worker copies may stage files
+
+    def worker_state(self):
+        return (self.durable, self._umask)
+
+    @classmethod
+    def from_worker_state(cls, state) -> StagedWrites:
+        copy = cls(sync=state[0])
+        copy._umask = state[1]
+        return copy
+
+    def absorb_gathered(self, items: list) -> None:
+        """Adopt the files and folders a worker copy staged and made."""
+        for kind, *rest in items:
+            if kind == "dir":
+                with self._lock:
+                    self._made_dirs.append(Path(rest[0]))
+                continue
+            tmp, target, force = Path(rest[0]), Path(rest[1]), rest[2]
+            try:
+                st = os.stat(tmp)
+            except OSError as e:
+                raise OutputError(target, f"staged by a worker but not found here "
+                                  f"({e.strerror}): is the folder on a shared file system?"
+                                  ) from None
+            with self._lock:
+                if not self._closed:
+                    self._staged.append((tmp, target, force, (st.st_dev, st.st_ino)))
+                    continue
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    @classmethod
+    def undo_gathered(cls, items: list) -> None:
+        for kind, *rest in items:
+            if kind == "file":
+                with contextlib.suppress(OSError):
+                    os.unlink(rest[0])
+        for kind, *rest in reversed(items):
+            if kind == "dir":
+                with contextlib.suppress(OSError):
+                    os.rmdir(rest[0])
+
+    def watch(self, directories) -> None:
+        """Folders where worker copies may stage files (swept by :meth:`discard`)."""
+        self._watched.update(Path(d) for d in directories)
+
+    def sweep(self) -> list[Path]:
+        """Remove the tagged temporary files of this instance's worker copies left in
+        the watched folders (by work lost with its worker, or stopped mid-file)."""
+        if self._client_token is None:
+            return []
+        removed = []
+        for directory in sorted(self._watched):
+            try:
+                found = list(directory.glob(f".*{TEMP_MARKER}{self._client_token}-*.tmp"))
+            except OSError:
+                continue
+            for p in found:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+        return removed
 
     def makedirs(self, directory: str | os.PathLike[str]) -> None:
         """Create ``directory`` and its parents; :meth:`discard` removes the new ones."""
@@ -294,6 +366,9 @@ class StagedWrites:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise _os_error(directory, e) from None
+        if self.gather_token is not None:  # a worker copy: the client removes them
+            for d in reversed(missing):
+                record(self, ("dir", str(d)))
         with self._lock:
             self._made_dirs.extend(reversed(missing))
             self._present.add(directory)
@@ -312,7 +387,7 @@ class StagedWrites:
         ``raw``: an unbuffered ``io.FileIO``, for writers that make a few large
         writes (each ``write`` is then one system call).
         """
-        target, tmp, mode = _prepare(path, force, self._umask)
+        target, tmp, mode = _prepare(path, force, self._umask, tag=self.gather_token)
         with self._lock:
             if self._closed:
                 raise OutputError(target, "not written: the run was stopped")
@@ -327,6 +402,20 @@ class StagedWrites:
             with self._lock:
                 self._creating.discard(tmp)
             raise
+        if self.gather_token is not None:  # a worker copy: the client adopts it
+            try:
+                error = _sync_path((tmp, target)) if self.durable else None
+                if error is not None:
+                    raise error
+                record(self, ("file", str(tmp), str(target), force))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
+            finally:
+                with self._lock:
+                    self._creating.discard(tmp)
+            return
         with self._lock:
             self._creating.discard(tmp)
             if not self._closed:
@@ -392,6 +481,7 @@ class StagedWrites:
                     os.unlink(done.backup)
         directories = {target.parent for _, target, _, _ in self._staged}
         self._staged.clear()
+        self.sweep()
         if self.durable:
             for directory in directories:
                 _fsync_dir(directory)
@@ -408,6 +498,7 @@ class StagedWrites:
         for tmp, _, _, _ in staged:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+        self.sweep()
         for directory in reversed(self._made_dirs):
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if still empty

@@ -39,7 +39,7 @@ from normcli.ops.moments import (
 from normcli.ops.summary import Summary, summarize
 from normcli.runs import signals
 from normcli.runs.dataset import Failures, Notes
-from normcli.runs.engine import Engine, ThreadEngine
+from normcli.runs.engine import Engine, engine_for
 from normcli.runs.hints import Hints
 from normcli.runs.inputs import (
     check_finite,
@@ -196,6 +196,10 @@ def batchnorm(
         found = open_inputs(inputs, opts)
         sources = found.sources
         opts = dataclasses.replace(opts, jobs=choose_jobs(opts.jobs, sources))
+        if opts.scheduler is not None:
+            from normcli.runs.cluster import check_supported
+
+            check_supported(opts, sources, preview=preview)  # (before any journal)
         journal = None
         if opts.resume:
             from normcli.runs.resume import Journal, fingerprint
@@ -213,12 +217,16 @@ def batchnorm(
             plan.reserve(save_stats, "save_stats")
         if update is not None:
             plan.reserve(update.path, "update_stats", replace=True)
+        if opts.scheduler is not None:
+            from normcli.runs.cluster import check_supported
+
+            check_supported(opts, sources, plan, preview)
         settings, saved, stats_file = with_saved_stats(
             settings, files, stats, per, conv.name if conv is not None else None)
         job = _Batch(opts, settings, files, saved, stats_file, preview, Hints(opts.channels_last))
         failures = Failures(opts.keep_going)
         notes = Notes()
-        with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:
+        with StagedWrites(sync=opts.sync) as staged, engine_for(opts) as engine:
             if journal is not None:
                 from normcli.runs.resume import ResumeWriter
 
@@ -228,7 +236,8 @@ def batchnorm(
             if journal is None and len(sources) == 1 and not sources[0].is_image:
                 rows, used = _in_memory(job, engine, sources[0], writer,
                                         save_stats is not None or update is not None)
-            elif opts.keep_going or journal is not None or any(s.is_image for s in sources):
+            elif (opts.keep_going or journal is not None or opts.scheduler is not None
+                  or any(s.is_image for s in sources)):  # (a cluster: input by input)
                 from normcli.runs.images import per_input
 
                 images = [s for s in sources if s.is_image]

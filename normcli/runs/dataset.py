@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from normcli._gather import Gathered, record
 from normcli.errors import InputError, NormcliError, ParameterError
 from normcli.files import Source
 from normcli.ops.dataset import ChannelMoments, DatasetStats, channel_rows
@@ -42,19 +43,35 @@ __all__ = ["Failure", "Failures", "Notes", "fold", "channel_statistics", "input_
 WINDOW = 32
 
 
-class Notes(dict):
+class Notes(dict, Gathered):
     """Facts about some inputs: note -> the first :attr:`KEEP` labels it applies to
     (memory stays flat over a million photos with the same note); :meth:`total`
-    counts them all.  Safe to add to from worker threads."""
+    counts them all.  Safe to add to from worker threads; worker copies on a
+    cluster send theirs back (:mod:`normcli._gather`)."""
 
     KEEP = 3
+    __reduce__ = Gathered.__reduce__  # (not dict's)
 
     def __init__(self) -> None:
         super().__init__()
         self._totals: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def worker_state(self):
+        return None
+
+    @classmethod
+    def from_worker_state(cls, state) -> Notes:
+        return cls()
+
+    def absorb_gathered(self, items: list) -> None:
+        for note, label in items:
+            self.add(note, label)
+
     def add(self, note: str, label: str) -> None:
+        if self.gather_token is not None:
+            record(self, (note, label))
+            return
         with self._lock:
             labels = self.setdefault(note, [])
             if len(labels) < self.KEEP:
@@ -88,11 +105,23 @@ class Failure:
 
 
 @dataclass
-class Failures:
-    """The failures of a run, in input order; ``guard`` wraps per-input work."""
+class Failures(Gathered):
+    """The failures of a run, in input order; ``guard`` wraps per-input work.
+    Worker copies on a cluster send theirs back (:mod:`normcli._gather`)."""
 
     keep_going: bool
     found: dict[int, Failure] = field(default_factory=dict)
+
+    def worker_state(self):
+        return (self.keep_going, dict(self.found))
+
+    @classmethod
+    def from_worker_state(cls, state) -> Failures:
+        return cls(*state)
+
+    def absorb_gathered(self, items: list) -> None:
+        for failure in items:
+            self.found.setdefault(failure.index, failure)
 
     def guard(self, fn: Callable[[int], Any], label: Callable[[int], str]
               ) -> Callable[[int], Any]:
@@ -107,6 +136,8 @@ class Failures:
             except NormcliError as e:
                 failure = Failure(i, label(i), e.problem)
                 self.found[i] = failure
+                if self.gather_token is not None:
+                    record(self, failure)
                 return failure
 
         return guarded
@@ -134,18 +165,12 @@ def fold(engine: Engine, fn: Callable[[int], Any], count: int,
     lowest index in a window is raised, as :meth:`Engine.map` would.
     """
     acc = initial
+    window = max(window, engine.fold_window())
     starts = list(range(0, count, window))
 
     def start(s: int):
-        n = min(window, count - s)
-
-        def call(j: int):
-            result = fn(s + j)
-            if on_done is not None:
-                on_done(s + j, result)
-            return result
-
-        return engine.start(call, n)
+        done = None if on_done is None else (lambda j, result: on_done(s + j, result))
+        return engine.start(fn, min(window, count - s), done, offset=s)
 
     # Two windows in flight: the next is queued while the current one runs, so the
     # workers go on with it while the current results are merged.
@@ -168,6 +193,7 @@ class Moments:
     mode: str
     notes: tuple[str, ...]
     nbytes: int
+    state: tuple | None = None  # Source.state() as read (for a second pass to check)
 
 
 def input_moments(source: Source, options: RunOptions) -> Moments:
@@ -247,8 +273,8 @@ def channel_statistics(sources: Sequence[Source], options: RunOptions, engine: E
 
     def one(i: int):
         result = input_moments(sources[i], options)
-        if states is not None:
-            states[i] = sources[i].state()
+        if states is not None:  # (set on the client: the call may run elsewhere)
+            result.state = sources[i].state()
         m = result.moments
         bad = int(m.nan.sum() + m.posinf.sum() + m.neginf.sum())
         if refuse_nonfinite and bad:
@@ -260,6 +286,8 @@ def channel_statistics(sources: Sequence[Source], options: RunOptions, engine: E
     def merge(acc, i: int, result):
         if isinstance(result, Failure):
             return acc
+        if states is not None:
+            states[i] = result.state
         for note in result.notes:
             notes.add(note, sources[i].label)
         m = result.moments

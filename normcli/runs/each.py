@@ -15,7 +15,7 @@ from normcli.ops.lrn import lrn as lrn_op
 from normcli.ops.summary import summarize
 from normcli.runs import signals
 from normcli.runs.dataset import Failure, Failures, Notes, channel_statistics
-from normcli.runs.engine import ThreadEngine
+from normcli.runs.engine import engine_for
 from normcli.runs.hints import Hints
 from normcli.runs.inputs import check_finite, check_memory, choose_jobs, data_error, open_inputs
 from normcli.runs.layout import channel_axis_of, from_channels_last, refuse_image, to_channels_last
@@ -146,8 +146,12 @@ def _dataset(inputs: Inputs, opts: RunOptions, save_stats: str | None,
         plan = OutputPlan(opts, sources)
         if save_stats is not None:
             plan.reserve(save_stats, "save_stats")
+        if opts.scheduler is not None:
+            from normcli.runs.cluster import check_supported
+
+            check_supported(opts, sources)
         failures = Failures(opts.keep_going)
-        with StagedWrites(sync=opts.sync) as staged, ThreadEngine(opts.jobs) as engine:
+        with StagedWrites(sync=opts.sync) as staged, engine_for(opts) as engine:
             dataset, notes = channel_statistics(sources, opts, engine, failures,
                                                 progress=progress)
             if save_stats is not None:
@@ -188,6 +192,10 @@ def run_each(
         found = open_inputs(inputs, options)
         sources = found.sources
         options = dataclasses.replace(options, jobs=choose_jobs(options.jobs, sources))
+        if options.scheduler is not None:
+            from normcli.runs.cluster import check_supported
+
+            check_supported(options, sources, preview=preview)  # (before any journal)
         journal = None
         if options.resume:
             from normcli.runs.resume import Journal, fingerprint
@@ -197,11 +205,15 @@ def run_each(
                 if transform is not None else None)
         if plan is not None and preview is not None:
             plan.reserve(preview.path, "preview")
+        if options.scheduler is not None:
+            from normcli.runs.cluster import check_supported
+
+            check_supported(options, sources, plan, preview)
         shown = options.summaries
         stage = Stage(progress, command, len(sources))
         hints = Hints(options.channels_last)
         failures = Failures(options.keep_going)
-        with StagedWrites(sync=options.sync) as staged, ThreadEngine(options.jobs) as engine:
+        with StagedWrites(sync=options.sync) as staged, engine_for(options) as engine:
             if journal is not None:
                 from normcli.runs.resume import ResumeWriter
 

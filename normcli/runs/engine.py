@@ -28,7 +28,7 @@ from typing import Any
 from normcli.ops._blas import single_threaded_blas
 from normcli.ops._blocks import default_threads
 
-__all__ = ["Engine", "ThreadEngine"]
+__all__ = ["Engine", "ThreadEngine", "engine_for"]
 
 Done = Callable[[int, Any], None]
 
@@ -49,10 +49,17 @@ class Engine:
         """``[fn(0), ..., fn(count - 1)]`` under the contract of this module."""
         raise NotImplementedError
 
-    def start(self, fn: Callable[[int], Any], count: int) -> Callable[[], list]:
-        """Start ``fn(0) ... fn(count - 1)`` now; return a function that waits for
-        their results, in order (for reading ahead while other work goes on)."""
+    def start(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None, *,
+              offset: int = 0) -> Callable[[], list]:
+        """Start ``fn(offset) ... fn(offset + count - 1)`` now; return a function that
+        waits for their results, in order (for reading ahead while other work goes
+        on).  ``on_done(j, result)`` is called with ``j`` counted from 0."""
         raise NotImplementedError
+
+    def fold_window(self) -> int:
+        """Inputs a fold (:func:`normcli.runs.dataset.fold`) should start at once, at
+        least (an engine far away needs more in flight than worker threads do)."""
+        return 0
 
     def kernel_threads(self, count: int) -> int | None:
         """Threads one kernel call may use when ``count`` inputs are worked on:
@@ -133,8 +140,13 @@ class ThreadEngine(Engine):
             raise min(failed, key=lambda f: f[0])[1]
         return results
 
-    def start(self, fn: Callable[[int], Any], count: int) -> Callable[[], list]:
+    def start(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None, *,
+              offset: int = 0) -> Callable[[], list]:
         """With one job, the calls run in the function returned."""
+        if offset:
+            fn = _shifted(fn, offset)
+        if on_done is not None:
+            fn = _reporting(fn, on_done)
         if self._pool is None:
             return lambda: [fn(i) for i in range(count)]
         futures = [self._pool.submit(fn, i) for i in range(count)]
@@ -148,3 +160,26 @@ class ThreadEngine(Engine):
                 raise
 
         return results
+
+
+def _shifted(fn: Callable[[int], Any], offset: int) -> Callable[[int], Any]:
+    return lambda j: fn(offset + j)
+
+
+def _reporting(fn: Callable[[int], Any], on_done: Done) -> Callable[[int], Any]:
+    def call(i: int):
+        result = fn(i)
+        on_done(i, result)
+        return result
+
+    return call
+
+
+def engine_for(options) -> Engine:
+    """The engine a run's options ask for: a Dask cluster with ``scheduler``
+    (:class:`normcli.runs.cluster.ClusterEngine`), else ``jobs`` threads."""
+    if getattr(options, "scheduler", None) is not None:
+        from normcli.runs.cluster import ClusterEngine
+
+        return ClusterEngine(options.scheduler)
+    return ThreadEngine(options.jobs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 
+from normcli._gather import Gathered, record
 from normcli.files import Source
 
 __all__ = ["Hints", "layout_hint", "batch_hint"]
@@ -62,8 +63,9 @@ samples (each of shape 512×512); give several inputs (or a directory) for a bat
             "inputs (or a directory) for a batch of them")
 
 
-class Hints:
-    """The hints of one run, found from worker threads; the first input's of each kind."""
+class Hints(Gathered):
+    """The hints of one run, found from worker threads; the first input's of each kind.
+    Worker copies on a cluster send theirs back (:mod:`normcli._gather`)."""
 
     def __init__(self, channels_last: bool) -> None:
         self.channels_last = channels_last
@@ -74,10 +76,23 @@ class Hints:
     def _add(self, kind: str, i: int, text: str | None) -> None:
         if text is None:
             return
+        if self.gather_token is not None:
+            record(self, (kind, i, text))
         with self._lock:
             self._counts[kind] = self._counts.get(kind, 0) + 1
             if kind not in self._found or i < self._found[kind][0]:
                 self._found[kind] = (i, text)
+
+    def worker_state(self):
+        return self.channels_last
+
+    @classmethod
+    def from_worker_state(cls, state) -> Hints:
+        return cls(state)
+
+    def absorb_gathered(self, items: list) -> None:
+        for kind, i, text in items:
+            self._add(kind, i, text)
 
     def layout(self, i: int, source: Source, shape: tuple[int, ...]) -> None:
         """Input ``i``'s array, as read."""

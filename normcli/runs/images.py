@@ -132,12 +132,12 @@ def _activation_stats(options: RunOptions, engine: Engine, sources: Sequence[Sou
 
     def one(i: int):
         x, _ = read_input(sources[i], options)
-        states[i] = sources[i].state()
-        return _as_sample(x, options.channels_last)
+        return _as_sample(x, options.channels_last), sources[i].state()
 
-    def merge(acc, i: int, sample):
-        if isinstance(sample, Failure):
+    def merge(acc, i: int, result):
+        if isinstance(result, Failure):
             return acc
+        sample, states[i] = result  # (set here: the call may run elsewhere)
         if not first:
             first.update(label=sources[i].label, shape=sample.shape)
         elif sample.shape != first["shape"]:

@@ -95,6 +95,13 @@ class RunOptions:
     jobs : int, optional
         Inputs worked on at once (default: the cores; one for many small
         ``.npy`` inputs).  Any number gives the same bits.
+    scheduler : str, optional
+        Run on a Dask cluster instead (``pip install "normcli[dask]"``):
+        ``"tcp://HOST:PORT"`` of a running ``dask scheduler``, the path of a
+        scheduler file, or ``"local"`` (a cluster of one worker process per
+        core on this machine); see ``docs/cluster.md``.  The same bits as
+        ``jobs=1``.  Inputs and outputs must be on a file system every worker
+        sees at the same paths; outputs go to a directory or one file per input.
     summaries : bool
         Compute the before/after summaries of the report (False: leaner, for
         ``-q``; the report's inputs then carry None).
@@ -126,6 +133,7 @@ class RunOptions:
     keep_going: bool = False
     resume: bool = False
     jobs: int | None = None
+    scheduler: str | None = None
     summaries: bool = True
     histograms: int | None = None
     stdin: BinaryIO | None = None
@@ -162,10 +170,18 @@ class RunOptions:
                 self.jobs, int) or self.jobs < 1):
             raise ParameterError(f"jobs={self.jobs!r} must be a positive int",
                                  param="jobs", value=self.jobs)
+        if self.scheduler is not None and (not isinstance(self.scheduler, str)
+                                           or not self.scheduler):
+            raise ParameterError(f"scheduler={self.scheduler!r} must be local, "
+                                 "tcp://HOST:PORT or a scheduler file", param="scheduler",
+                                 value=self.scheduler)
         if self.output is not None:
             object.__setattr__(self, "output", os.fspath(self.output))
         if self.files_from is not None:
             object.__setattr__(self, "files_from", os.fspath(self.files_from))
+
+    def __getstate__(self) -> dict:  # (pickled for cluster workers: no streams)
+        return {**self.__dict__, "stdin": None, "stdout": None}
 
     def image_options(self) -> dict:
         """The keywords of :meth:`normcli.files.Source.read` for images."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from normcli._gather import GatheredSet
 from normcli.errors import InputError, OutputError, ParameterError, UsageError
 from normcli.files import (
     MAX_BYTES_ENV,
@@ -200,7 +201,18 @@ class ResultWriter:
         self._held = 0  # bytes of the results collected
         self._lock = threading.Lock()
         self.image_pixels = image_pixels
-        self.mappings: set[str] = set()  # how the image outputs were mapped, described
+        # how the image outputs were mapped, described (sent back from cluster workers)
+        self.mappings: set[str] = GatheredSet()
+        if staged is not None:  # where cluster workers stage files (swept if lost)
+            staged.watch({t.parent for t in plan.targets}
+                         | ({plan.path.parent} if plan.kind == "file" else set()))
+
+    def __getstate__(self) -> dict:  # (pickled for cluster workers: no lock)
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def add(self, i: int, source: Source, result: np.ndarray, decoded=None) -> None:
         """Stage (or keep, for outputs written together) the result of input ``i``;

@@ -1,0 +1,220 @@
+"""normcli on a Dask cluster against one job and threads, on this machine.
+
+Builds a CPU-bound dataset of small JPEGs (photo-like, mixed sizes near
+256 x 192, quality 90), starts a real two-worker cluster on 127.0.0.1
+(``dask scheduler`` and two ``dask worker --nthreads 1`` processes), then
+measures in the same run, each command in its own process (all pay for
+starting Python and the imports; ``local`` also for starting its cluster):
+
+* ``stats DIR --per channel -q`` and ``batchnorm DIR --per channel -o OUT/ -q``
+* with ``--jobs 1``, ``--jobs 2`` (threads), ``--scheduler local`` and
+  ``--scheduler tcp://...`` (the two workers).
+
+The variants take turns within a round; medians of ``--repeat`` rounds and
+their ratios against ``--jobs 1``.  Before timing, the cluster's outputs are
+checked to be the bytes of ``--jobs 1``.  Then the scale model's inputs:
+
+* the per-task cost of the cluster (``client.map`` of no-op tasks: tasks per
+  second through the scheduler and both workers);
+* the cost per input on the client (absorbing a shard's records and folding
+  one input's moments into the total);
+* the time per input of one worker (``--jobs 1``),
+
+and the predicted time for 1.28 M images on 100 workers.  Nothing is asserted.
+
+    python benchmarks/bench_cluster.py                   # 2000 images, 3 rounds
+    python benchmarks/bench_cluster.py --images 300 --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_dataset(folder: Path, count: int, seed: int = 0) -> None:
+    """``count`` JPEGs near 256 x 192: smooth colour fields, an edge, sensor noise."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        w, h = int(rng.integers(224, 289)), int(rng.integers(168, 217))
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        f = rng.uniform(5, 40, 3)
+        base = np.stack([np.sin(x / f[0] + i) * np.cos(y / f[1]),
+                         np.sin((x + y) / f[2]), np.cos(x / f[1] - y / f[0])], -1)
+        edge = (x > rng.uniform(0, w)).astype(np.float32)[..., None] * rng.uniform(-0.3, 0.3, 3)
+        a = 0.5 + 0.35 * base + edge + rng.normal(0, 0.03, (h, w, 3))
+        Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8)).save(
+            folder / f"img{i:05d}.jpg", quality=90)
+
+
+class Cluster:
+    """A scheduler and two one-thread workers on 127.0.0.1 (free ports)."""
+
+    def __init__(self, root: Path, workers: int = 2) -> None:
+        self.file = root / "scheduler.json"
+        self.log = open(root / "cluster.log", "wb")  # noqa: SIM115
+        self.procs = []
+        run = [sys.executable, "-m"]
+        self.procs.append(subprocess.Popen(
+            [*run, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--scheduler-file", str(self.file), "--dashboard-address", "127.0.0.1:0"],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=root))
+        deadline = time.monotonic() + 60
+        while not self.file.exists() or not self.file.stat().st_size:
+            if time.monotonic() > deadline:
+                raise SystemExit("the scheduler did not start")
+            time.sleep(0.05)
+        for _ in range(workers):
+            self.procs.append(subprocess.Popen(
+                [*run, "distributed.cli.dask_worker", "--scheduler-file", str(self.file),
+                 "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--host", "127.0.0.1",
+                 "--no-dashboard"], stdout=self.log, stderr=subprocess.STDOUT, cwd=root))
+        from distributed import Client
+
+        with Client(scheduler_file=str(self.file), timeout=60) as client:
+            client.wait_for_workers(workers, timeout=60)
+            self.address = client.scheduler.address
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.log.close()
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def _noop(i):
+    return i
+
+
+def task_cost(address: str, tasks: int) -> float:
+    """Seconds per task of ``client.map`` over no-op tasks (median of 3)."""
+    from distributed import Client, wait
+
+    with Client(address, timeout=30) as client:
+        wait(client.map(_noop, range(20), pure=False))  # warm up
+        costs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            wait(client.map(_noop, range(tasks), pure=False))
+            costs.append((time.perf_counter() - t) / tasks)
+    return statistics.median(costs)
+
+
+def client_cost_per_input(data: Path, count: int) -> float:
+    """Seconds per input the client spends folding returned moments (no decoding)."""
+    from normcli.files.images import IMAGE_SUFFIXES  # noqa: F401 (the readers, imported)
+    from normcli.ops.dataset import ChannelMoments
+    from normcli.runs.dataset import input_moments
+    from normcli.runs.inputs import open_inputs
+    from normcli.runs.options import RunOptions
+
+    opts = RunOptions()
+    sources = open_inputs([str(data)], opts).sources[:count]
+    results = [input_moments(s, opts) for s in sources]
+    import pickle
+
+    blob = pickle.dumps(results)
+    t = time.perf_counter()
+    back = pickle.loads(blob)
+    acc = ChannelMoments(back[0].moments.channels)
+    for r in back:
+        acc.absorb(r.moments)
+    return (time.perf_counter() - t) / len(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one round")
+    args = parser.parse_args()
+    repeat = 1 if args.quick else args.repeat
+    normcli = [str(Path(sys.executable).parent / "normcli")]
+    root = Path(tempfile.mkdtemp(prefix="normcli-bench-cluster-"))
+    cluster = None
+    try:
+        data = root / "photos"
+        t = time.perf_counter()
+        make_dataset(data, args.images)
+        print(f"dataset: {args.images:,} JPEGs near 256x192 in {time.perf_counter() - t:.1f} s;"
+              f" load: {os.getloadavg()[0]:.2f}")
+        cluster = Cluster(root)
+        variants = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"],
+                    "--scheduler local": ["--scheduler", "local"],
+                    "--scheduler tcp (2 workers)": ["--scheduler", cluster.address]}
+        out = root / "out"
+        commands = {
+            "stats --per channel": [*normcli, "stats", str(data), "--per", "channel", "-q"],
+            "batchnorm -o DIR/": [*normcli, "batchnorm", str(data), "--per", "channel", "-o",
+                                  f"{out}/", "-q"],
+        }
+        # the bits first: the cluster's outputs are those of --jobs 1
+        for name, flags in (("one", variants["--jobs 1"]),
+                            ("tcp", variants["--scheduler tcp (2 workers)"])):
+            subprocess.run([*commands["batchnorm -o DIR/"][:-3], "-o", f"{root / name}/",
+                            "-q", *flags], check=True)
+        same = all((root / "one" / p.name).read_bytes() == p.read_bytes()
+                   for p in (root / "tcp").iterdir())
+        print(f"cluster outputs identical to --jobs 1: {same}")
+        shutil.rmtree(root / "one")
+        shutil.rmtree(root / "tcp")
+        times = {(c, v): [] for c in commands for v in variants}
+        for _ in range(repeat):
+            for c, cmd in commands.items():
+                for v, flags in variants.items():
+                    shutil.rmtree(out, ignore_errors=True)
+                    times[c, v].append(timed([*cmd, *flags]))
+        print(f"\n{'':28}{'median s':>10}{'vs --jobs 1':>13}   (rounds: {repeat}; load "
+              f"{os.getloadavg()[0]:.2f})")
+        medians = {k: statistics.median(v) for k, v in times.items()}
+        for c in commands:
+            print(c)
+            base = medians[c, "--jobs 1"]
+            for v in variants:
+                print(f"  {v:26}{medians[c, v]:10.2f}{base / medians[c, v]:12.2f}x")
+        per_task = task_cost(cluster.address, 500)
+        client = client_cost_per_input(data, min(args.images, 500))
+        per_input = medians["stats --per channel", "--jobs 1"] / args.images
+        print(f"\nper task (client.map, no-op, 2 workers): {per_task * 1e3:.2f} ms")
+        print(f"client fold per input (unpickle + merge of the moments): {client * 1e6:.0f} us")
+        print(f"stats per input on one worker (--jobs 1, start-up included): "
+              f"{per_input * 1e3:.2f} ms")
+        from normcli.runs.cluster import SHARD
+
+        n, w = 1_280_000, 100
+        work = n * per_input / w
+        tasks = n / SHARD * per_task
+        fold = n * client
+        print(f"scale model, 1.28 M images on {w} workers, shards of {SHARD}: work "
+              f"{work:.0f} s + tasks {tasks:.0f} s (scheduler, serial) + client fold "
+              f"{fold:.0f} s ~ {max(work, tasks, fold):.0f}-{work + tasks + fold:.0f} s")
+    finally:
+        if cluster is not None:
+            cluster.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Runs on a real Dask cluster: a scheduler and two workers on 127.0.0.1, and ``local``.
+
+The cluster is made of real ``dask scheduler`` / ``dask worker`` processes on
+free ports, started once for the module (bounded waits) and always torn down.
+The workers run in a folder of their own: a relative input path names a file
+they cannot see.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from normcli import runs
+from normcli.errors import InputError
+
+START_TIMEOUT = 30.0
+
+
+def _start(args, cwd, log, env=None):
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _stop(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + 10
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+class Cluster:
+    """A scheduler and ``workers`` worker processes (one thread each, no nanny)."""
+
+    def __init__(self, root: Path, workers: int = 2, env: dict | None = None) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.file = root / "scheduler.json"
+        self.log = open(root / "cluster.log", "wb")  # noqa: SIM115 (closed by close())
+        self.procs: list[subprocess.Popen] = []
+        self.workers: list[subprocess.Popen] = []
+        cwd = root / "workers-cwd"
+        cwd.mkdir(exist_ok=True)
+        try:
+            self.procs.append(_start(
+                ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                 "--scheduler-file", str(self.file), "--dashboard-address", "127.0.0.1:0"],
+                cwd, self.log, env))
+            deadline = time.monotonic() + START_TIMEOUT
+            while not self.file.exists() or not self.file.stat().st_size:
+                assert time.monotonic() < deadline, "the scheduler did not start"
+                assert self.procs[0].poll() is None, "the scheduler exited"
+                time.sleep(0.05)
+            for _ in range(workers):
+                w = _start(["distributed.cli.dask_worker", "--scheduler-file", str(self.file),
+                            "--nthreads", "1", "--nworkers", "1", "--no-nanny",
+                            "--host", "127.0.0.1", "--no-dashboard"], cwd, self.log)
+                self.procs.append(w)
+                self.workers.append(w)
+            from distributed import Client
+
+            with Client(scheduler_file=str(self.file), timeout=START_TIMEOUT) as client:
+                client.wait_for_workers(workers, timeout=START_TIMEOUT)
+                self.address = client.scheduler.address
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        _stop(self.procs)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    yield c
+    c.close()
+
+
+def _photos(d: Path, count: int, size=(24, 32), bad: int | None = None) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(count)
+    for i in range(count):
+        h, w = size[0] + i % 5, size[1] + i % 3  # mixed sizes
+        a = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        Image.fromarray(a).save(d / f"p{i:04d}.jpg", quality=90)
+    if bad is not None:
+        (d / f"p{bad:04d}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return d
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    """Every file under ``d`` (temporary ones too), by relative name."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return _photos(tmp_path_factory.mktemp("data") / "photos", 60)
+
+
+def test_statistics_and_outputs_are_those_of_one_job(cluster, photos, tmp_path):
+    one = runs.stats([photos], per="channel", jobs=1)
+    for address in (cluster.address, str(cluster.file)):
+        on = runs.stats([photos], per="channel", scheduler=address)
+        for name in ("mean", "var", "var_unbiased", "min", "max", "count"):
+            assert np.array_equal(getattr(on.dataset, name), getattr(one.dataset, name)), name
+    local = runs.batchnorm([photos], per="channel", jobs=1, output=f"{tmp_path / 'one'}/",
+                           save_stats=tmp_path / "one.npz")
+    far = runs.batchnorm([photos], per="channel", scheduler=cluster.address,
+                         output=f"{tmp_path / 'far'}/", save_stats=tmp_path / "far.npz")
+    assert _files(tmp_path / "far") == _files(tmp_path / "one")
+    assert len(_files(tmp_path / "far")) == 60
+    assert np.array_equal(far.stats.mean, local.stats.mean)
+    assert (tmp_path / "far.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
+    assert [r.label for r in far.inputs] == [r.label for r in local.inputs]
+    assert far.pixels == local.pixels
+    lrn_one = runs.lrn([photos], output=f"{tmp_path / 'lrn1'}/", jobs=1, summaries=False)
+    lrn_far = runs.lrn([photos], output=f"{tmp_path / 'lrn2'}/", scheduler=cluster.address,
+                       summaries=False)
+    assert _files(tmp_path / "lrn2") == _files(tmp_path / "lrn1")
+    assert lrn_far.written == [w.replace("lrn1", "lrn2") for w in lrn_one.written]
+    first = photos / "p0000.jpg"  # one input into one file
+    runs.lrn([first], output=tmp_path / "a.png", jobs=1)
+    runs.lrn([first], output=tmp_path / "b.png", scheduler=cluster.address)
+    assert (tmp_path / "b.png").read_bytes() == (tmp_path / "a.png").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "a.png", "b.png", "far.npz", "one.npz"]
+
+
+def test_a_bad_input_fails_the_run_and_nothing_is_written(cluster, tmp_path):
+    d = _photos(tmp_path / "photos", 40, bad=29)
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"p0029\.jpg: .*\(on worker "):
+        runs.batchnorm([d], per="channel", scheduler=cluster.address, output=f"{out}/")
+    assert not out.exists() or not _files(out)
+    with pytest.raises(InputError, match=r"p0029\.jpg"):
+        runs.stats([d], per="channel", scheduler=cluster.address)
+    # --keep-going: the bad one reported, every good one written
+    report = runs.batchnorm([d], per="channel", scheduler=cluster.address, output=f"{out}/",
+                            keep_going=True)
+    assert [f.index for f in report.failures] == [29]
+    assert sorted(_files(out)) == sorted(f"p{i:04d}.png" for i in range(40) if i != 29)
+
+
+def test_a_file_the_workers_cannot_see_is_named_with_the_worker(cluster, tmp_path,
+                                                                 monkeypatch):
+    _photos(tmp_path / "here", 3)
+    monkeypatch.chdir(tmp_path)  # (the workers run elsewhere: "here/" is not theirs)
+    with pytest.raises(InputError, match=r"^here/p0000\.jpg: .* \(on worker tcp://127\.0\.0\.1"):
+        runs.stats(["here"], per="channel", scheduler=cluster.address)
+
+
+def test_local_cluster(photos, tmp_path):
+    one = runs.stats([photos], per="channel", jobs=1)
+    on = runs.stats([photos], per="channel", scheduler="local")
+    assert np.array_equal(on.dataset.var, one.dataset.var)
+
+
+def _kill_when(stage_name: str, after: int, proc: subprocess.Popen):
+    fired = threading.Event()
+
+    def progress(stage, done, total, nbytes):
+        if stage == stage_name and done >= after and not fired.is_set():
+            fired.set()
+            os.kill(proc.pid, signal.SIGKILL)
+
+    return progress, fired
+
+
+def test_a_worker_killed_mid_run_is_replaced_by_dask_s_retry(tmp_path, photos):
+    d = _photos(tmp_path / "big", 120, size=(96, 128))
+    c = Cluster(tmp_path / "kill")
+    try:
+        progress, fired = _kill_when("normalizing", 1, c.workers[0])
+        report = runs.batchnorm([d], per="channel", scheduler=c.address,
+                                output=f"{tmp_path / 'far'}/", progress=progress)
+        assert fired.is_set()
+    finally:
+        c.close()
+    runs.batchnorm([d], per="channel", jobs=1, output=f"{tmp_path / 'one'}/")
+    assert _files(tmp_path / "far") == _files(tmp_path / "one")  # no temporary file left
+    assert len(report.written) == 120
+
+
+def test_a_task_whose_worker_dies_too_often_fails_the_run_cleanly(tmp_path):
+    from normcli.runs.cluster import ClusterError
+
+    d = _photos(tmp_path / "big", 120, size=(96, 128))
+    out = tmp_path / "out"
+    c = Cluster(tmp_path / "kill", env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+    try:
+        progress, fired = _kill_when("normalizing", 1, c.workers[0])
+        with pytest.raises(ClusterError, match="a worker died"):
+            runs.batchnorm([d], per="channel", scheduler=c.address, output=f"{out}/",
+                           progress=progress)
+    finally:
+        c.close()
+    assert not out.exists() or not _files(out)
+
+
+def test_ctrl_c_on_the_client_leaves_nothing(cluster, tmp_path):
+    d = _photos(tmp_path / "big", 400, size=(96, 128))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "p0000.png").write_bytes(b"old")  # replaced only by a run that finishes
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "normcli", "batchnorm", str(d), "--per", "channel",
+         "-o", f"{out}/", "--force", "--scheduler", cluster.address, "-q"],
+        stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(".normcli-" in p.name for p in out.iterdir()):
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    assert _files(out) == {"p0000.png": b"old"}
