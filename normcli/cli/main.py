@@ -111,16 +111,11 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the command line and exit with its status (see the module docstring).
-
-    click's own standalone handling would turn a Ctrl-C outside a command (while
-    parsing, while printing the table) into "Aborted!" and exit 1; here every
-    interrupt exits 130, and a termination signal 128 + its number, even when
-    its exception was swallowed on the way.
-    """
-    # The kernels hold BLAS to one thread (ops/_blas.py); let it start with one, too:
-    # else OpenBLAS wakes idle threads that spin (a tenth of a streamed batch norm's
-    # CPU time).  (Before numpy is imported; a value the user set is kept.)
+    """Run the command line and exit with its status (see the module docstring): every
+    interrupt exits 130 (click's standalone mode would say "Aborted!" and exit 1), a
+    termination signal 128 + its number, even when its exception was swallowed."""
+    # BLAS starts with one thread, as the kernels use it (ops/_blas.py): else OpenBLAS
+    # wakes idle threads that spin.  (Before numpy is imported; the user's value is kept.)
     for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     signals.install()
@@ -128,6 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         status = cli.main(args=argv, prog_name="normcli", standalone_mode=False)
     except (KeyboardInterrupt, click.Abort):
+        signals.terminated.set()
+    except SystemExit as e:  # a termination signal's; a resumable run adds how far it got
+        if not getattr(e, "hint", None):
+            raise
+        _interrupted[0] = f": {e.hint}"
         signals.terminated.set()
     except click.ClickException as e:
         from normcli.render.text import printable
@@ -144,6 +144,11 @@ def main(argv: list[str] | None = None) -> None:
         status = signals.exit_status()
         if status == 130:
             sys.stderr.write(f"normcli: interrupted{_interrupted[0]}\n")
+        elif _interrupted[0]:  # (a resumable run says how far it got, whatever the signal)
+            import signal
+
+            name = signal.Signals(status - 128).name
+            sys.stderr.write(f"normcli: stopped by {name}{_interrupted[0]}\n")
     sys.exit(status if isinstance(status, int) else 0)
 
 

@@ -249,12 +249,13 @@ def batchnorm(
                 try:
                     rows, used = per_input(job, engine, sources, writer, progress, failures,
                                            notes, skip=journal.done if journal else ())
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, SystemExit) as e:
                     if journal is None:
                         raise
                     from normcli.runs.each import resume_hint
 
-                    raise KeyboardInterrupt(resume_hint(journal, writer, len(sources))) from None
+                    raise signals.with_hint(e, resume_hint(journal, writer, len(sources))
+                                            ) from None
                 finally:
                     if journal is not None:
                         journal.close(opts.sync)

@@ -262,10 +262,10 @@ def run_each(
                 done = engine.map(lambda k: work(todo[k]), len(todo),
                                   on_done=lambda k, r: stage.advance(
                                       0 if isinstance(r, Failure) else r[1]))
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, SystemExit) as e:
                 if journal is None:
                     raise
-                raise KeyboardInterrupt(resume_hint(journal, writer, len(sources))) from None
+                raise signals.with_hint(e, resume_hint(journal, writer, len(sources))) from None
             finally:
                 if journal is not None:
                     journal.close(options.sync)

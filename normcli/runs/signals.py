@@ -119,3 +119,14 @@ def check() -> None:
 def exit_status() -> int:
     """``128 + signum`` of the signal received (130 if none)."""
     return _status[0]
+
+
+def with_hint(error: BaseException, hint: str) -> BaseException:
+    """The same interruption, saying ``hint`` (how far a resumable run got): a
+    ``KeyboardInterrupt`` carries it as its message, a termination's ``SystemExit``
+    as ``.hint`` (its code stays the exit status)."""
+    if isinstance(error, KeyboardInterrupt):
+        return KeyboardInterrupt(hint)
+    stopped = SystemExit(error.code)
+    stopped.hint = hint
+    return stopped

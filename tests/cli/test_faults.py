@@ -610,6 +610,28 @@ def test_resume_after_sigint_redoes_only_what_is_missing(tmp_path):
     assert ".normcli.journal: is the journal of a run with other settings" in result.stderr
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_resume_stopped_by_another_signal_says_how_far_it_got(tmp_path, sig):
+    """SIGTERM or SIGHUP during a --resume run: 128 + the signal, nothing half-written, and
+    the same hint as Ctrl-C (it used to exit silently)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(8):
+        np.save(src / f"x{i:02d}.npy", np.full((2, 4, 4), float(i)))
+    proc = start_slow(["lrn", f"{src}/", "-o", f"{out}/", "--resume", "-q", "-j", "1"],
+                      delay=0.3)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(out.glob("x*.npy"))) < 2:
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, err.decode()
+    line = err.decode().strip().splitlines()[-1]
+    assert line.startswith(f"normcli: stopped by {sig.name}: "), line
+    assert "run the same command with --resume to finish" in line
+    assert temp_files(out) == []
+
+
 @pytest.mark.parametrize("kind", ["binary", "list head", "fifo", "dev zero"])
 def test_resume_journal_garbled_or_not_a_file_is_its_one_line_error(tmp_path, kind):
     """A journal that is not UTF-8, not a JSON object, a FIFO or /dev/zero: refused
