@@ -292,7 +292,9 @@ def walk_inputs(
         label = os.fspath(arg)
         if label == "-":
             if seen_stdin or os.fspath(files_from or "") == "-":
-                raise InputError("-", "standard input can only be read once")
+                from normcli.errors import UsageError  # (how it was called: exit 2)
+
+                raise UsageError("-: standard input can only be read once", param="inputs")
             seen_stdin = True
             walker.out.sources.append(Source(STDIN_LABEL, "stdin.npy", None, "stdin",
                                              stream=stdin))

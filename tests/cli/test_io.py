@@ -182,8 +182,12 @@ def test_stdin_truncated(invoke):
 
 
 def test_stdin_twice(invoke):
-    result = invoke("stats", "-", "-", input=_npy_bytes(np.ones(3)))
-    assert one_line_error(result) == "normcli: error: -: standard input can only be read once"
+    """Standard input named twice, or as an input and the --files-from list: a usage error."""
+    for args in (["-", "-"], ["--files-from", "-", "-"]):
+        result = invoke("stats", *args, input=_npy_bytes(np.ones(3)))
+        assert result.exit_code == 2, result.stderr
+        assert "standard input can only be read once" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 # ------------------------------------------------------------------ PNG inputs

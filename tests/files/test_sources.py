@@ -11,7 +11,7 @@ import pytest
 from numpy.lib import format as npformat
 from PIL import Image
 
-from normcli.errors import InputError, OutputError
+from normcli.errors import InputError, OutputError, UsageError
 from normcli.files import (
     Source,
     check_not_input,
@@ -133,7 +133,7 @@ def test_stdin(tmp_path):
     assert (src.label, src.relname, src.path, src.kind) == ("<stdin>", "stdin.npy", None, "stdin")
     out = src.load()
     assert out.dtype == np.int32 and out.tolist() == [0, 1, 2, 3]
-    with pytest.raises(InputError, match="standard input can only be read once"):
+    with pytest.raises(UsageError, match="standard input can only be read once"):
         expand_inputs(["-", "-"], stdin=stream)
 
 

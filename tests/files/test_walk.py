@@ -62,7 +62,7 @@ def test_files_from_lines_and_nul(tree, tmp_path, monkeypatch):
     assert [s.relname for s in found.sources] == ["photos/sub/deeper/c.png", "a.png"]
     with pytest.raises(InputError, match="lists no paths"):
         walk_inputs([], files_from="-", stdin=io.BytesIO(b"\n\n"))
-    with pytest.raises(InputError, match="standard input can only be read once"):
+    with pytest.raises(UsageError, match="standard input can only be read once"):
         walk_inputs(["-"], files_from="-", stdin=io.BytesIO(b""))
     with pytest.raises(UsageError, match="no inputs given"):
         walk_inputs([])
