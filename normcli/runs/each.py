@@ -17,8 +17,8 @@ from normcli.runs import signals
 from normcli.runs.dataset import Failure, Failures, Notes, channel_statistics
 from normcli.runs.engine import engine_for
 from normcli.runs.hints import Hints
-from normcli.runs.inputs import check_finite, check_memory, choose_jobs, data_error, open_inputs
-from normcli.runs.layout import channel_axis_of, from_channels_last, refuse_image, to_channels_last
+from normcli.runs.inputs import check_memory, choose_jobs, data_error, open_inputs, read_input
+from normcli.runs.layout import channel_axis_of, from_channels_last, to_channels_last
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.outputs import OutputPlan, ResultWriter
 from normcli.runs.progress import Stage
@@ -226,19 +226,7 @@ def run_each(
 
             def one(i: int) -> tuple[InputReport, int, tuple[str, ...]]:
                 source = sources[i]
-                decoded = None
-                if source.is_image:
-                    if options.channel_axis is not None:
-                        raise refuse_image(source.label)
-                    decoded = source.decode(**options.image_options())
-                    x = decoded.colour
-                    if options.channels_last:
-                        x = np.moveaxis(x, 0, -1)
-                    check_finite(source, options, x)
-                else:
-                    from normcli.runs.inputs import load_checked
-
-                    x = load_checked(source, options)
+                x, decoded = read_input(source, options)
                 after = None
                 if transform is not None:
                     if options.channel_axis is None:

@@ -27,31 +27,14 @@ from normcli.ops.batchnorm import BatchNormalizer
 from normcli.ops.moments import BatchStats, RunningStats
 from normcli.runs.dataset import Failure, Failures, Notes, channel_statistics, fold
 from normcli.runs.engine import Engine
-from normcli.runs.inputs import check_finite, data_error, load_checked
+from normcli.runs.inputs import data_error, read_input
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.outputs import ResultWriter
 from normcli.runs.parameters import blame
 from normcli.runs.progress import Stage
 from normcli.runs.report import InputReport
 
-__all__ = ["per_input", "read_input"]
-
-
-def read_input(source: Source, options: RunOptions):
-    """``(x, decoded)``: one input as the normalizations see it (an image's
-    colour channels, ``(C, H, W)`` or channels last), and the image as read."""
-    if source.is_image:
-        if options.channel_axis is not None:
-            from normcli.runs.layout import refuse_image
-
-            raise refuse_image(source.label)
-        decoded = source.decode(**options.image_options())
-        x = decoded.colour
-        if options.channels_last:
-            x = np.moveaxis(x, 0, -1)
-        check_finite(source, options, x)
-        return x, decoded
-    return load_checked(source, options), None
+__all__ = ["per_input"]
 
 
 def _as_sample(x: np.ndarray, channels_last: bool) -> np.ndarray:

@@ -25,6 +25,7 @@ __all__ = [
     "open_sources",
     "choose_jobs",
     "load_checked",
+    "read_input",
     "read_unchecked",
     "check_finite",
     "data_error",
@@ -110,6 +111,24 @@ def check_finite(source: Source, options: RunOptions, arr: np.ndarray) -> None:
             f"holds {bad:,} NaN/Inf value{'s' if bad > 1 else ''} "
             "(pass --allow-nonfinite to process it anyway)",
         )
+
+
+def read_input(source: Source, options: RunOptions):
+    """``(x, decoded)``: one input as the normalizations see it (an image's
+    colour channels, ``(C, H, W)`` or channels last), and the image as read
+    (``None`` for an array)."""
+    if source.is_image:
+        if options.channel_axis is not None:
+            from normcli.runs.layout import refuse_image
+
+            raise refuse_image(source.label)
+        decoded = source.decode(**options.image_options())
+        x = decoded.colour
+        if options.channels_last:
+            x = np.moveaxis(x, 0, -1)
+        check_finite(source, options, x)
+        return x, decoded
+    return load_checked(source, options), None
 
 
 def check_memory(label: str, x: np.ndarray, *, results: int = 1) -> None:
