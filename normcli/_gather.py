@@ -21,7 +21,7 @@ import uuid
 import weakref
 from collections.abc import Iterator
 
-__all__ = ["Gathered", "GatheredSet", "shard", "absorb", "record"]
+__all__ = ["Gathered", "GatheredSet", "shard", "absorb", "merged", "record"]
 
 _client_objects: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _tokens_lock = threading.Lock()
@@ -103,6 +103,14 @@ def undo(records: dict) -> None:
         with contextlib.suppress(Exception):
             cls.undo_gathered(items)
     records.clear()
+
+
+def merged(first: dict, then: dict) -> dict:
+    """The records of two shards, ``first``'s items before ``then``'s (a new dict)."""
+    out = {token: (cls, list(items)) for token, (cls, items) in first.items()}
+    for token, (cls, items) in then.items():
+        out.setdefault(token, (cls, []))[1].extend(items)
+    return out
 
 
 def absorb(records: dict) -> None:

@@ -229,6 +229,37 @@ class RunningStats:
         return BatchStats.from_moments(mean.reshape(self.shape), self._m2.reshape(self.shape),
                                        self.count, self.per)
 
+    def merged(self, other: RunningStats) -> RunningStats:
+        """The statistics of both, as a new object (neither is changed): the
+        update of :meth:`add`, around this one's shift.  The pieces of ``other``
+        are taken as coming after this one's."""
+        if other._shift is None or self._shift is None:
+            src = self if other._shift is None else other
+            out = RunningStats(per=src.per, channels_last=src.channels_last, threads=src.threads)
+            if src._shift is not None:
+                out.shape, out.count = src.shape, src.count
+                out._shift, out._offset, out._m2 = (src._shift.copy(), src._offset.copy(),
+                                                    src._m2.copy())
+            return out
+        if other.shape != self.shape or other.per != self.per:
+            raise ParameterError(f"cannot merge statistics per {other.per} of shape "
+                                 f"{other.shape} into per {self.per} of shape {self.shape}",
+                                 param="other", value=other)
+        out = RunningStats(per=self.per, channels_last=self.channels_last, threads=self.threads)
+        na, nb = self.count, other.count
+        n = na + nb
+        with np.errstate(all="ignore"):
+            delta = other._shift - self._shift
+            delta += other._offset
+            delta -= self._offset
+            out._m2 = self._m2 + other._m2
+            out._offset = self._offset + delta * (nb / n)
+            np.multiply(delta, delta, out=delta)
+            delta *= na * nb / n
+            out._m2 += delta
+        out.shape, out.count, out._shift = self.shape, n, self._shift.copy()
+        return out
+
 
 def batch_axes(ndim: int) -> int:
     """How many leading axes are batch axes: 1 up to 4-D, all but the last 3 beyond.

@@ -17,9 +17,12 @@ files; a stopped run (a failure, Ctrl-C, SIGTERM) sets a Dask ``Event`` that
 running shards check between inputs, waits a bounded time for them, and
 sweeps the tagged files of work lost with its worker.
 
-Statistics are folded on the client in input order from the per-input
-moments the shards return, exactly as the local engine folds them: the
-results are the local run's, bit for bit, whatever the workers or shards.
+Statistics (pass 1) are a reduction in the fixed shape of
+:mod:`normcli.runs.reduce`: each task reduces a shard of groups of inputs
+(a subtree of the fixed tree) on its worker, merge tasks combine the shards'
+partials by the same tree on the cluster, and only the root travels to the
+client.  A local run computes the same tree, so the results are the local
+run's, bit for bit, whatever the workers or shards.
 
 dask and distributed are imported only when a run asks for ``scheduler``.
 """
@@ -38,14 +41,17 @@ from normcli.runs.engine import Done, Engine
 
 __all__ = ["ClusterEngine", "ClusterError", "SHARD", "connect", "check_supported"]
 
-#: Inputs per task at most.  A task costs ~7 ms on the client and scheduler
-#: (measured by benchmarks/bench_cluster.py); 32 small images take ~100-300 ms,
-#: so the overhead stays a few per cent while shards stay short enough to
-#: balance the workers (at least 4 shards per worker thread when there are inputs).
-SHARD = 32
-#: Inputs a fold (pass 1) starts at once at most: their moments wait on the client
-#: until the window is folded in order (6 KB each for 8-bit RGB, 1.5 MB for 16-bit).
-MAX_WINDOW = 2048
+#: Inputs per task at most.  A task costs ~1.6-2.8 ms of the client's and the
+#: scheduler's time (measured by benchmarks/bench_cluster.py), an image 1-40 ms
+#: of a worker's: shards of 256 keep the tasks' share under 1 % (and 5,000 tasks
+#: for ImageNet).  Shards shrink as a pass nears its end (see :func:`shard_bounds`),
+#: so that the workers finish together.
+SHARD = 256
+#: Shards per worker thread at least, while inputs last.
+PER_THREAD = 4
+#: Groups (of :data:`normcli.runs.reduce.GROUP` inputs) a reduction's shards shrink
+#: to at the end of a pass, at least.
+MIN_GROUPS = 4
 #: Seconds a stopped run waits for the shards still running to notice.
 STOP_WAIT = 10.0
 #: How often (seconds) a running shard asks whether the run was stopped.
@@ -106,38 +112,143 @@ def _worker_name() -> str:
         return "?"
 
 
+class _Watch:
+    """On a worker: raises :class:`_Stopped` when the run was stopped (its Dask
+    ``Event`` set, asked every :data:`CHECK_EVERY` seconds) or this task cancelled."""
+
+    def __init__(self, event: str | None) -> None:
+        self.event = None
+        if event is not None:
+            from distributed import Event
+
+            self.event = Event(event)
+        self.cancelled = _cancelled()
+        self.checked = time.monotonic()
+        if self.event is not None and self.event.is_set():
+            raise _Stopped
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise _Stopped
+        if self.event is not None and time.monotonic() - self.checked > CHECK_EVERY:
+            self.checked = time.monotonic()
+            if self.event.is_set():
+                raise _Stopped
+
+    def stopped(self) -> bool:
+        return self.cancelled() or self.event is not None and self.event.is_set()
+
+
 def _run_shard(fn: Callable[[int], Any], start: int, stop: int, event: str | None):
     """On a worker: ``fn(start) ... fn(stop - 1)``; returns
     ``(results, records, error)`` where ``error`` is ``(index, exception)``
     (the shard's records undone) or ``("stopped", None)`` if the run was stopped."""
-    stop_event = None
-    if event is not None:
-        from distributed import Event
-
-        stop_event = Event(event)
     results = []
-    checked = time.monotonic()
     i = start
-    cancelled = _cancelled()
     try:
         with _gather.shard() as records:
-            if stop_event is not None and stop_event.is_set():
-                raise _Stopped
+            watch = _Watch(event)
             for i in range(start, stop):
                 results.append(fn(i))
-                if cancelled():
-                    raise _Stopped
-                if stop_event is not None and time.monotonic() - checked > CHECK_EVERY:
-                    checked = time.monotonic()
-                    if stop_event.is_set():
-                        raise _Stopped
-            if records and (cancelled() or stop_event is not None and stop_event.is_set()):
+                watch.check()
+            if records and watch.stopped():
                 raise _Stopped  # (its files removed: the client may have swept already)
     except _Stopped:
         return results, {}, ("stopped", None)
     except Exception as e:  # noqa: BLE001 (sent to the client, which raises it)
         return results, {}, (i, _portable(e, _worker_name()))
     return results, records, None
+
+
+class _Part:
+    """A reduction's partial on the cluster, with the records of its inputs."""
+
+    __slots__ = ("partial", "records")
+
+    def __init__(self, partial: Any, records: dict) -> None:
+        self.partial, self.records = partial, records
+
+    def __reduce__(self):
+        return (_Part, (self.partial, self.records))
+
+
+class _ShardFailed(Exception):
+    """A reduction's shard failed: ``args`` are ``(index, error)``."""
+
+
+def _reduce_shard(payload, g_lo: int, g_hi: int, count: int, event: str | None) -> _Part:
+    """On a worker: the partial of groups ``g_lo ... g_hi - 1`` (a subtree of the
+    fixed tree of :mod:`normcli.runs.reduce`).  Raises :class:`_ShardFailed`
+    (or :class:`_Stopped`): a reduction's failure stops its merges too."""
+    from normcli.runs.reduce import GROUP, Stack
+
+    leaf, absorb, combine, empty = payload
+    stack = Stack(combine)
+    i = g_lo * GROUP
+    try:
+        with _gather.shard() as records:
+            watch = _Watch(event)
+            for g in range(g_lo, g_hi):
+                part = empty()
+                for i in range(g * GROUP, min((g + 1) * GROUP, count)):
+                    part = absorb(part, i, leaf(i))
+                    watch.check()
+                stack.push(part)
+    except _Stopped:
+        raise
+    except Exception as e:  # noqa: BLE001 (raised by the client)
+        raise _ShardFailed(i, _portable(e, _worker_name())) from None
+    return _Part(stack.result(), records)
+
+
+def _combine_parts(payload, a: _Part, b: _Part) -> _Part:
+    """On a worker: two neighbouring subtrees' partials merged (neither changed)."""
+    return _Part(payload[2](a.partial, b.partial), _gather.merged(a.records, b.records))
+
+
+def shard_bounds(count: int, jobs: int, shard: int | None = None) -> list[int]:
+    """``[0, b1, ..., count]``: the shards of a pass over ``count`` inputs.  A given
+    ``shard`` size, or *guided*: each shard a :data:`PER_THREAD` ``* jobs``-th of
+    the inputs left, at most :data:`SHARD`, so that the last ones are short and
+    the workers finish together.
+
+    >>> shard_bounds(10, 1, shard=4)
+    [0, 4, 8, 10]
+    >>> shard_bounds(40, 2)
+    [0, 5, 10, 14, 18, 21, 24, 26, 28, 30, 32, 33, 34, 35, 36, 37, 38, 39, 40]
+    """
+    if shard is not None:
+        return [*range(0, count, shard), count] if count else [0]
+    bounds, at = [0], 0
+    while at < count:
+        at += max(1, min(SHARD, math.ceil((count - at) / (PER_THREAD * jobs))))
+        bounds.append(min(at, count))
+    return bounds
+
+
+def reduce_shards(groups: int, jobs: int, shard: int | None = None) -> list[tuple[int, int]]:
+    """``[(g_lo, g_hi), ...]``: the shards of a reduction over ``groups`` groups,
+    each a subtree of the fixed tree (an aligned block of ``2**j`` groups, or the
+    last groups), guided as :func:`shard_bounds`: the sizes never grow, so each
+    block stays aligned, nor shrink below :data:`MIN_GROUPS`.
+
+    >>> reduce_shards(10, 1)
+    [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    >>> [hi - lo for lo, hi in reduce_shards(100, 2)]
+    [8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]
+    """
+    from normcli.runs.reduce import GROUP
+
+    out: list[tuple[int, int]] = []
+    lo, size = 0, None
+    while lo < groups:
+        want = (shard if shard is not None else
+                min(SHARD, math.ceil((groups - lo) * GROUP / (PER_THREAD * jobs))))
+        p = 1 << (max(1, want // GROUP).bit_length() - 1)  # (a power of two of groups)
+        size = p if size is None else max(min(p, size), min(size, MIN_GROUPS))
+        out.append((lo, min(lo + size, groups)))
+        lo += size
+    return out
 
 
 class _Stopped(Exception):
@@ -204,8 +315,8 @@ def check_supported(options, sources, plan=None, preview=None) -> None:
 class ClusterEngine(Engine):
     """Shards of the calls as tasks of a ``distributed.Client``.
 
-    ``address``: see :func:`connect`; ``shard``: inputs per task (default: up
-    to :data:`SHARD`, at least four shards per worker thread).
+    ``address``: see :func:`connect`; ``shard``: inputs per task (default:
+    guided, see :func:`shard_bounds`; a reduction's tasks hold whole groups).
     """
 
     def __init__(self, address: str, *, shard: int | None = None) -> None:
@@ -241,20 +352,13 @@ class ClusterEngine(Engine):
         """One thread per kernel call on a worker, always (bits independent of the cluster)."""
         return 1
 
-    def fold_window(self) -> int:
-        """Inputs a fold starts at once: four full shards per worker thread, at most
-        :data:`MAX_WINDOW` (two windows of per-input moments wait on the client)."""
-        return min(4 * self._shard_size(1 << 30) * self.jobs, MAX_WINDOW)
-
-    def _shard_size(self, count: int) -> int:
-        if self.shard is not None:
-            return self.shard
-        return max(1, min(SHARD, math.ceil(count / (4 * self.jobs))))
+    def _bounds(self, count: int) -> list[int]:
+        return shard_bounds(count, self.jobs, self.shard)
 
     def map(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None) -> list:
         return self.start(fn, count, on_done)()
 
-    def _payload(self, fn: Callable[[int], Any]):
+    def _payload(self, fn):
         """``fn`` on every worker, pickled and sent once (it refers to every input):
         a future that the shards take as their argument."""
         kept = self._sent.get(id(fn))
@@ -262,6 +366,72 @@ class ClusterEngine(Engine):
             kept = self._sent[id(fn)] = (fn, self.client.scatter(fn, broadcast=True,
                                                                  hash=False))
         return kept[1]
+
+    def reduce(self, leaf: Callable[[int], Any], count: int,
+               absorb: Callable[[Any, int, Any], Any], combine: Callable[[Any, Any], Any],
+               empty: Callable[[], Any], *, window: int = 0,
+               on_done: Done | None = None) -> Any:
+        """The reduction of :mod:`normcli.runs.reduce` on the cluster: one task per
+        shard of groups (a subtree) gives its partial, merge tasks combine them by
+        the same tree, and only the root comes back to the client (with the
+        records of every input).  ``on_done(i, None)`` as shards finish."""
+        if count == 0:
+            return empty()
+        from normcli.runs.reduce import GROUP, split
+
+        distributed = _import_distributed()
+        client = self.client
+        groups = math.ceil(count / GROUP)
+        shards = reduce_shards(groups, self.jobs, self.shard)
+        run = os.urandom(6).hex()
+        event_name = f"normcli-stop-{run}"
+        payload = self._payload((leaf, absorb, combine, empty))
+        leaves = client.map(_reduce_shard, [payload] * len(shards), [lo for lo, _ in shards],
+                            [hi for _, hi in shards], [count] * len(shards),
+                            [event_name] * len(shards),
+                            key=[f"normcli-shard-{run}-{k}" for k in range(len(shards))])
+        by_range = dict(zip(shards, leaves, strict=True))
+        merges: list = []
+
+        def tree(lo: int, hi: int):
+            if (lo, hi) in by_range:
+                return by_range[(lo, hi)]
+            p = split(hi - lo)
+            merges.append(client.submit(_combine_parts, payload, tree(lo, lo + p),
+                                        tree(lo + p, hi), key=f"normcli-merge-{run}-{lo}-{hi}"))
+            return merges[-1]
+
+        root = tree(0, groups)
+        self._active[run] = [*leaves, *merges]
+        index = {f.key: k for k, f in enumerate(leaves)}
+        errors: list[tuple[int, BaseException]] = []
+        try:
+            for future in distributed.as_completed(leaves, loop=client.loop):
+                lo, hi = shards[index[future.key]]
+                if future.status == "cancelled":
+                    continue
+                if future.status == "error":
+                    error = future.exception()
+                    if isinstance(error, _ShardFailed):
+                        errors.append(error.args)
+                    elif not isinstance(error, _Stopped):  # (KilledWorker and the like)
+                        errors.append((lo * GROUP, _lost(error)))
+                    _stop(client, event_name)
+                    continue
+                if on_done is not None:
+                    for i in range(lo * GROUP, min(hi * GROUP, count)):
+                        on_done(i, None)
+            if errors:
+                raise min(errors, key=lambda e: e[0])[1]
+            part = root.result()
+        except BaseException:
+            _stop(client, event_name)
+            _settle(client, set(self._active.get(run, ())), f"normcli-shard-{run}-")
+            raise
+        finally:
+            self._active.pop(run, None)
+        _gather.absorb(part.records)
+        return part.partial
 
     def start(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None, *,
               offset: int = 0) -> Callable[[], list]:
@@ -271,14 +441,13 @@ class ClusterEngine(Engine):
             return list
         distributed = _import_distributed()
         client = self.client
-        size = self._shard_size(count)
-        starts = list(range(0, count, size))
+        bounds = self._bounds(count)
+        starts, stops = bounds[:-1], bounds[1:]
         run = os.urandom(6).hex()
         event_name = f"normcli-stop-{run}"
         payload = self._payload(fn)
         futures = client.map(_run_shard, [payload] * len(starts),
-                             [offset + s for s in starts],
-                             [offset + min(s + size, count) for s in starts],
+                             [offset + s for s in starts], [offset + s for s in stops],
                              [event_name] * len(starts),
                              key=[f"normcli-shard-{run}-{k}" for k in range(len(starts))])
         index = {f.key: k for k, f in enumerate(futures)}

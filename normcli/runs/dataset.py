@@ -1,26 +1,24 @@
-"""Per-input work folded in input order, and the dataset's per-channel statistics.
-
-:func:`fold` runs ``fn(i)`` for every input on an engine and merges the
-results in input order, with at most two windows of results in memory: the
-shape of every reduction of a run (pass 1 of a streamed batch norm, the
-statistics of ``stats --per channel``).  Per-input work is a function of the
-input's index alone, and the merge is a fold of moment objects in a fixed
-order, so that an engine running the calls elsewhere (processes, machines)
-gives the same results; the integer counts of 8- and 16-bit images merge
-exactly, in any order.
+"""The dataset's per-channel statistics, and what a run gathers about its inputs.
 
 :func:`channel_statistics` is the dataset's per-channel count, mean,
 variance, min and max (:class:`normcli.ops.dataset.DatasetStats`) over
 inputs of any height and width, every pixel weighing the same.  Images
 Pillow holds in 8 bits are counted by Pillow's histogram, without an array
-of pixels: the cost is the decoding.
+of pixels: the cost is the decoding.  Each input's moments are merged in
+the fixed shape of :mod:`normcli.runs.reduce` (the same tree on threads or
+on a cluster), into a :class:`Keyed` partial: the inputs must all have the
+channels of the first, and which one is first is known only at the root.
+The integer counts of 8- and 16-bit images merge exactly, in any order.
+
+:class:`Failures` and :class:`Notes` gather what the report says about the
+inputs (from worker threads, or from workers of a cluster).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +32,12 @@ from normcli.runs.engine import Engine
 from normcli.runs.options import Progress, RunOptions
 from normcli.runs.progress import Stage
 
-__all__ = ["Failure", "Failures", "Notes", "fold", "channel_statistics", "input_moments",
+__all__ = ["Failure", "Failures", "Notes", "Keyed", "channel_statistics", "input_moments",
            "WINDOW"]
 
-#: Inputs started at once by :func:`fold` (two windows are in flight).  The next
-#: window is queued before the current one is merged, so workers never wait; small,
-#: because a 16-bit RGB image's exact counts are 1.5 MB until merged.
+#: Inputs started at once by a local reduction (two windows are in flight).  The
+#: next window is queued before the current one is merged, so workers never wait;
+#: small, because a 16-bit RGB image's exact counts are 1.5 MB until merged.
 WINDOW = 32
 
 
@@ -89,6 +87,13 @@ class Notes(dict, Gathered):
     def total(self, note: str) -> int:
         """How many inputs ``note`` applies to."""
         return self._totals.get(note, len(self.get(note, ())))
+
+    def add_counted(self, note: str, labels: Sequence[str], total: int) -> None:
+        """``note`` for ``labels`` (the first of ``total`` inputs it applies to)."""
+        for label in labels:
+            self.add(note, label)
+        with self._lock:
+            self._totals[note] += total - len(labels)
 
 
 @dataclass(frozen=True)
@@ -154,35 +159,109 @@ class Failures(Gathered):
         return [self.found[i] for i in sorted(self.found)]
 
 
-def fold(engine: Engine, fn: Callable[[int], Any], count: int,
-         merge: Callable[[Any, int, Any], Any], initial: Any = None, *,
-         window: int = WINDOW, on_done: Callable[[int, Any], None] | None = None) -> Any:
-    """``merge(... merge(merge(initial, 0, fn(0)), 1, fn(1)) ..., count - 1, fn(count - 1))``.
+@dataclass
+class Kind:
+    """The inputs of one kind in a :class:`Keyed` partial: the first one's index
+    and what is said of it, their merged ``total``, and their indices (ranges)."""
 
-    The calls run on ``engine`` a window at a time, the next window queued
-    while the current one runs (so workers never wait for the merge);
-    results are merged in input order in the calling thread; a failure of the
-    lowest index in a window is raised, as :meth:`Engine.map` would.
+    first: int
+    about: str
+    total: Any
+    ranges: list = field(default_factory=list)  # [start, stop) pairs, in order
+
+    def indices(self) -> Iterator[int]:
+        for start, stop in self.ranges:
+            yield from range(start, stop)
+
+
+@dataclass
+class Keyed:
+    """A partial of a reduction (:mod:`normcli.runs.reduce`) whose inputs must
+    all be of one kind (channels, a sample's shape): the first input decides,
+    the others are refused.  Which input is first is known only at the root,
+    so every kind is kept, merged in input order; besides, the notes (the first
+    :attr:`Notes.KEEP` indices of each, and how many), the inputs' states as
+    read (for a second pass to check), inputs refused on their own, and bytes.
     """
-    acc = initial
-    window = max(window, engine.fold_window())
-    starts = list(range(0, count, window))
 
-    def start(s: int):
-        done = None if on_done is None else (lambda j, result: on_done(s + j, result))
-        return engine.start(fn, min(window, count - s), done, offset=s)
+    kinds: dict = field(default_factory=dict)  # key -> Kind
+    notes: dict = field(default_factory=dict)  # note -> ([indices], total)
+    states: dict = field(default_factory=dict)  # index -> Source.state()
+    refused: list = field(default_factory=list)  # (index, NormcliError)
+    nbytes: int = 0
 
-    # Two windows in flight: the next is queued while the current one runs, so the
-    # workers go on with it while the current results are merged.
-    pending = [start(s) for s in starts[:2]]
-    for w, s in enumerate(starts):
-        results = pending.pop(0)()
-        if w + 2 < len(starts):
-            pending.append(start(starts[w + 2]))
-        for j, result in enumerate(results):
-            acc = merge(acc, s + j, result)
-        del results
-    return acc
+    def add(self, i: int, key, about: str, value, start: Callable[[Any], Any],
+            merge_into: Callable[[Any, Any], Any]) -> None:
+        """Input ``i`` of kind ``key``: ``start(value)`` begins a kind's total (a
+        copy of its own), ``merge_into(total, value)`` adds to it, in place."""
+        kind = self.kinds.get(key)
+        if kind is None:
+            self.kinds[key] = Kind(i, about, start(value), [[i, i + 1]])
+            return
+        kind.total = merge_into(kind.total, value)
+        if kind.ranges[-1][1] == i:
+            kind.ranges[-1][1] = i + 1
+        else:
+            kind.ranges.append([i, i + 1])
+
+    def note(self, i: int, note: str) -> None:
+        indices, total = self.notes.get(note, ([], 0))
+        if len(indices) < Notes.KEEP:
+            indices.append(i)
+        self.notes[note] = (indices, total + 1)
+
+    @staticmethod
+    def combined(a: Keyed, b: Keyed, merge: Callable[[Any, Any], Any]) -> Keyed:
+        """``a`` then ``b`` (inputs all before ``b``'s), neither changed;
+        ``merge(x, y)``: a new total of both."""
+        kinds = dict(a.kinds)
+        for key, kb in b.kinds.items():
+            ka = kinds.get(key)
+            if ka is None:
+                kinds[key] = kb
+                continue
+            ranges = [list(r) for r in ka.ranges]
+            for r in kb.ranges:
+                if ranges[-1][1] == r[0]:
+                    ranges[-1][1] = r[1]
+                else:
+                    ranges.append(list(r))
+            kinds[key] = Kind(ka.first, ka.about, merge(ka.total, kb.total), ranges)
+        notes = dict(a.notes)
+        for note, (indices, total) in b.notes.items():
+            mine, count = notes.get(note, ([], 0))
+            notes[note] = ([*mine, *indices][:Notes.KEEP], count + total)
+        return Keyed(kinds, notes, {**a.states, **b.states}, [*a.refused, *b.refused],
+                     a.nbytes + b.nbytes)
+
+    def first_kind(self) -> tuple[Any, Kind] | None:
+        """``(key, kind)`` of the first input, None when no input was added."""
+        if not self.kinds:
+            return None
+        return min(self.kinds.items(), key=lambda kv: kv[1].first)
+
+    def others(self) -> list[tuple[int, Any, Kind]]:
+        """``(index, key, kind)`` of every input not of the first one's kind, in order."""
+        first = self.first_kind()
+        found = [(i, key, kind) for key, kind in self.kinds.items() if kind is not first[1]
+                 for i in kind.indices()] if first else []
+        return sorted(found, key=lambda t: t[0])
+
+    def apply(self, sources: Sequence[Source], failures: Failures, notes: Notes | None,
+              states: list | None, refuse: Callable[[int, Any, Kind], NormcliError]) -> None:
+        """On the client: the notes and the states into the run's, and every
+        refused input (its own error, or ``refuse(i, key, kind)`` for an input of
+        another kind than the first) to ``failures``, in input order (without
+        ``keep_going``, the first is raised)."""
+        if notes is not None:
+            for note, (indices, total) in self.notes.items():
+                notes.add_counted(note, [sources[i].label for i in indices], total)
+        if states is not None:
+            for i, state in self.states.items():
+                states[i] = state
+        errors = [*self.refused, *((i, refuse(i, key, kind)) for i, key, kind in self.others())]
+        for i, error in sorted(errors, key=lambda t: t[0]):
+            failures.add(i, sources[i].label, error)
 
 
 @dataclass
@@ -268,12 +347,11 @@ def channel_statistics(sources: Sequence[Source], options: RunOptions, engine: E
         ``--color``), a bad input (unless ``keep_going``), no good input.
     """
     progress_stage = Stage(progress, stage, len(sources))
-    notes = Notes()
-    first: dict = {}
+    keep_states = states is not None
 
     def one(i: int):
         result = input_moments(sources[i], options)
-        if states is not None:  # (set on the client: the call may run elsewhere)
+        if keep_states:  # (taken where the input is read: the call may run elsewhere)
             result.state = sources[i].state()
         m = result.moments
         bad = int(m.nan.sum() + m.posinf.sum() + m.neginf.sum())
@@ -283,31 +361,41 @@ def channel_statistics(sources: Sequence[Source], options: RunOptions, engine: E
                              "anyway)")
         return result
 
-    def merge(acc, i: int, result):
+    def absorb(part: Keyed, i: int, result) -> Keyed:
         if isinstance(result, Failure):
-            return acc
-        if states is not None:
-            states[i] = result.state
+            return part
+        if keep_states:
+            part.states[i] = result.state
         for note in result.notes:
-            notes.add(note, sources[i].label)
-        m = result.moments
-        if acc is None:
-            first.update(label=sources[i].label, mode=result.mode, channels=m.channels)
-            return ChannelMoments(m.channels).absorb(m)  # (ours: absorbed into in place)
-        if m.channels != acc.channels:
-            error = InputError(sources[i].label, _channels_problem(
-                m.channels, result.mode, first["label"], first["channels"], first["mode"]))
-            failures.add(i, sources[i].label, error)
-            return acc
-        return acc.absorb(m)
+            part.note(i, note)
+        part.nbytes += result.nbytes
+        part.add(i, result.moments.channels, result.mode, result.moments,
+                 lambda m: ChannelMoments(m.channels).absorb(m), _absorbed)
+        return part
+
+    def combine(a: Keyed, b: Keyed) -> Keyed:
+        return Keyed.combined(a, b, ChannelMoments.merge)
+
+    def refuse(i: int, channels: int, kind: Kind) -> InputError:
+        key, first = part.first_kind()
+        return InputError(sources[i].label, _channels_problem(
+            channels, kind.about, sources[first.first].label, key, first.about))
 
     guarded = failures.guard(one, lambda i: sources[i].label)
-    total = fold(engine, guarded, len(sources), merge,
-                 on_done=lambda i, r: progress_stage.advance(getattr(r, "nbytes", 0)))
-    if total is None:
+    part = engine.reduce(guarded, len(sources), absorb, combine, Keyed,
+                         on_done=lambda i, r: progress_stage.advance(getattr(r, "nbytes", 0)))
+    notes = Notes()
+    part.apply(sources, failures, notes, states, refuse)
+    found = part.first_kind()
+    if found is None:
         raise InputError(sources[0].label if len(sources) == 1 else "inputs",
                          "no input could be read" if failures.found else "no values")
-    return dataclasses.replace(total.finish(), mode=first["mode"]), notes
+    total = found[1].total
+    return dataclasses.replace(total.finish(), mode=found[1].about), notes
+
+
+def _absorbed(total: ChannelMoments, m: ChannelMoments) -> ChannelMoments:
+    return total.absorb(m)
 
 
 def _channels_problem(c: int, mode: str, other: str, other_c: int, other_mode: str) -> str:

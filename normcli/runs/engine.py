@@ -56,10 +56,18 @@ class Engine:
         on).  ``on_done(j, result)`` is called with ``j`` counted from 0."""
         raise NotImplementedError
 
-    def fold_window(self) -> int:
-        """Inputs a fold (:func:`normcli.runs.dataset.fold`) should start at once, at
-        least (an engine far away needs more in flight than worker threads do)."""
-        return 0
+    def reduce(self, leaf: Callable[[int], Any], count: int,
+               absorb: Callable[[Any, int, Any], Any], combine: Callable[[Any, Any], Any],
+               empty: Callable[[], Any], *, window: int = 32,
+               on_done: Done | None = None) -> Any:
+        """``leaf(0) ... leaf(count - 1)`` reduced in the fixed shape of
+        :mod:`normcli.runs.reduce` (groups folded by ``absorb``, a tree of
+        ``combine``); the root partial.  Failures as for :meth:`map`.  Here: the
+        calls started ``window`` inputs at a time, merged in this process."""
+        from normcli.runs.reduce import reduce_local
+
+        return reduce_local(self, leaf, count, absorb, combine, empty, window=window,
+                            on_done=on_done)
 
     def kernel_threads(self, count: int) -> int | None:
         """Threads one kernel call may use when ``count`` inputs are worked on:

@@ -25,7 +25,7 @@ from normcli.errors import InputError, ParameterError
 from normcli.files import Source
 from normcli.ops.batchnorm import BatchNormalizer
 from normcli.ops.moments import BatchStats, RunningStats
-from normcli.runs.dataset import Failure, Failures, Notes, channel_statistics, fold
+from normcli.runs.dataset import Failure, Failures, Keyed, Kind, Notes, channel_statistics
 from normcli.runs.engine import Engine
 from normcli.runs.inputs import data_error, read_input
 from normcli.runs.options import Progress, RunOptions
@@ -109,34 +109,47 @@ def _activation_stats(options: RunOptions, engine: Engine, sources: Sequence[Sou
                       failures: Failures, states: list, progress: Progress | None
                       ) -> BatchStats:
     """Per-activation statistics, sample by sample in input order (one shape)."""
-    running = RunningStats(per="activation", channels_last=options.channels_last)
     stage = Stage(progress, "batch statistics", len(sources))
-    first: dict = {}
 
     def one(i: int):
         x, _ = read_input(sources[i], options)
         return _as_sample(x, options.channels_last), sources[i].state()
 
-    def merge(acc, i: int, result):
-        if isinstance(result, Failure):
-            return acc
-        sample, states[i] = result  # (set here: the call may run elsewhere)
-        if not first:
-            first.update(label=sources[i].label, shape=sample.shape)
-        elif sample.shape != first["shape"]:
-            failures.add(i, sources[i].label, InputError(
-                sources[i].label, f"has shape {sample.shape} but {first['label']} has "
-                f"{first['shape']}; per-activation statistics need one shape (use --per "
-                "channel for images of different sizes)"))
-            return acc
-        try:
-            running.add(sample[None])
-        except ParameterError as e:
-            failures.add(i, sources[i].label, data_error(sources[i].label, e))
-        return acc
+    def start(sample: np.ndarray) -> RunningStats:
+        running = RunningStats(per="activation", channels_last=options.channels_last)
+        running.add(sample[None])
+        return running
 
-    fold(engine, failures.guard(one, lambda i: sources[i].label), len(sources), merge,
-         window=max(2, 4 * engine.jobs), on_done=lambda i, r: stage.advance())
+    def added(running: RunningStats, sample: np.ndarray) -> RunningStats:
+        running.add(sample[None])
+        return running
+
+    def absorb(part: Keyed, i: int, result) -> Keyed:
+        if isinstance(result, Failure):
+            return part
+        sample, part.states[i] = result  # (taken where it was read: the call may run elsewhere)
+        try:
+            part.add(i, sample.shape, "", sample, start, added)
+        except ParameterError as e:
+            part.refused.append((i, data_error(sources[i].label, e)))
+        return part
+
+    def combine(a: Keyed, b: Keyed) -> Keyed:
+        return Keyed.combined(a, b, RunningStats.merged)
+
+    def refuse(i: int, shape: tuple, kind: Kind) -> InputError:
+        key, first = part.first_kind()
+        return InputError(sources[i].label, f"has shape {shape} but "
+                          f"{sources[first.first].label} has {key}; per-activation statistics "
+                          "need one shape (use --per channel for images of different sizes)")
+
+    part = engine.reduce(failures.guard(one, lambda i: sources[i].label), len(sources), absorb,
+                         combine, Keyed, window=max(2, 4 * engine.jobs),
+                         on_done=lambda i, r: stage.advance())
+    part.apply(sources, failures, None, states, refuse)
+    found = part.first_kind()
+    first = {"label": sources[found[1].first].label} if found else {}
+    running = found[1].total if found else RunningStats(per="activation")
     if running.count == 0:
         raise InputError("inputs", "no input could be read")
     stats = running.stats()

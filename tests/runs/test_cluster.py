@@ -215,7 +215,8 @@ def test_a_task_whose_worker_dies_too_often_fails_the_run_cleanly(tmp_path):
     assert not out.exists() or not _files(out)
 
 
-def test_ctrl_c_on_the_client_leaves_nothing(cluster, tmp_path):
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_on_the_client_leaves_nothing(cluster, tmp_path, signum, code):
     d = _photos(tmp_path / "big", 400, size=(96, 128))
     out = tmp_path / "out"
     out.mkdir()
@@ -230,12 +231,59 @@ def test_ctrl_c_on_the_client_leaves_nothing(cluster, tmp_path):
             assert proc.poll() is None, "the run ended before it could be interrupted"
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert b"Traceback" not in err
     assert _files(out) == {"p0000.png": b"old"}
+
+
+def _arrays(d: Path, count: int, gray=()) -> list[str]:
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        a = 1e4 + rng.normal(size=(1 if i in gray else 3, 6, 5)) * 10.0 ** (i % 5)
+        np.save(d / f"a{i:03d}.npy", a.astype(np.float32))
+    return [str(p) for p in sorted(d.glob("*.npy"))]
+
+
+def test_float_statistics_are_the_local_bits_whatever_the_shards(cluster, tmp_path):
+    """Float moments merge exactly only to rounding: the cluster's tree of merges
+    is the local one, so the bits are the same for any task size."""
+    from normcli.runs.cluster import ClusterEngine
+    from normcli.runs.dataset import Failures, channel_statistics
+    from normcli.runs.engine import ThreadEngine
+    from normcli.runs.inputs import open_sources
+    from normcli.runs.options import RunOptions
+
+    sources = open_sources(_arrays(tmp_path / "a", 77, gray={5, 40}), RunOptions())
+    with ThreadEngine(1) as engine:
+        failures = Failures(True)
+        local, _ = channel_statistics(sources, RunOptions(), engine, failures)
+    assert [f.index for f in failures.sorted()] == [5, 40]
+    for shard in (None, 8, 24, 80):
+        far_failures = Failures(True)
+        with ClusterEngine(cluster.address, shard=shard) as engine:
+            far, _ = channel_statistics(sources, RunOptions(), engine, far_failures)
+        for name in ("mean", "m2", "count", "min", "max"):
+            assert np.array_equal(getattr(far, name), getattr(local, name)), (shard, name)
+        assert far_failures.sorted() == failures.sorted()
+    with ClusterEngine(cluster.address, shard=8) as engine, pytest.raises(
+            InputError, match=r"a005\.npy: has 1 channel but \S*a000\.npy has 3 channels"):
+        channel_statistics(sources, RunOptions(), engine, Failures(False))
+
+
+def test_per_activation_batch_norm_of_arrays_is_that_of_one_job(cluster, tmp_path):
+    inputs = _arrays(tmp_path / "a", 50)
+    one = runs.batchnorm(inputs, per="activation", jobs=1, keep_going=True,
+                         output=f"{tmp_path / 'one'}/")
+    far = runs.batchnorm(inputs, per="activation", scheduler=cluster.address, keep_going=True,
+                         output=f"{tmp_path / 'far'}/")
+    assert np.array_equal(far.stats.mean, one.stats.mean)
+    assert np.array_equal(far.stats.var, one.stats.var)
+    assert _files(tmp_path / "far") == _files(tmp_path / "one")
+    assert len(_files(tmp_path / "far")) == 50
