@@ -287,3 +287,44 @@ def test_per_activation_batch_norm_of_arrays_is_that_of_one_job(cluster, tmp_pat
     assert np.array_equal(far.stats.var, one.stats.var)
     assert _files(tmp_path / "far") == _files(tmp_path / "one")
     assert len(_files(tmp_path / "far")) == 50
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from normcli.runs.cluster import _kept_heap
+
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        a = np.ones(1 << 18, np.float32)  # 1 MiB, freed at once
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+if sys.argv[1] == "kept":
+    with _kept_heap():
+        faults()  # (the first array grows the heap)
+        print(faults())
+else:
+    faults()
+    print(faults())
+"""
+
+
+@pytest.mark.parametrize("trim", ["65536", None])
+def test_a_nanny_s_malloc_trim_does_not_refault_every_array(trim):
+    """With a Dask nanny's MALLOC_TRIM_THRESHOLD_, each 1 MiB array is mapped and
+    faulted in again (256 faults each); in a shard the heap keeps it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if trim is not None:
+        env["MALLOC_TRIM_THRESHOLD_"] = trim
+
+    def run(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], env=env, check=True,
+                             capture_output=True, text=True, timeout=60)
+        return int(out.stdout)
+
+    kept = run("kept")
+    assert kept < 2000, kept  # (50 arrays of 256 pages: 12,800 if each were faulted)
+    if trim is not None:
+        assert run("plain") > 10_000  # (what the nanny's setting costs without it)
