@@ -16,8 +16,9 @@ checked to be the bytes of ``--jobs 1``.  Then the scale model's inputs:
 
 * the per-task cost of the cluster (``client.map`` of no-op tasks: tasks per
   second through the scheduler and both workers);
-* the cost per input on the client (absorbing a shard's records and folding
-  one input's moments into the total);
+* the client's cost per shard (pickling the run's function with the shard's
+  part of the inputs' list) and one merge of two shards' moments (a task on a
+  worker: the statistics are merged as a tree on the cluster);
 * the time per input of one worker (``--jobs 1``),
 
 and the predicted time for 1.28 M images on 100 workers.  Nothing is asserted.
@@ -29,6 +30,7 @@ and the predicted time for 1.28 M images on 100 workers.  Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -122,26 +124,48 @@ def task_cost(address: str, tasks: int) -> float:
     return statistics.median(costs)
 
 
-def client_cost_per_input(data: Path, count: int) -> float:
-    """Seconds per input the client spends folding returned moments (no decoding)."""
-    from normcli.files.images import IMAGE_SUFFIXES  # noqa: F401 (the readers, imported)
-    from normcli.ops.dataset import ChannelMoments
+def client_cost_per_shard(data: Path, shard: int) -> float:
+    """Seconds the client spends making one task of ``shard`` inputs: pickling the
+    run's per-input function for it (the inputs' list travels sliced)."""
+    from normcli.runs.cluster import ClusterEngine
     from normcli.runs.dataset import input_moments
     from normcli.runs.inputs import open_inputs
     from normcli.runs.options import RunOptions
 
     opts = RunOptions()
-    sources = open_inputs([str(data)], opts).sources[:count]
-    results = [input_moments(s, opts) for s in sources]
-    import pickle
+    sources = open_inputs([str(data)], opts).sources
+    fn = lambda i: input_moments(sources[i], opts)  # noqa: E731 (a run's closure)
+    shard = min(shard, len(sources))
+    costs = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for lo in range(0, 20 * shard, shard):
+            ClusterEngine._pickled(fn, lo % len(sources), lo % len(sources) + shard)
+        costs.append((time.perf_counter() - t) / 20)
+    return statistics.median(costs)
 
-    blob = pickle.dumps(results)
+
+def merge_cost(data: Path) -> float:
+    """Seconds one merge task's work takes on a worker: two shards' partials
+    (an RGB dataset's exact counts, as ``stats --per channel`` reduces them)."""
+    from normcli.ops.dataset import ChannelMoments
+    from normcli.runs.dataset import Keyed, input_moments
+    from normcli.runs.inputs import open_inputs
+    from normcli.runs.options import RunOptions
+
+    opts = RunOptions()
+    sources = open_inputs([str(data)], opts).sources[:2]
+    parts = []
+    for i, source in enumerate(sources):
+        part = Keyed()
+        m = input_moments(source, opts).moments
+        part.add(i, m.channels, "RGB", m, lambda m: ChannelMoments(m.channels).absorb(m),
+                 lambda total, m: total.absorb(m))
+        parts.append(part)
     t = time.perf_counter()
-    back = pickle.loads(blob)
-    acc = ChannelMoments(back[0].moments.channels)
-    for r in back:
-        acc.absorb(r.moments)
-    return (time.perf_counter() - t) / len(results)
+    for _ in range(200):
+        Keyed.combined(parts[0], parts[1], ChannelMoments.merge)
+    return (time.perf_counter() - t) / 200
 
 
 def main() -> None:
@@ -194,22 +218,26 @@ def main() -> None:
             base = medians[c, "--jobs 1"]
             for v in variants:
                 print(f"  {v:26}{medians[c, v]:10.2f}{base / medians[c, v]:12.2f}x")
-        per_task = task_cost(cluster.address, 500)
-        client = client_cost_per_input(data, min(args.images, 500))
-        per_input = medians["stats --per channel", "--jobs 1"] / args.images
-        print(f"\nper task (client.map, no-op, 2 workers): {per_task * 1e3:.2f} ms")
-        print(f"client fold per input (unpickle + merge of the moments): {client * 1e6:.0f} us")
-        print(f"stats per input on one worker (--jobs 1, start-up included): "
-              f"{per_input * 1e3:.2f} ms")
         from normcli.runs.cluster import SHARD
 
+        per_task = task_cost(cluster.address, 500)
+        per_shard = client_cost_per_shard(data, SHARD)
+        merge = merge_cost(data)
+        per_input = medians["stats --per channel", "--jobs 1"] / args.images
+        print(f"\nper task (client.map, no-op, 2 workers): {per_task * 1e3:.2f} ms")
+        print(f"client per shard of {SHARD} (pickling its inputs' part of the run's function): "
+              f"{per_shard * 1e3:.2f} ms")
+        print(f"one merge of two shards' moments (on a worker): {merge * 1e6:.0f} us")
+        print(f"stats per input on one worker (--jobs 1, start-up included): "
+              f"{per_input * 1e3:.2f} ms")
         n, w = 1_280_000, 100
+        shards = n / SHARD
         work = n * per_input / w
-        tasks = n / SHARD * per_task
-        fold = n * client
+        tasks = shards * (per_task + per_shard)
+        tree = math.ceil(math.log2(shards)) * (per_task + merge)
         print(f"scale model, 1.28 M images on {w} workers, shards of {SHARD}: work "
-              f"{work:.0f} s + tasks {tasks:.0f} s (scheduler, serial) + client fold "
-              f"{fold:.0f} s ~ {max(work, tasks, fold):.0f}-{work + tasks + fold:.0f} s")
+              f"{work:.0f} s + tasks {tasks:.0f} s (client and scheduler, serial) + the tree's "
+              f"last merges {tree:.2f} s ~ {max(work, tasks):.0f}-{work + tasks + tree:.0f} s")
     finally:
         if cluster is not None:
             cluster.close()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -207,14 +208,15 @@ def _kept_heap() -> _Heap:
         return _heap
 
 
-def _run_shard(fn: Callable[[int], Any], start: int, stop: int, event: str | None):
-    """On a worker: ``fn(start) ... fn(stop - 1)``; returns
+def _run_shard(blob: bytes, start: int, stop: int, event: str | None):
+    """On a worker: ``fn(start) ... fn(stop - 1)`` (``fn`` pickled for the shard); returns
     ``(results, records, error)`` where ``error`` is ``(index, exception)``
     (the shard's records undone) or ``("stopped", None)`` if the run was stopped."""
     results = []
     i = start
     try:
         with _kept_heap(), _gather.shard() as records:
+            fn = pickle.loads(blob)
             watch = _Watch(event)
             for i in range(start, stop):
                 results.append(fn(i))
@@ -244,17 +246,17 @@ class _ShardFailed(Exception):
     """A reduction's shard failed: ``args`` are ``(index, error)``."""
 
 
-def _reduce_shard(payload, g_lo: int, g_hi: int, count: int, event: str | None) -> _Part:
+def _reduce_shard(blob: bytes, g_lo: int, g_hi: int, count: int, event: str | None) -> _Part:
     """On a worker: the partial of groups ``g_lo ... g_hi - 1`` (a subtree of the
     fixed tree of :mod:`normcli.runs.reduce`).  Raises :class:`_ShardFailed`
     (or :class:`_Stopped`): a reduction's failure stops its merges too."""
     from normcli.runs.reduce import GROUP, Stack
 
-    leaf, absorb, combine, empty = payload
-    stack = Stack(combine)
     i = g_lo * GROUP
     try:
         with _kept_heap(), _gather.shard() as records:
+            leaf, absorb, combine, empty = pickle.loads(blob)
+            stack = Stack(combine)
             watch = _Watch(event)
             for g in range(g_lo, g_hi):
                 part = empty()
@@ -269,9 +271,9 @@ def _reduce_shard(payload, g_lo: int, g_hi: int, count: int, event: str | None) 
     return _Part(stack.result(), records)
 
 
-def _combine_parts(payload, a: _Part, b: _Part) -> _Part:
+def _combine_parts(blob: bytes, a: _Part, b: _Part) -> _Part:
     """On a worker: two neighbouring subtrees' partials merged (neither changed)."""
-    return _Part(payload[2](a.partial, b.partial), _gather.merged(a.records, b.records))
+    return _Part(pickle.loads(blob)(a.partial, b.partial), _gather.merged(a.records, b.records))
 
 
 def shard_bounds(count: int, jobs: int, shard: int | None = None) -> list[int]:
@@ -391,7 +393,6 @@ class ClusterEngine(Engine):
         self.address, self.shard = address, shard
         self.client = self.cluster = None
         self.jobs = 1
-        self._sent: dict[int, tuple] = {}  # id(fn) -> (fn, its future on the workers)
         self._active: dict[str, list] = {}  # run -> futures started, not yet gathered
 
     def __enter__(self) -> ClusterEngine:
@@ -405,7 +406,6 @@ class ClusterEngine(Engine):
 
     def __exit__(self, kind, value, tb) -> None:
         client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
-        self._sent.clear()
         active, self._active = self._active, {}
         if client is not None and active:  # (started, never gathered: a fold cut short)
             for run in active:
@@ -426,14 +426,16 @@ class ClusterEngine(Engine):
     def map(self, fn: Callable[[int], Any], count: int, on_done: Done | None = None) -> list:
         return self.start(fn, count, on_done)()
 
-    def _payload(self, fn):
-        """``fn`` on every worker, pickled and sent once (it refers to every input):
-        a future that the shards take as their argument."""
-        kept = self._sent.get(id(fn))
-        if kept is None or kept[0] is not fn:
-            kept = self._sent[id(fn)] = (fn, self.client.scatter(fn, broadcast=True,
-                                                                 hash=False))
-        return kept[1]
+    @staticmethod
+    def _pickled(obj, lo: int | None = None, hi: int | None = None) -> bytes:
+        """``obj`` pickled for a task; with ``lo, hi``, for a shard of those inputs:
+        the run's per-input lists (:class:`normcli._gather.Sliced`) carry only theirs."""
+        import cloudpickle
+
+        if lo is None:
+            return cloudpickle.dumps(obj)
+        with _gather.slicing(lo, hi):
+            return cloudpickle.dumps(obj)
 
     def reduce(self, leaf: Callable[[int], Any], count: int,
                absorb: Callable[[Any, int, Any], Any], combine: Callable[[Any, Any], Any],
@@ -453,11 +455,14 @@ class ClusterEngine(Engine):
         shards = reduce_shards(groups, self.jobs, self.shard)
         run = os.urandom(6).hex()
         event_name = f"normcli-stop-{run}"
-        payload = self._payload((leaf, absorb, combine, empty))
-        leaves = client.map(_reduce_shard, [payload] * len(shards), [lo for lo, _ in shards],
-                            [hi for _, hi in shards], [count] * len(shards),
-                            [event_name] * len(shards),
+        work = (leaf, absorb, combine, empty)
+        leaves = client.map(_reduce_shard,
+                            [self._pickled(work, lo * GROUP, min(hi * GROUP, count))
+                             for lo, hi in shards],
+                            [lo for lo, _ in shards], [hi for _, hi in shards],
+                            [count] * len(shards), [event_name] * len(shards),
                             key=[f"normcli-shard-{run}-{k}" for k in range(len(shards))])
+        merge = self._pickled(combine)
         by_range = dict(zip(shards, leaves, strict=True))
         merges: list = []
 
@@ -465,7 +470,7 @@ class ClusterEngine(Engine):
             if (lo, hi) in by_range:
                 return by_range[(lo, hi)]
             p = split(hi - lo)
-            merges.append(client.submit(_combine_parts, payload, tree(lo, lo + p),
+            merges.append(client.submit(_combine_parts, merge, tree(lo, lo + p),
                                         tree(lo + p, hi), key=f"normcli-merge-{run}-{lo}-{hi}"))
             return merges[-1]
 
@@ -513,8 +518,9 @@ class ClusterEngine(Engine):
         starts, stops = bounds[:-1], bounds[1:]
         run = os.urandom(6).hex()
         event_name = f"normcli-stop-{run}"
-        payload = self._payload(fn)
-        futures = client.map(_run_shard, [payload] * len(starts),
+        futures = client.map(_run_shard,
+                             [self._pickled(fn, offset + a, offset + b)
+                              for a, b in zip(starts, stops, strict=True)],
                              [offset + s for s in starts], [offset + s for s in stops],
                              [event_name] * len(starts),
                              key=[f"normcli-shard-{run}-{k}" for k in range(len(starts))])

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from normcli._gather import Sliced
 from normcli.errors import InputError, ParameterError
 from normcli.files import Source
 from normcli.ops.batchnorm import BatchNormalizer
@@ -49,7 +50,7 @@ def per_input(job, engine: Engine, sources: Sequence[Source], writer: ResultWrit
     """Both passes over ``sources``, each input on its own (see the module docstring);
     ``skip``: inputs not to redo (with saved statistics: done by an earlier run)."""
     options, settings = job.options, job.settings
-    states: list = [None] * len(sources)
+    states: list = Sliced([None] * len(sources))  # (a shard's part travels)
     pass1 = job.stats is None
     if not pass1:
         stats = job.stats

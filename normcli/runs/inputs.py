@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from normcli._gather import Sliced
 from normcli.errors import InputError, ParameterError
 from normcli.files import MAX_BYTES_ENV, Source, count_nonfinite, resolve_max_bytes
 from normcli.files.walk import Expansion, read_stdin, walk_inputs
@@ -52,7 +53,7 @@ def open_inputs(inputs: Sequence[str | os.PathLike[str]], options: RunOptions) -
             sources.append(s)
     if not sources:
         raise InputError(options.files_from or "inputs", "no inputs")
-    return Expansion(sources, found.skipped)
+    return Expansion(Sliced(sources), found.skipped)
 
 
 def open_sources(inputs: Sequence[str | os.PathLike[str]], options: RunOptions) -> list[Source]:

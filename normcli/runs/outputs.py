@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from normcli._gather import GatheredSet
+from normcli._gather import GatheredSet, Sliced
 from normcli.errors import InputError, OutputError, ParameterError, UsageError
 from normcli.files import (
     MAX_BYTES_ENV,
@@ -86,7 +86,8 @@ class OutputPlan:
         if to_dir:
             self.kind, self.path = "dir", path
             suffix = None if options.out_format is None else f".{options.out_format}"
-            self.targets = plan_outputs(sources, path, suffix, also_inputs=also_inputs)
+            self.targets = Sliced(plan_outputs(sources, path, suffix,
+                                               also_inputs=also_inputs))
             for target in self.targets:
                 self._check_new(target)
             return
@@ -134,6 +135,9 @@ class OutputPlan:
             if other is not None and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
                 raise OutputError(STDOUT_LABEL, f"is {source.label}, an input (refusing to "
                                   "overwrite it, even with --force)")
+
+    def __getstate__(self) -> dict:  # (pickled for cluster workers: their targets only)
+        return {**self.__dict__, "inputs": ()}  # (the inputs are checked on the client)
 
     def outputs(self) -> list[Path]:
         """Every file this plan writes."""

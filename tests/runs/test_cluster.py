@@ -328,3 +328,23 @@ def test_a_nanny_s_malloc_trim_does_not_refault_every_array(trim):
     assert kept < 2000, kept  # (50 arrays of 256 pages: 12,800 if each were faulted)
     if trim is not None:
         assert run("plain") > 10_000  # (what the nanny's setting costs without it)
+
+
+def test_a_shard_s_task_carries_its_own_inputs_only(tmp_path):
+    """The run's per-input lists travel sliced: a task's size grows with its shard,
+    not with the run (a million inputs would be ~100 MB per worker otherwise)."""
+    import pickle
+
+    from normcli._gather import Sliced
+    from normcli.runs.cluster import ClusterEngine
+
+    names = Sliced(f"{tmp_path}/photo{i:07d}.jpg" for i in range(100_000))
+    fn = lambda i: names[i].upper()  # noqa: E731 (a closure, as a run's is)
+    whole = ClusterEngine._pickled(fn)
+    shard = ClusterEngine._pickled(fn, 500, 756)
+    assert len(shard) < len(whole) / 100
+    on_worker = pickle.loads(shard)
+    assert on_worker(500) == names[500].upper() and on_worker(755) == names[755].upper()
+    with pytest.raises(IndexError, match="input 756 is not in this shard"):
+        on_worker(756)
+    assert pickle.loads(whole)(99_999) == names[99_999].upper()
