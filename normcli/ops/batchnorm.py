@@ -20,7 +20,6 @@ from normcli.ops._blocks import Scratch, run_blocks, serial_scratch
 from normcli.ops.arrays import check_array, check_out, compute_dtype
 from normcli.ops.moments import (
     _DOT_ROW,
-    _ROWS,
     Moments,
     _subtract,
     batch_layout,
@@ -563,37 +562,25 @@ def _two_phases(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: np
     """
     v = moments.v
     outer, c, inner = v.shape
+    if inner == 1:
+        # Per activation the same two phases were no faster (31 ms against 29, one
+        # thread, measured while shared): the coefficients' float64 arithmetic on
+        # every one of 290400 statistics cost as much as the pass they saved.
+        return False
     blocks = _stretches(v.shape, _GIVEN_BLOCK)
-    if inner > 1:
-        row_s1 = np.empty((outer, c), ct)
-        row_s2 = np.empty((outer, c), ct)
+    row_s1 = np.empty((outer, c), ct)
+    row_s2 = np.empty((outer, c), ct)
 
-        def sums(i: int, scratch: Scratch) -> None:
-            rows, cols = blocks[i]
-            xb = v[rows, cols]
-            np.add.reduce(xb, axis=2, dtype=ct, out=row_s1[rows, cols])
-            np.einsum("ijk,ijk->ij", xb, xb, out=row_s2[rows, cols])
+    def sums(i: int, scratch: Scratch) -> None:
+        rows, cols = blocks[i]
+        xb = v[rows, cols]
+        np.add.reduce(xb, axis=2, dtype=ct, out=row_s1[rows, cols])
+        np.einsum("ijk,ijk->ij", xb, xb, out=row_s2[rows, cols])
 
-        run_blocks(sums, len(blocks), elements=v.size, threads=threads, blas=False)
-        with np.errstate(all="ignore"):  # (squares that overflow: see `far` below)
-            s1 = row_s1.sum(axis=0, dtype=np.float64)
-            s2 = row_s2.sum(axis=0, dtype=np.float64)
-    else:
-        # per activation: column blocks of every row, summed down the columns (in
-        # float32 for float32 data, so at most _ROWS rows: as Moments._reduce)
-        if not _TWO_PHASES_PER_ACTIVATION or (ct == np.float32 and outer > _ROWS):
-            return False
-        step = max(1, _STATS_BLOCK // outer)
-        cols = [slice(j, j + step) for j in range(0, c, step)]
-        col_s1, col_s2 = np.empty(c, ct), np.empty(c, ct)
-
-        def sums(i: int, scratch: Scratch) -> None:
-            xb = v[:, cols[i], 0]
-            np.add.reduce(xb, axis=0, out=col_s1[cols[i]])
-            np.einsum("ij,ij->j", xb, xb, out=col_s2[cols[i]])
-
-        run_blocks(sums, len(cols), elements=v.size, threads=threads, blas=False)
-        s1, s2 = col_s1.astype(np.float64), col_s2.astype(np.float64)
+    run_blocks(sums, len(blocks), elements=v.size, threads=threads, blas=False)
+    with np.errstate(all="ignore"):  # (squares that overflow: see `far` below)
+        s1 = row_s1.sum(axis=0, dtype=np.float64)
+        s2 = row_s2.sum(axis=0, dtype=np.float64)
     count = moments.count
     with np.errstate(all="ignore"):
         m2 = s2 - s1 * s1 / count
@@ -662,12 +649,6 @@ def _fused_outputs(v: np.ndarray, o: np.ndarray, blocks: list, factor: np.ndarra
     run_blocks(affine_stretch, len(blocks), elements=v.size, threads=threads, blas=False)
 
 
-#: Per activation the coefficients' arithmetic on every statistic (290400 of
-#: them for (32, 96, 55, 55)) cost as much as the passes saved: off for now.
-_TWO_PHASES_PER_ACTIVATION = False
-#: Values per block of the statistics' pass per activation (every row of a few
-#: thousand columns: the block and its squares' sums stay in L2).
-_STATS_BLOCK = 1 << 17
 #: Rows (one channel of one sample) at least this long are normalized a channel
 #: at a time, by scalars; shorter ones in stretches with spelled-out coefficients.
 _SCALAR_ROWS = 1024
