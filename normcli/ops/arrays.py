@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from normcli.errors import ParameterError
+from normcli.ops import _memory
 
 __all__ = ["compute_dtype", "output_dtype", "OUTPUT_DTYPES", "check_array", "check_out"]
 
@@ -116,8 +117,8 @@ def check_out(out: object, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     normcli.errors.ParameterError: out must be a C-contiguous float64 array of shape (2, 2), \
 writeable; got a float64 array of shape (2, 2) (not C-contiguous)
     """
-    if out is None:
-        return np.empty(arr.shape, dtype)
+    if out is None:  # (large results in recycled memory: see normcli.ops._memory)
+        return _memory.empty(arr.shape, dtype)
     if not isinstance(out, np.ndarray):
         _refuse_out(out, arr, dtype, f"got {type(out).__name__}")
     if (out.shape != arr.shape or out.dtype != dtype or not out.flags.c_contiguous

@@ -450,7 +450,28 @@ class Moments:
         self._finish(sl, sum_dev, sum_sq)
         return True
 
-    def compute(self, normalize=None, out: np.ndarray | None = None) -> None:
+    def _around_zero(self, xb: np.ndarray, sl: slice, scratch: Scratch) -> bool:
+        """A column block's moments from one pass over the data themselves (a shift
+        of 0: no deviations are written), for data of the compute type whose mean
+        is within one standard deviation of 0 (``n * mean**2 <= M2``, i.e. ``s2 <=
+        2 * M2``, well inside :meth:`_one_pass`'s limit).  ``first`` is then 0,
+        and ``normalize`` gets the data as the deviations: batch norm writes
+        ``x * scale + (beta - mean * scale)`` straight from them, which rounds no
+        worse than the shifted form while ``|mean| <= sqrt(var + eps)``.  False,
+        with nothing kept, for any other block (or sums that are not finite)."""
+        s1 = self._reduce(xb, self.ct)
+        if xb.shape[2] <= _DOT_ROW:
+            s2 = np.einsum("ijk,ijk->ij", xb, xb).sum(axis=0, dtype=np.float64)
+        else:  # long rows: pairwise sums of the squares
+            s2 = self._sums(xb, scratch)[1]
+        m2 = s2 - s1 * s1 / self.count
+        if not (np.all(s2 <= 2.0 * m2) and _finite(s2)):
+            return False
+        self.first[sl] = 0.0
+        self._finish(sl, s1, s2)
+        return True
+
+    def compute(self, normalize=None, out: np.ndarray | None = None, first_try=None) -> None:
         """Fill ``mean`` and ``m2``; then ``normalize(i, sl, dev)`` for each block,
         with column blocks while the block's deviations are still in cache.
 
@@ -461,6 +482,10 @@ class Moments:
         With ``one_pass`` (see :meth:`_one_pass`), the deviations are written
         into the blocks of ``out`` (of the data's layout and the compute type,
         apart from the data) if given: ``normalize`` then scales them in place.
+
+        ``first_try(i, xb, sl)``, for column blocks: a caller's own way to do a
+        whole block (its statistics, filled in, and its output), which returns
+        False, having kept nothing, to leave the block to the forms above.
         """
         c = self.v.shape[1]
         # first-pass mean, rounded to the type the deviations are computed in
@@ -472,6 +497,12 @@ class Moments:
 
             def column_block(i: int, scratch: Scratch) -> None:
                 xb, sl = self.block(i)
+                if first_try is not None and first_try(i, xb, sl):
+                    return
+                if self.one_pass and xb.dtype == self.ct and self._around_zero(xb, sl, scratch):
+                    if normalize is not None:
+                        normalize(i, sl, xb)
+                    return
                 if self.one_pass:
                     dev = (self.out_block(out, i) if out is not None
                            else scratch.get("dev", xb.shape, self.ct))

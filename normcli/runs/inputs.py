@@ -18,6 +18,7 @@ from normcli._gather import Sliced
 from normcli.errors import InputError, ParameterError
 from normcli.files import MAX_BYTES_ENV, Source, count_nonfinite, resolve_max_bytes
 from normcli.files.walk import Expansion, read_stdin, walk_inputs
+from normcli.ops import _memory
 from normcli.ops.arrays import compute_dtype
 from normcli.runs.options import RunOptions
 
@@ -145,6 +146,10 @@ def check_memory(label: str, x: np.ndarray, *, results: int = 1) -> None:
     result = x.size * compute_dtype(x.dtype).itemsize
     held = 0 if isinstance(x, np.memmap) else x.nbytes
     needed = held + results * result
+    if needed + _memory.idle_bytes() > limit:
+        # the recycled output buffers (at most an eighth of the limit by default)
+        # would take the run over it: give them back before this input's work
+        _memory.release()
     if needed > limit:
         raise InputError(label, f"normalizing it needs about {needed:,} bytes of memory (the "
                          f"input and {results} {compute_dtype(x.dtype)} result"

@@ -411,3 +411,69 @@ def test_training_one_pass_moments_and_their_two_pass_fallback(dtype, monkeypatc
     kw = dict(per="channel", gamma=1.5, beta=0.25)
     _close(normcli.batch_norm(x, **kw), batch_norm_ref(x, **kw), RTOL[dtype])
     assert verdicts == [True, False, True]
+
+
+def _spy(monkeypatch, module, name):
+    """Record what ``module.name`` returns, call by call."""
+    seen = []
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_channel_statistics_around_zero_in_two_phases(dtype, monkeypatch):
+    """Channels of data within a standard deviation of 0 take their sums of x and
+    x**2 in one pass, then x * scale + shift; the few channels beyond (here 1e4
+    sigma away, a constant one, one holding NaN) are redone by Moments' exact
+    two passes.  Every channel matches the float64 reference; NaN stays in its
+    channel."""
+    from normcli.ops import batchnorm as bn
+
+    phases = _spy(monkeypatch, bn, "_two_phases")
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4, 40, 30, 40))
+    x[:, 3] += 1e4
+    x[:, 5] = 2.5
+    x[:, 9] -= 3.0  # three sigma: beyond one
+    x = x.astype(dtype)
+    kw = dict(per="channel", gamma=np.linspace(0.5, 2.0, 40), beta=0.25)
+    _close(normcli.batch_norm(x, **kw), batch_norm_ref(x, **kw), RTOL[dtype])
+    assert phases == [True]
+    x[1, 7, 2, 2] = np.nan
+    y = normcli.batch_norm(x, **kw)
+    assert phases == [True, True]
+    assert np.isnan(y[:, 7]).all() and not np.isnan(np.delete(y, 7, axis=1)).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_channel_with_many_channels_far_from_zero_falls_back(dtype, monkeypatch):
+    """More than an eighth of the values in channels beyond a standard deviation:
+    the blocks' own forms (one channel at a time around 0 where it can, else
+    around a shift, else two passes) give the same statistics."""
+    from normcli.ops import batchnorm as bn
+
+    phases = _spy(monkeypatch, bn, "_two_phases")
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(8, 6, 120, 120))  # a channel per block
+    x[:, :3] += 50.0
+    x = x.astype(dtype)
+    kw = dict(per="channel", gamma=1.5, beta=-0.5)
+    _close(normcli.batch_norm(x, **kw), batch_norm_ref(x, **kw), RTOL[dtype])
+    assert phases == [False]
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 64, 64), (4, 3, 20, 20), (6, 1, 300, 300)])
+def test_a_variance_far_below_eps_keeps_its_mean(shape):
+    """Values of 1e-11 (variance 1e-22, far below eps): outputs of about 1e-9,
+    against gamma = 1.  Around 0 (the mean within a standard deviation) the
+    shift is all of -mean * scale, as large as the outputs, so it must never
+    be dropped as negligible."""
+    x = (np.random.default_rng(9).normal(size=shape) * 1e-11 + 3e-12).astype(np.float32)
+    _close(normcli.batch_norm(x, per="channel"), batch_norm_ref(x, per="channel"),
+           RTOL[np.float32])
