@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 import threading
 import weakref
@@ -66,10 +65,6 @@ def _free(i: int) -> bool:
     return _references(_buffers, i) <= _ALONE and weakref.getweakrefcount(_buffers[i]) == 0
 
 
-_SIZE = re.compile(r"\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
 def pool_bytes() -> int:
     """The pool's size: ``NORMCLI_OUTPUT_POOL`` (``0``: off; ``64M``, ``1G``...),
     else the smaller of 256 MiB and an eighth of ``NORMCLI_MAX_BYTES``.
@@ -79,14 +74,15 @@ def pool_bytes() -> int:
     ValueError
         ``NORMCLI_OUTPUT_POOL`` is not a size.
     """
+    from normcli.files.limits import parse_size, resolve_max_bytes
+
     env = os.environ.get(POOL_ENV)
     if env is not None and env.strip():
-        m = _SIZE.fullmatch(env)
-        if not m:
+        try:
+            return parse_size(env)
+        except ValueError:
             raise ValueError(f"{POOL_ENV}={env!r} is not a size (0 to turn the pool off, "
-                             "or e.g. 64M, 1G)")
-        return int(m.group(1)) * _UNITS[m.group(2).lower()]
-    from normcli.files.limits import resolve_max_bytes
+                             "or e.g. 64M, 1G)") from None
 
     try:
         limit = resolve_max_bytes()

@@ -79,10 +79,7 @@ class Notes(dict, Gathered):
     def update_from(self, other: Notes) -> None:
         """Add another run's (or pass's) notes."""
         for note, labels in other.items():
-            for label in labels:
-                self.add(note, label)
-            with self._lock:
-                self._totals[note] += other.total(note) - len(labels)
+            self.add_counted(note, labels, other.total(note))
 
     def total(self, note: str) -> int:
         """How many inputs ``note`` applies to."""
@@ -174,6 +171,14 @@ class Kind:
             yield from range(start, stop)
 
 
+def _extend(ranges: list, start: int, stop: int) -> None:
+    """``[start, stop)`` after ``ranges`` (in order), joined to the last if they touch."""
+    if ranges and ranges[-1][1] == start:
+        ranges[-1][1] = stop
+    else:
+        ranges.append([start, stop])
+
+
 @dataclass
 class Keyed:
     """A partial of a reduction (:mod:`normcli.runs.reduce`) whose inputs must
@@ -199,10 +204,7 @@ class Keyed:
             self.kinds[key] = Kind(i, about, start(value), [[i, i + 1]])
             return
         kind.total = merge_into(kind.total, value)
-        if kind.ranges[-1][1] == i:
-            kind.ranges[-1][1] = i + 1
-        else:
-            kind.ranges.append([i, i + 1])
+        _extend(kind.ranges, i, i + 1)
 
     def note(self, i: int, note: str) -> None:
         indices, total = self.notes.get(note, ([], 0))
@@ -221,11 +223,8 @@ class Keyed:
                 kinds[key] = kb
                 continue
             ranges = [list(r) for r in ka.ranges]
-            for r in kb.ranges:
-                if ranges[-1][1] == r[0]:
-                    ranges[-1][1] = r[1]
-                else:
-                    ranges.append(list(r))
+            for start, stop in kb.ranges:
+                _extend(ranges, start, stop)
             kinds[key] = Kind(ka.first, ka.about, merge(ka.total, kb.total), ranges)
         notes = dict(a.notes)
         for note, (indices, total) in b.notes.items():

@@ -149,17 +149,16 @@ def _activation_stats(options: RunOptions, engine: Engine, sources: Sequence[Sou
                          on_done=lambda i, r: stage.advance())
     part.apply(sources, failures, None, states, refuse)
     found = part.first_kind()
-    first = {"label": sources[found[1].first].label} if found else {}
-    running = found[1].total if found else RunningStats(per="activation")
-    if running.count == 0:
+    if found is None:
         raise InputError("inputs", "no input could be read")
+    first, running = found[1].first, found[1].total
     stats = running.stats()
     if stats.count < 2 and failures.found:
         raise InputError("inputs", f"only 1 of {len(sources):,} inputs could be used, which "
                          "has no variance per activation; the first failure: "
                          f"{failures.sorted()[0].message}")
     if stats.count < 2:
-        raise InputError(first["label"], "a batch of one sample has no variance per "
+        raise InputError(sources[first].label, "a batch of one sample has no variance per "
                          "activation; give more inputs, --per channel (statistics over its "
                          "pixels), or --stats")
     return stats
