@@ -71,8 +71,8 @@ def pool_bytes() -> int:
 
     Raises
     ------
-    ValueError
-        ``NORMCLI_OUTPUT_POOL`` is not a size.
+    normcli.errors.InputError
+        ``NORMCLI_OUTPUT_POOL`` is not a size (as a bad ``NORMCLI_MAX_BYTES`` is).
     """
     from normcli.files.limits import parse_size, resolve_max_bytes
 
@@ -81,7 +81,9 @@ def pool_bytes() -> int:
         try:
             return parse_size(env)
         except ValueError:
-            raise ValueError(f"{POOL_ENV}={env!r} is not a size (0 to turn the pool off, "
+            from normcli.errors import InputError
+
+            raise InputError(POOL_ENV, f"{env!r} is not a size (0 to turn the pool off, "
                              "or e.g. 64M, 1G)") from None
 
     try:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import normcli
+from normcli.errors import InputError
 from normcli.ops import _memory
 
 SHAPE = (4, 8, 96, 96)  # 1.2 MB of float32: above the pool's threshold
@@ -123,8 +124,23 @@ def test_the_pool_is_off_with_0_and_bounded_by_its_size(monkeypatch):
 
 def test_a_bad_pool_size_is_refused(monkeypatch):
     monkeypatch.setenv(_memory.POOL_ENV, "lots")
-    with pytest.raises(ValueError, match="NORMCLI_OUTPUT_POOL"):
+    with pytest.raises(InputError, match="NORMCLI_OUTPUT_POOL"):
         _memory.empty(SHAPE, np.float32)
+
+
+def test_a_bad_pool_size_is_one_line_and_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "big.npy", np.ones((8, 64, 32, 32), np.float32))  # (2 MiB: pooled)
+    r = subprocess.run([sys.executable, "-m", "normcli", "lrn", str(tmp_path / "big.npy"),
+                        "-o", str(tmp_path / "out.npy"), "-q"], capture_output=True, text=True,
+                       env={**__import__("os").environ, _memory.POOL_ENV: "lots"}, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "normcli: error: NORMCLI_OUTPUT_POOL: 'lots' is not a size (0 to turn the pool off, "
+        "or e.g. 64M, 1G)"]
+    assert not (tmp_path / "out.npy").exists()
 
 
 def test_threads_never_share_a_buffer():
