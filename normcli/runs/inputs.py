@@ -37,11 +37,15 @@ __all__ = [
 ]
 
 
-def open_inputs(inputs: Sequence[str | os.PathLike[str]], options: RunOptions) -> Expansion:
+def open_inputs(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                options: RunOptions) -> Expansion:
     """The inputs, expanded (folders walked with ``recursive``, ``files_from``
     read), and what their folders held that is not an input; nothing is read
     yet but standard input, which is read now in the calling thread (it can be
-    read only once, and Ctrl-C must reach a read that waits for it)."""
+    read only once, and Ctrl-C must reach a read that waits for it).  One path
+    (a ``str`` or ``os.PathLike``) is one input, not a sequence of characters."""
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        inputs = [inputs]
     stdin = options.stdin if options.stdin is not None else sys.stdin.buffer
     found = walk_inputs(list(inputs), recursive=options.recursive,
                         files_from=options.files_from, null=options.null, stdin=stdin)

@@ -266,3 +266,14 @@ def test_outputs_that_exist_are_refused_before_any_work(tmp_path):
     with pytest.raises(OutputError, match="exists"):
         runs.lrn([tmp_path / "d"], output=tmp_path / "o.npy",
                  progress=lambda *a: pytest.fail("work started"))
+
+
+@pytest.mark.parametrize("as_path", [str, Path])
+def test_one_path_is_one_input_not_a_sequence_of_characters(tmp_path, as_path):
+    batch = _dataset(tmp_path / "d")
+    one = runs.stats(as_path(tmp_path / "d"), per="channel")
+    listed = runs.stats([tmp_path / "d"], per="channel")
+    assert one.dataset.images == listed.dataset.images == len(batch)
+    assert np.array_equal(one.dataset.mean, listed.dataset.mean)
+    report = runs.lrn(as_path(tmp_path / "d" / "s0.npy"), output=f"{tmp_path}/o/")
+    assert [r.label for r in report.inputs] == [str(tmp_path / "d" / "s0.npy")]
