@@ -536,7 +536,8 @@ def batch_norm(
         if _two_phases(moments, o, gamma_b, beta_b, size, eps, ct, threads):
             return out
         if moments.one_pass:
-            first_try = _one_channel(moments, o, gamma_b, beta_b, eps, ct)
+            first_try = (_activations(moments, o, gamma_b, beta_b, eps, ct, size) if inner == 1
+                         else _one_channel(moments, o, gamma_b, beta_b, eps, ct))
     moments.compute(normalize, o, first_try)
     check_overflow(arr, moments.m2)
     return out
@@ -676,7 +677,7 @@ def _one_channel(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: n
     count = moments.count
     kind = ct.type
 
-    def block(i: int, xb: np.ndarray, sl: slice) -> bool:
+    def block(i: int, xb: np.ndarray, sl: slice, scratch: Scratch) -> bool:
         if xb.shape[1] != 1:
             return False
         s1 = float(moments._reduce(xb, ct)[0])
@@ -695,6 +696,60 @@ def _one_channel(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: n
         np.multiply(xb, kind(scale), out=ob)
         if shift != 0.0:  # (all of -mean * scale: never negligible, see _kept_shift)
             np.add(ob, kind(shift), out=ob)
+        return True
+
+    return block
+
+
+def _activations(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: np.ndarray,
+                 eps: float, ct: np.dtype, size: np.ndarray):
+    """Per activation (rows of one value), a column block in the fewest numpy
+    calls, on 2-D views: the sums of x and x**2 over the batch (as
+    :meth:`Moments._around_zero`, with the same operations), then
+    ``x * scale + (beta - mean * scale)`` straight into the output for the
+    statistics whose mean is within one standard deviation of 0.  The few
+    beyond it or not finite (a small batch has some in every block: with 16
+    samples about 1 in 800 statistics) are redone as :func:`_two_phases`
+    redoes its far channels, by Moments' exact two passes on a copy of their
+    values.  On (32, 96, 55, 55) float32 a block of 8192 statistics takes 4
+    passes over its values and some 20 calls on 8192 of them, where Moments'
+    own forms take 7 passes and twice the calls.  False, having kept nothing,
+    for a block with more than an eighth of its statistics beyond:
+    :meth:`Moments.compute` takes it."""
+    count = moments.count
+
+    def block(i: int, xb: np.ndarray, sl: slice, scratch: Scratch) -> bool:
+        s1 = moments._reduce(xb, ct)
+        s2 = moments._square_sums(xb, scratch)
+        m2 = s2 - s1 * s1 / count
+        with np.errstate(invalid="ignore"):
+            far = np.flatnonzero(~((s2 <= 2.0 * m2) & np.isfinite(s2)))
+        if far.size > s1.size // 8:
+            return False
+        mean = s1 / count
+        np.maximum(m2, 0.0, out=m2)
+        first = np.zeros_like(mean)
+        with np.errstate(all="ignore"):  # (NaN and Inf propagate, as in the blocks)
+            if far.size:
+                exact = Moments(np.ascontiguousarray(xb[:, far, :]), ct, 1)
+                exact.compute()
+                first[far], mean[far], m2[far] = exact.first, exact.mean, exact.m2
+            scale = gamma_b[sl] / np.sqrt(m2 / count + eps)
+            shift = beta_b[sl] - (mean - first) * scale
+            ob = o[:, sl, 0]
+            np.multiply(xb[:, :, 0], scale.astype(ct), out=ob)
+            if shift.any():  # (all of -mean * scale: never negligible, see _kept_shift)
+                np.add(ob, shift.astype(ct), out=ob)
+            if far.size:  # (x - first) * scale + shift, as Moments' two-pass form
+                dev = np.empty((xb.shape[0], far.size), ct)
+                _subtract(xb[:, far, 0], first[far].astype(ct), dev)
+                np.multiply(dev, scale[far].astype(ct), out=dev)
+                kept = _shift(shift[far], size[sl][far], ct)
+                if kept is not None:
+                    np.add(dev, kept[0, :, 0], out=dev)
+                ob[:, far] = dev
+        moments.first[sl], moments.mean[sl], moments.m2[sl] = first, mean, m2
+        moments.offset[sl] = mean - first
         return True
 
     return block

@@ -360,10 +360,13 @@ class Moments:
         self.v, self.ct, self.threads = v, ct, threads
         outer, c, inner = v.shape
         self.count = outer * inner
-        self.one_pass = one_pass and inner > 1
         self.by_rows, self.blocks = block_plan(
-            v.shape, ONE_PASS_BLOCK if self.one_pass else BLOCK_ELEMENTS)
-        self.one_pass = self.one_pass and not self.by_rows
+            v.shape, ONE_PASS_BLOCK if one_pass and inner > 1 else BLOCK_ELEMENTS)
+        self.one_pass = one_pass and not self.by_rows
+        # Per activation (rows of one value), whether the data sit around 0 is
+        # asked of the first block alone (see compute): the same for every block
+        # whatever the threads, so the same bits.
+        self._around = not (self.one_pass and inner == 1)
         self.first = self.offset = self.mean = self.m2 = np.empty(0)  # see compute()
 
     def block(self, i: int) -> tuple[np.ndarray, slice]:
@@ -409,6 +412,18 @@ class Moments:
         np.multiply(dev, dev, out=sq)
         return self._reduce(dev, dev.dtype), self._reduce(sq, dev.dtype)
 
+    def _square_sums(self, a: np.ndarray, scratch: Scratch) -> np.ndarray:
+        """Sums over axes 0 and 2 of a block's squares, as float64: a dot product
+        per row up to :data:`_DOT_ROW` values (the squares never stored; einsum
+        lets other threads run meanwhile, vecdot and matmul hold the GIL), else
+        the squares in scratch memory summed as :meth:`_reduce` sums (pairwise
+        along long rows; over the rows for rows of one value)."""
+        if 1 < a.shape[2] <= _DOT_ROW:
+            return np.einsum("ijk,ijk->ij", a, a).sum(axis=0, dtype=np.float64)
+        sq = scratch.get("sq", a.shape, a.dtype)
+        np.multiply(a, a, out=sq)
+        return self._reduce(sq, a.dtype)
+
     def _finish(self, sl: slice, sum_dev: np.ndarray, sum_sq: np.ndarray) -> None:
         # corrected two-pass: the first mean's rounding is taken out of M2
         np.divide(sum_dev, self.count, out=self.offset[sl])
@@ -438,11 +453,7 @@ class Moments:
         first = shift.astype(ct)
         _subtract(xb, first[None, :, None], dev)
         sum_dev = self._reduce(dev, ct)
-        if dev.shape[2] <= _DOT_ROW:
-            # (einsum lets other threads run meanwhile: vecdot and matmul hold the GIL)
-            sum_sq = np.einsum("ijk,ijk->ij", dev, dev).sum(axis=0, dtype=np.float64)
-        else:  # long rows: pairwise sums of the squares, as the two-pass form
-            sum_sq = self._sums(dev, scratch)[1]
+        sum_sq = self._square_sums(dev, scratch)
         m2 = sum_sq - sum_dev**2 / self.count
         if not (_finite(sum_sq) and np.all(sum_sq <= _ONE_PASS_LIMIT * m2)):
             return False
@@ -460,10 +471,7 @@ class Moments:
         worse than the shifted form while ``|mean| <= sqrt(var + eps)``.  False,
         with nothing kept, for any other block (or sums that are not finite)."""
         s1 = self._reduce(xb, self.ct)
-        if xb.shape[2] <= _DOT_ROW:
-            s2 = np.einsum("ijk,ijk->ij", xb, xb).sum(axis=0, dtype=np.float64)
-        else:  # long rows: pairwise sums of the squares
-            s2 = self._sums(xb, scratch)[1]
+        s2 = self._square_sums(xb, scratch)
         m2 = s2 - s1 * s1 / self.count
         if not (np.all(s2 <= 2.0 * m2) and _finite(s2)):
             return False
@@ -483,7 +491,7 @@ class Moments:
         into the blocks of ``out`` (of the data's layout and the compute type,
         apart from the data) if given: ``normalize`` then scales them in place.
 
-        ``first_try(i, xb, sl)``, for column blocks: a caller's own way to do a
+        ``first_try(i, xb, sl, scratch)``, for column blocks: a caller's own way to do a
         whole block (its statistics, filled in, and its output), which returns
         False, having kept nothing, to leave the block to the forms above.
         """
@@ -497,9 +505,13 @@ class Moments:
 
             def column_block(i: int, scratch: Scratch) -> None:
                 xb, sl = self.block(i)
-                if first_try is not None and first_try(i, xb, sl):
+                if (first_try is not None and (self._around or i == 0)
+                        and first_try(i, xb, sl, scratch)):
+                    self._around = True
                     return
-                if self.one_pass and xb.dtype == self.ct and self._around_zero(xb, sl, scratch):
+                if (self.one_pass and xb.dtype == self.ct and (self._around or i == 0)
+                        and self._around_zero(xb, sl, scratch)):
+                    self._around = True
                     if normalize is not None:
                         normalize(i, sl, xb)
                     return
@@ -520,7 +532,15 @@ class Moments:
                 if normalize is not None:
                     normalize(i, sl, dev)
 
-            self.run(column_block)
+            if self._around or len(self.blocks) == 1:
+                self.run(column_block)
+                return
+            # per activation: the first block says whether the others are tried
+            # around 0 (a batch of images far from 0 would pay for the sums of
+            # squares twice in every block), before they are dealt to threads
+            run_blocks(column_block, 1, elements=self.v[:, self.blocks[0], :].size, threads=1)
+            run_blocks(lambda i, scratch: column_block(i + 1, scratch), len(self.blocks) - 1,
+                       elements=self.v.size, threads=self.threads)
             return
 
         parts: list = [None] * len(self.blocks)

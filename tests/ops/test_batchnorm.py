@@ -477,3 +477,48 @@ def test_a_variance_far_below_eps_keeps_its_mean(shape):
     x = (np.random.default_rng(9).normal(size=shape) * 1e-11 + 3e-12).astype(np.float32)
     _close(normcli.batch_norm(x, per="channel"), batch_norm_ref(x, per="channel"),
            RTOL[np.float32])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_activation_around_zero_and_what_the_first_block_decides(dtype, monkeypatch):
+    """Per activation, column blocks of data near 0 take their sums of x and x**2
+    over the batch and write x * scale + shift in one go
+    (batchnorm._activations); the statistics beyond a standard deviation from
+    0 (a batch of 16 has some in every block, here also one 40 sigma off) or
+    holding NaN are redone by Moments' exact two passes.  Whether the blocks
+    after the first are tried is what the first block found, so the bits do
+    not depend on the threads; data far from 0 (images) try it in the first
+    block only.  Every case matches the float64 reference."""
+    from normcli.ops import batchnorm as bn
+
+    tried: list[bool] = []
+    real = bn._activations
+
+    def spy(*args):
+        block = real(*args)
+
+        def recorded(*a):
+            tried.append(block(*a))
+            return tried[-1]
+
+        return recorded
+
+    monkeypatch.setattr(bn, "_activations", spy)
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(16, 8, 128, 64)).astype(dtype)  # 4 blocks of 16 Ki statistics
+    m = x.reshape(16, -1)
+    assert (m.mean(axis=0) ** 2 > m.var(axis=0)).sum() > 20  # beyond a standard deviation
+    x[:, 5, 40, 7] += 40.0
+    kw = dict(per="activation", gamma=np.linspace(0.5, 2.0, 8)[:, None, None], beta=-0.5)
+    y = normcli.batch_norm(x, **kw)
+    _close(y, batch_norm_ref(x, **kw), RTOL[dtype])
+    assert tried == [True] * 4
+    for threads in (1, 3):
+        np.testing.assert_array_equal(normcli.batch_norm(x, threads=threads, **kw), y)
+    tried.clear()
+    far = x + 200.0  # every statistic far from 0: the first block says so
+    _close(normcli.batch_norm(far, **kw), batch_norm_ref(far, **kw), RTOL[dtype])
+    assert tried == [False]
+    x[3, 2, 1, 1] = np.nan
+    y = normcli.batch_norm(x, **kw)
+    assert np.isnan(y[:, 2, 1, 1]).all() and np.isnan(y).sum() == x.shape[0]
