@@ -43,14 +43,16 @@ from pathlib import Path
 import numpy as np
 
 
-def make_dataset(folder: Path, count: int, seed: int = 0) -> None:
-    """``count`` JPEGs near 256 x 192: smooth colour fields, an edge, sensor noise."""
+def make_dataset(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (256, 192)
+                 ) -> None:
+    """``count`` JPEGs near ``size`` (within an eighth): smooth colour fields, an
+    edge, sensor noise."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(count):
-        w, h = int(rng.integers(224, 289)), int(rng.integers(168, 217))
+        w, h = (int(rng.integers(d - d // 8, d + d // 8 + 1)) for d in size)
         y, x = np.mgrid[0:h, 0:w].astype(np.float32)
         f = rng.uniform(5, 40, 3)
         base = np.stack([np.sin(x / f[0] + i) * np.cos(y / f[1]),
@@ -104,6 +106,53 @@ def timed(cmd: list[str]) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
+
+
+DECODE = """
+import sys, time
+import numpy as np
+from PIL import Image
+names = sys.argv[1:]
+for name in names[:20]:  # warm up
+    np.asarray(Image.open(name).convert("RGB"))
+start = time.perf_counter()
+for name in names:
+    np.asarray(Image.open(name).convert("RGB"))
+print(time.perf_counter() - start)
+"""
+
+
+def decode_ceiling(data: Path, rounds: int) -> tuple[float, float]:
+    """``(one, two)``: seconds for one process to decode every image with Pillow
+    (no normcli) and for two processes at once, each decoding half (the
+    slower one's time).  ``one / two`` is the most two worker processes can
+    gain on this machine for work that is all decoding (shared caches,
+    memory and the hypervisor's cores decide it, not normcli)."""
+    names = sorted(str(p) for p in data.iterdir())
+    halves = (names[0::2], names[1::2])
+    ones, twos = [], []
+    for _ in range(rounds):
+        done = subprocess.run([sys.executable, "-c", DECODE, *names], check=True,
+                              capture_output=True, text=True)
+        ones.append(float(done.stdout))
+        procs = [subprocess.Popen([sys.executable, "-c", DECODE, *half],
+                                  stdout=subprocess.PIPE, text=True) for half in halves]
+        twos.append(max(float(p.communicate()[0]) for p in procs))
+    return statistics.median(ones), statistics.median(twos)
+
+
+def fixed_cost(normcli: list[str], data: Path, flags: list[str], rounds: int) -> float:
+    """Seconds of ``stats --per channel`` over 8 inputs with ``flags``: what a run
+    costs whatever its size (starting Python, the imports, for a cluster
+    importing dask.distributed and connecting to the scheduler)."""
+    few = data.parent / "few"
+    few.mkdir(exist_ok=True)
+    for p in sorted(data.iterdir())[:8]:
+        target = few / p.name
+        if not target.exists():
+            shutil.copyfile(p, target)
+    return statistics.median(timed([*normcli, "stats", str(few), "--per", "channel", "-q",
+                                    *flags]) for _ in range(rounds))
 
 
 def _noop(i):
@@ -173,6 +222,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one round")
+    parser.add_argument("--size", default="256x192", help="images near WxH (default 256x192; "
+                        "ImageNet's photos average near 500x375)")
     args = parser.parse_args()
     repeat = 1 if args.quick else args.repeat
     normcli = [str(Path(sys.executable).parent / "normcli")]
@@ -181,9 +232,11 @@ def main() -> None:
     try:
         data = root / "photos"
         t = time.perf_counter()
-        make_dataset(data, args.images)
-        print(f"dataset: {args.images:,} JPEGs near 256x192 in {time.perf_counter() - t:.1f} s;"
-              f" load: {os.getloadavg()[0]:.2f}")
+        size = tuple(int(d) for d in args.size.lower().split("x"))
+        make_dataset(data, args.images, size=size)
+        megabytes = sum(p.stat().st_size for p in data.iterdir()) / 1e6
+        print(f"dataset: {args.images:,} JPEGs near {size[0]}x{size[1]} ({megabytes:.0f} MB) in "
+              f"{time.perf_counter() - t:.1f} s; load: {os.getloadavg()[0]:.2f}")
         cluster = Cluster(root)
         variants = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"],
                     "--scheduler local": ["--scheduler", "local"],
@@ -218,6 +271,18 @@ def main() -> None:
             base = medians[c, "--jobs 1"]
             for v in variants:
                 print(f"  {v:26}{medians[c, v]:10.2f}{base / medians[c, v]:12.2f}x")
+        one, two = decode_ceiling(data, repeat)
+        print(f"\nceiling: Pillow decoding every image, one process {one:.2f} s, two at once "
+              f"{two:.2f} s: {one / two:.2f}x (the most two workers gain here on decoding)")
+        fixed = {v: fixed_cost(normcli, data, variants[v], repeat)
+                 for v in ("--jobs 1", "--scheduler tcp (2 workers)")}
+        stats_one = medians["stats --per channel", "--jobs 1"]
+        stats_tcp = medians["stats --per channel", "--scheduler tcp (2 workers)"]
+        work_one = stats_one - fixed["--jobs 1"]
+        work_tcp = stats_tcp - fixed["--scheduler tcp (2 workers)"]
+        print(f"fixed cost of a run (stats of 8 inputs): --jobs 1 {fixed['--jobs 1']:.2f} s, "
+              f"tcp {fixed['--scheduler tcp (2 workers)']:.2f} s; stats beyond it: --jobs 1 "
+              f"{work_one:.2f} s, tcp {work_tcp:.2f} s: {work_one / work_tcp:.2f}x")
         from normcli.runs.cluster import SHARD
 
         per_task = task_cost(cluster.address, 500)
