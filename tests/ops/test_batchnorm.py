@@ -505,14 +505,14 @@ def test_per_activation_around_zero_and_what_the_first_block_decides(dtype, monk
 
     monkeypatch.setattr(bn, "_activations", spy)
     rng = np.random.default_rng(12)
-    x = rng.normal(size=(16, 8, 128, 64)).astype(dtype)  # 4 blocks of 16 Ki statistics
+    x = rng.normal(size=(16, 8, 256, 64)).astype(dtype)  # several blocks
     m = x.reshape(16, -1)
     assert (m.mean(axis=0) ** 2 > m.var(axis=0)).sum() > 20  # beyond a standard deviation
     x[:, 5, 40, 7] += 40.0
     kw = dict(per="activation", gamma=np.linspace(0.5, 2.0, 8)[:, None, None], beta=-0.5)
     y = normcli.batch_norm(x, **kw)
     _close(y, batch_norm_ref(x, **kw), RTOL[dtype])
-    assert tried == [True] * 4
+    assert len(tried) > 2 and all(tried)
     for threads in (1, 3):
         np.testing.assert_array_equal(normcli.batch_norm(x, threads=threads, **kw), y)
     tried.clear()
