@@ -41,7 +41,8 @@ from normcli.files.npy import open_error
 from normcli.files.npz import npz_members
 from normcli.files.sources import STDIN_LABEL, SUPPORTED_SUFFIXES, Source
 
-__all__ = ["Expansion", "walk_inputs", "read_stdin", "read_path_list", "output_name"]
+__all__ = ["Expansion", "walk_inputs", "read_stdin", "read_path_list", "iter_path_list",
+           "output_name", "MAX_LISTED"]
 
 _SUPPORTED_TEXT = ", ".join(SUPPORTED_SUFFIXES)
 
@@ -235,24 +236,56 @@ def _list_name(entry: str) -> str | None:
     return "/".join(parts) if parts else None
 
 
-def read_path_list(stream: BinaryIO, *, null: bool = False, label: str = "") -> list[str]:
-    """The paths of a list: one per line (a ``\\r\\n`` ending is allowed), or
-    NUL-separated; blank entries are ignored.  A list that is a device
-    (``/dev/zero``) is refused before it is read: it would never end."""
+#: The most paths a list may hold (``--files-from``): a list longer than this
+#: is refused as soon as it is read that far, as is one whose entry runs past
+#: :data:`MAX_ENTRY` bytes, so that an endless stream (``yes data.npy |``)
+#: ends in one line rather than in all the memory there is.  Eight times
+#: ImageNet's 1.28 M images; a larger dataset is run in parts.
+MAX_LISTED = 10_000_000
+#: The longest entry of a list, in bytes (Linux's PATH_MAX is 4096).
+MAX_ENTRY = 1 << 16
+_CHUNK = 1 << 20
+
+
+def iter_path_list(stream: BinaryIO, *, null: bool = False, label: str = ""):
+    """The paths of a list, as they are read: one per line (a ``\\r\\n`` ending
+    is allowed), or NUL-separated; blank entries are ignored.  A list that is
+    a device (``/dev/zero``) is refused before it is read: it would never
+    end; one of more than :data:`MAX_LISTED` paths, or with an entry longer
+    than :data:`MAX_ENTRY` bytes, when it gets there."""
     try:
         mode = os.fstat(stream.fileno()).st_mode
     except (AttributeError, OSError, io.UnsupportedOperation):
         mode = None
     if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
         raise InputError(label, "is a device, not a list of paths (a file or a pipe)")
-    data = stream.read()
-    if null:
-        entries = data.split(b"\0")
-    else:
-        if b"\0" in data:
+    sep = b"\0" if null else b"\n"
+    listed, rest = 0, b""
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not null and b"\0" in chunk:
             raise InputError(label, "holds NUL characters: a NUL-separated list needs -0")
-        entries = [e[:-1] if e.endswith(b"\r") else e for e in data.split(b"\n")]
-    return [os.fsdecode(e) for e in entries if e.strip()]
+        entries = (rest + chunk).split(sep)
+        rest = entries.pop() if chunk else b""
+        if len(rest) > MAX_ENTRY:
+            raise InputError(label, f"holds an entry longer than {MAX_ENTRY:,} bytes: "
+                             "not a list of paths")
+        for e in entries:
+            if not null and e.endswith(b"\r"):
+                e = e[:-1]
+            if e.strip():
+                listed += 1
+                if listed > MAX_LISTED:
+                    raise InputError(label, f"lists more than {MAX_LISTED:,} paths: run the "
+                                     "dataset in parts")
+                yield os.fsdecode(e)
+        if not chunk:
+            return
+
+
+def read_path_list(stream: BinaryIO, *, null: bool = False, label: str = "") -> list[str]:
+    """:func:`iter_path_list` as a list."""
+    return list(iter_path_list(stream, null=null, label=label))
 
 
 def walk_inputs(
@@ -307,19 +340,27 @@ def walk_inputs(
             if getattr(stream, "isatty", lambda: False)():
                 raise InputError("--files-from -", "standard input is a terminal; pipe the "
                                  "list of paths into it")
-            listed = read_path_list(stream, null=null, label="--files-from -")
+            listed = _expand_list(walker, stream, null, "--files-from -")
         else:
             try:
                 with open(list_label, "rb") as f:
-                    listed = read_path_list(f, null=null, label=list_label)
+                    listed = _expand_list(walker, f, null, list_label)
             except OSError as e:
                 raise open_error(list_label, e) from None
         if not listed:
             raise InputError(list_label if list_label != "-" else "--files-from -",
                              "lists no paths")
-        for entry in listed:
-            walker.argument(entry, _list_name(entry))
     return walker.out
+
+
+def _expand_list(walker, stream: BinaryIO, null: bool, label: str) -> int:
+    """Each path of the list expanded as it is read (a list of missing files
+    stops at its first); how many there were."""
+    listed = 0
+    for entry in iter_path_list(stream, null=null, label=label):
+        walker.argument(entry, _list_name(entry))
+        listed += 1
+    return listed
 
 
 def read_stdin(source: Source, *, raw: bool = False, max_bytes: int | None = None,

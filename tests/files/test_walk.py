@@ -79,6 +79,46 @@ def test_files_from_nul_without_0_a_device_list_and_0_alone_are_refused(tree, tm
         walk_inputs([str(tree)], null=True)
 
 
+class _Endless(io.RawIOBase):
+    """A pipe that never ends (``yes LINE |``), counting what was read of it."""
+
+    def __init__(self, line: bytes) -> None:
+        self.line, self.read_bytes = line, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = len(b)
+        b[:n] = (self.line * (n // len(self.line) + 1))[:n]
+        self.read_bytes += n
+        return n
+
+
+def test_an_endless_list_ends_in_one_line(tree, monkeypatch):
+    """``yes y | normcli ... --files-from -`` stops at its first missing path, an
+    endless line at MAX_ENTRY bytes, an endless list of one real file at
+    MAX_LISTED paths, having read no more than it needed."""
+    from normcli.files import walk
+
+    missing = _Endless(b"y\n")
+    with pytest.raises(InputError, match="y: no such file"):
+        walk_inputs([], files_from="-", stdin=io.BufferedReader(missing))
+    assert missing.read_bytes <= 2 * walk._CHUNK
+    one_line = _Endless(b"y")
+    with pytest.raises(InputError, match="entry longer than 65,536 bytes: not a list"):
+        walk_inputs([], files_from="-", stdin=io.BufferedReader(one_line))
+    assert one_line.read_bytes <= 2 * walk._CHUNK
+    monkeypatch.setattr(walk, "MAX_LISTED", 1000)
+    with pytest.raises(InputError, match="^--files-from -: lists more than 1,000 paths: run "):
+        walk_inputs([], files_from="-",
+                    stdin=io.BufferedReader(_Endless(os.fsencode(tree / "a.jpg") + b"\n")))
+    listed = (os.fsencode(tree / "a.jpg") + b"\r\n") * 1000
+    monkeypatch.setattr(walk, "_CHUNK", 7)  # entries and their \r\n cut across reads
+    found = walk_inputs([], files_from="-", stdin=io.BytesIO(listed))
+    assert [s.label for s in found.sources] == [str(tree / "a.jpg")] * 1000
+
+
 def test_folder_without_inputs_says_what_it_holds(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.csv").write_text("1")
