@@ -122,12 +122,13 @@ print(time.perf_counter() - start)
 """
 
 
-def decode_ceiling(data: Path, rounds: int) -> tuple[float, float]:
+def decode_scaling(data: Path, rounds: int) -> tuple[float, float]:
     """``(one, two)``: seconds for one process to decode every image with Pillow
     (no normcli) and for two processes at once, each decoding half (the
-    slower one's time).  ``one / two`` is the most two worker processes can
-    gain on this machine for work that is all decoding (shared caches,
-    memory and the hypervisor's cores decide it, not normcli)."""
+    slower one's time).  ``one / two`` is how this machine's two cores scale
+    work that is all decoding (shared caches, memory and the hypervisor's
+    cores decide it, not normcli): a reference for the engines' ratios, not a
+    bound (it is one short measurement on a machine that may be shared)."""
     names = sorted(str(p) for p in data.iterdir())
     halves = (names[0::2], names[1::2])
     ones, twos = [], []
@@ -271,9 +272,9 @@ def main() -> None:
             base = medians[c, "--jobs 1"]
             for v in variants:
                 print(f"  {v:26}{medians[c, v]:10.2f}{base / medians[c, v]:12.2f}x")
-        one, two = decode_ceiling(data, repeat)
-        print(f"\nceiling: Pillow decoding every image, one process {one:.2f} s, two at once "
-              f"{two:.2f} s: {one / two:.2f}x (the most two workers gain here on decoding)")
+        one, two = decode_scaling(data, repeat)
+        print(f"\nplain decoding (Pillow, no normcli): one process {one:.2f} s, two at once "
+              f"{two:.2f} s: {one / two:.2f}x (how two cores scale decoding alone here)")
         fixed = {v: fixed_cost(normcli, data, variants[v], repeat)
                  for v in ("--jobs 1", "--scheduler tcp (2 workers)")}
         stats_one = medians["stats --per channel", "--jobs 1"]
