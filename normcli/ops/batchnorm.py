@@ -607,16 +607,26 @@ def _two_phases(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: np
         fused[far] = fused_shift[far] = 0.0  # (their outputs are written below)
         factor, shift = fused.astype(ct)[None, :, None], _kept_shift(fused_shift, ct)
     _fused_outputs(v, o, blocks, factor, shift, ct, threads)
-    if far.size:  # (x - first) * scale + shift, as Moments' two-pass form
+    if far.size:
         with np.errstate(all="ignore"):
-            dev = np.empty_like(sub, dtype=ct)
-            _subtract(sub, first[far].astype(ct)[None, :, None], dev)
-            np.multiply(dev, scale[far].astype(ct)[None, :, None], out=dev)
-            shift = _shift(shifts[far], size[far], ct)
-            if shift is not None:
-                np.add(dev, shift, out=dev)
-        o[:, far, :] = dev
+            o[:, far, :] = _two_pass_outputs(sub, first[far], scale[far], shifts[far], size[far],
+                                             ct)
     return True
+
+
+def _two_pass_outputs(sub: np.ndarray, first: np.ndarray, scale: np.ndarray,
+                      shift: np.ndarray, size: np.ndarray, ct: np.dtype) -> np.ndarray:
+    """``(sub - first) * scale + shift`` in ``ct``, as Moments' two-pass form, for
+    a copy ``sub`` (outer, k, inner) of the statistics that :func:`_two_phases`
+    and :func:`_activations` leave to Moments' exact two passes (``first``,
+    ``scale``, ``shift`` and ``size``: those k statistics' own, float64)."""
+    dev = np.empty_like(sub, dtype=ct)
+    _subtract(sub, first.astype(ct)[None, :, None], dev)
+    np.multiply(dev, scale.astype(ct)[None, :, None], out=dev)
+    kept = _shift(shift, size, ct)
+    if kept is not None:
+        np.add(dev, kept, out=dev)
+    return dev
 
 
 def _fused_outputs(v: np.ndarray, o: np.ndarray, blocks: list, factor: np.ndarray,
@@ -731,7 +741,8 @@ def _activations(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: n
         first = np.zeros_like(mean)
         with np.errstate(all="ignore"):  # (NaN and Inf propagate, as in the blocks)
             if far.size:
-                exact = Moments(np.ascontiguousarray(xb[:, far, :]), ct, 1)
+                sub = np.ascontiguousarray(xb[:, far, :])
+                exact = Moments(sub, ct, 1)
                 exact.compute()
                 first[far], mean[far], m2[far] = exact.first, exact.mean, exact.m2
             scale = gamma_b[sl] / np.sqrt(m2 / count + eps)
@@ -740,14 +751,9 @@ def _activations(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: n
             np.multiply(xb[:, :, 0], scale.astype(ct), out=ob)
             if shift.any():  # (all of -mean * scale: never negligible, see _kept_shift)
                 np.add(ob, shift.astype(ct), out=ob)
-            if far.size:  # (x - first) * scale + shift, as Moments' two-pass form
-                dev = np.empty((xb.shape[0], far.size), ct)
-                _subtract(xb[:, far, 0], first[far].astype(ct), dev)
-                np.multiply(dev, scale[far].astype(ct), out=dev)
-                kept = _shift(shift[far], size[sl][far], ct)
-                if kept is not None:
-                    np.add(dev, kept[0, :, 0], out=dev)
-                ob[:, far] = dev
+            if far.size:
+                ob[:, far] = _two_pass_outputs(sub, first[far], scale[far], shift[far],
+                                               size[sl][far], ct)[:, :, 0]
         moments.first[sl], moments.mean[sl], moments.m2[sl] = first, mean, m2
         moments.offset[sl] = mean - first
         return True
