@@ -721,8 +721,8 @@ def _activations(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: n
     beyond it or not finite (a small batch has some in every block: with 16
     samples 198 of 131,072 in the tests) are redone as :func:`_two_phases`
     redoes its far channels, by Moments' exact two passes on a copy of their
-    values.  On (32, 96, 55, 55) float32 a block of 8192 statistics takes 4
-    passes over its values and some 20 calls on 8192 of them, where Moments'
+    values.  On (32, 96, 55, 55) float32 a block of 16384 statistics takes 4
+    passes over its values and some 20 calls on 16384 of them, where Moments'
     own forms take 7 passes and twice the calls.  False, having kept nothing,
     for a block with more than an eighth of its statistics beyond:
     :meth:`Moments.compute` takes it."""
