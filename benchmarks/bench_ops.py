@@ -275,6 +275,7 @@ class Case:
     peer_target: float | None = None
     copy_target: float | None = None
     tol: float = TOL_LRN
+    floor: Callable[[], object] | None = None
     result: dict[str, object] = field(default_factory=dict)
 
 
@@ -289,6 +290,52 @@ def torch_lrn_intra(xt, n: int):
     win = 2 * (n // 2) + 1
     mean_sq = F.avg_pool2d(xt * xt, win, stride=1, padding=n // 2, count_include_pad=True)
     return xt / (K + ALPHA * mean_sq * win**2) ** BETA
+
+
+class NumpyFloor:
+    """The fewest numpy calls that move a batch norm's memory traffic, on
+    ``threads`` threads, each over its own half in 64 Ki-value blocks, into a
+    preallocated output: ``x * a + b`` with scalar ``a`` and ``b`` (one read,
+    one write: what stored statistics need), after a pass of plain sums when
+    ``reduce`` (a second read: what batch statistics need at least).  Not batch
+    norm (no statistic of its own per channel), a bound below it: what pure
+    numpy cannot beat on this machine however the kernel is arranged."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, x: np.ndarray, threads: int, reduce: bool) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.x, self.out = x.reshape(-1), np.empty(x.size, x.dtype)
+        self.out.fill(0)  # (faulted in once, as onnxruntime's arena is)
+        self.reduce, self.threads = reduce, threads
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        half = -(-self.x.size // threads)
+        self.parts = [(i, min(i + half, self.x.size)) for i in range(0, self.x.size, half)]
+        self.sums = np.zeros(len(self.parts) * (self.x.size // self.BLOCK + 1), np.float32)
+
+    def _sums(self, k: int) -> None:
+        start, stop = self.parts[k]
+        base = k * (self.x.size // self.BLOCK + 1)
+        for j, i in enumerate(range(start, stop, self.BLOCK)):
+            self.sums[base + j] = np.add.reduce(self.x[i:min(i + self.BLOCK, stop)])
+
+    def _affine(self, k: int) -> None:
+        start, stop = self.parts[k]
+        a, b = self.x.dtype.type(1.25), self.x.dtype.type(0.5)
+        for i in range(start, stop, self.BLOCK):
+            j = min(i + self.BLOCK, stop)
+            ob = self.out[i:j]
+            np.multiply(self.x[i:j], a, out=ob)
+            np.add(ob, b, out=ob)
+
+    def __call__(self) -> np.ndarray:
+        run = (lambda f: list(map(f, range(len(self.parts))))) if self.pool is None else (
+            lambda f: list(self.pool.map(f, range(len(self.parts)))))
+        if self.reduce:
+            run(self._sums)  # (all sums before any output, as batch statistics need)
+        run(self._affine)
+        return self.out
 
 
 def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Case]:
@@ -334,14 +381,14 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
         lambda: batch_norm(x, per="channel", eps=EPS, threads=threads), x,
         peers(lambda: F.batch_norm(xt["normal"], None, None, training=True, eps=EPS),
               lambda: ort_batch_norm(x, threads)),
-        PEER_TARGET, None, TOL_BN))
+        PEER_TARGET, None, TOL_BN, NumpyFloor(x, threads, reduce=True)))
     cases.append(Case(
         "headline", "BN per activation", "normal",
         lambda: batch_norm(x, per="activation", eps=EPS, threads=threads), x,
         peers(lambda: F.batch_norm(xt["normal"].reshape(n_batch, -1), None, None,
                                    training=True, eps=EPS),
               lambda: ort_batch_norm(x2, threads), as_ours=lambda a: a.reshape(shape)),
-        PEER_TARGET, None, TOL_BN))
+        PEER_TARGET, None, TOL_BN, NumpyFloor(x, threads, reduce=True)))
     tm, tv = (torch.from_numpy(mean32), torch.from_numpy(var32)) if torch else (None, None)
     cases.append(Case(
         "headline", "BN given mean/var", "normal",
@@ -349,7 +396,7 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
                            threads=threads), x,
         peers(lambda: F.batch_norm(xt["normal"], tm, tv, training=False, eps=EPS),
               lambda: ort_batch_norm(x, threads, mean32, var32)),
-        PEER_TARGET, 1.5, TOL_BN))
+        PEER_TARGET, 1.5, TOL_BN, NumpyFloor(x, threads, reduce=False)))
 
     # Into a preallocated out=: what the page faults of a fresh output cost.
     out = np.empty_like(x)
@@ -410,7 +457,7 @@ def run_case(case: Case, repeat: int) -> None:
     res["max_rel_err"] = {p: rel_error(ours, f()) for p, f in case.peers.items()}
     dst = np.empty_like(case.floor_input)
     funcs = {"normcli": case.ours, "copy": lambda: np.copyto(dst, case.floor_input),
-             **case.peers}
+             **case.peers, **({"numpy floor": case.floor} if case.floor else {})}
     for name, timing in time_round_robin(funcs, repeat).items():
         res[f"{name}_ms"] = timing.median_ms
         res[f"{name}_iqr_ms"] = timing.iqr_ms
@@ -420,6 +467,8 @@ def run_case(case: Case, repeat: int) -> None:
         fastest = min(case.peers, key=lambda p: res[f"{p}_ms"])
         res["fastest_peer"] = fastest
         res["vs_peer"] = res["normcli_ms"] / res[f"{fastest}_ms"]
+        if case.floor:
+            res["floor_vs_peer"] = res["numpy floor_ms"] / res[f"{fastest}_ms"]
 
 
 def verdicts(res: dict[str, object]) -> tuple[str, str]:
@@ -595,6 +644,21 @@ def print_report(env: dict[str, object], results: list[dict[str, object]],
               f"{vp if pt else '':>6}{r['vs_copy']:>8.1f}x{ctg:>8}{vc if ctg else '':>6}"
               f"{err:>12}")
     print()
+    floors = [r for r in results if "numpy floor_ms" in r]
+    if floors:
+        print("numpy floor: the fewest numpy calls that move each batch norm's memory traffic "
+              "(NumpyFloor), timed in the same rounds, ms")
+        print(f"  {'case':<28}{'floor':>9}{'peer':>9}{'floor/peer':>12}{'normcli/floor':>15}")
+        for r in floors:
+            peer = r.get("fastest_peer")
+            ratio = r.get("floor_vs_peer")
+            reach = ("" if ratio is None else "  0.9 x the peer is below the floor"
+                     if ratio > PEER_TARGET else "  0.9 x the peer is above the floor")
+            print(f"  {r['case']:<28}{ms(r, 'numpy floor'):>9}"
+                  f"{ms(r, peer) if peer else 'n/a':>9}"
+                  f"{'n/a' if ratio is None else format(ratio, '.2f'):>12}"
+                  f"{r['normcli_ms'] / r['numpy floor_ms']:>14.2f}x{reach}")
+        print()
     for c in checks:
         target = f"<= {c['target']}" if c["target"] is not None else "-"
         noisy = "  (~ from noisy timings)" if c["noisy"] else ""
