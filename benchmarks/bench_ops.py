@@ -308,33 +308,29 @@ class NumpyFloor:
 
         self.x, self.out = x.reshape(-1), np.empty(x.size, x.dtype)
         self.out.fill(0)  # (faulted in once, as onnxruntime's arena is)
-        self.reduce, self.threads = reduce, threads
-        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self.reduce = reduce
+        self.map = ThreadPoolExecutor(threads).map if threads > 1 else map
         half = -(-self.x.size // threads)
         self.parts = [(i, min(i + half, self.x.size)) for i in range(0, self.x.size, half)]
-        self.sums = np.zeros(len(self.parts) * (self.x.size // self.BLOCK + 1), np.float32)
 
-    def _sums(self, k: int) -> None:
-        start, stop = self.parts[k]
-        base = k * (self.x.size // self.BLOCK + 1)
-        for j, i in enumerate(range(start, stop, self.BLOCK)):
-            self.sums[base + j] = np.add.reduce(self.x[i:min(i + self.BLOCK, stop)])
+    def _blocks(self, part: tuple[int, int]):
+        start, stop = part
+        return ((i, min(i + self.BLOCK, stop)) for i in range(start, stop, self.BLOCK))
 
-    def _affine(self, k: int) -> None:
-        start, stop = self.parts[k]
+    def _sums(self, part: tuple[int, int]) -> list[float]:
+        return [np.add.reduce(self.x[i:j]) for i, j in self._blocks(part)]
+
+    def _affine(self, part: tuple[int, int]) -> None:
         a, b = self.x.dtype.type(1.25), self.x.dtype.type(0.5)
-        for i in range(start, stop, self.BLOCK):
-            j = min(i + self.BLOCK, stop)
+        for i, j in self._blocks(part):
             ob = self.out[i:j]
             np.multiply(self.x[i:j], a, out=ob)
             np.add(ob, b, out=ob)
 
     def __call__(self) -> np.ndarray:
-        run = (lambda f: list(map(f, range(len(self.parts))))) if self.pool is None else (
-            lambda f: list(self.pool.map(f, range(len(self.parts)))))
-        if self.reduce:
-            run(self._sums)  # (all sums before any output, as batch statistics need)
-        run(self._affine)
+        if self.reduce:  # (all sums before any output, as batch statistics need)
+            self.sums = list(self.map(self._sums, self.parts))
+        list(self.map(self._affine, self.parts))
         return self.out
 
 
@@ -349,6 +345,7 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
     stats = batch_stats(x, per="channel")
     mean32, var32 = stats.mean.astype(np.float32), stats.var.astype(np.float32)
     seed_lrn = {"k": K, "alpha": ALPHA, "beta": BETA, "threads": threads}
+    floor_batch = NumpyFloor(x, threads, reduce=True)  # (batch statistics, both modes)
 
     def to_nhwc(a: np.ndarray) -> np.ndarray:
         return a.transpose(0, 2, 3, 1)
@@ -381,14 +378,14 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
         lambda: batch_norm(x, per="channel", eps=EPS, threads=threads), x,
         peers(lambda: F.batch_norm(xt["normal"], None, None, training=True, eps=EPS),
               lambda: ort_batch_norm(x, threads)),
-        PEER_TARGET, None, TOL_BN, NumpyFloor(x, threads, reduce=True)))
+        PEER_TARGET, None, TOL_BN, floor_batch))
     cases.append(Case(
         "headline", "BN per activation", "normal",
         lambda: batch_norm(x, per="activation", eps=EPS, threads=threads), x,
         peers(lambda: F.batch_norm(xt["normal"].reshape(n_batch, -1), None, None,
                                    training=True, eps=EPS),
               lambda: ort_batch_norm(x2, threads), as_ours=lambda a: a.reshape(shape)),
-        PEER_TARGET, None, TOL_BN, NumpyFloor(x, threads, reduce=True)))
+        PEER_TARGET, None, TOL_BN, floor_batch))
     tm, tv = (torch.from_numpy(mean32), torch.from_numpy(var32)) if torch else (None, None)
     cases.append(Case(
         "headline", "BN given mean/var", "normal",
