@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from normcli.errors import ParameterError
+from normcli.ops import _memory
 from normcli.ops._blocks import Scratch, run_blocks
 from normcli.ops.arrays import check_array
 
@@ -353,11 +354,15 @@ class Moments:
     """
 
     def __init__(self, v: np.ndarray, ct: np.dtype, threads: int | None,
-                 one_pass: bool = False) -> None:
+                 one_pass: bool = False, pooled: bool = False) -> None:
         """``one_pass``: column blocks of rows of more than one value take their
         moments in one pass around an estimated mean (see :meth:`compute`), in
-        blocks of :data:`ONE_PASS_BLOCK` values."""
-        self.v, self.ct, self.threads = v, ct, threads
+        blocks of :data:`ONE_PASS_BLOCK` values.  ``pooled``: the four arrays of
+        statistics are one buffer of the output pool (:mod:`normcli.ops._memory`),
+        for a caller that does not hand them out (batch norm): per activation
+        they are four new 2.3 MB arrays per call on (32, 96, 55, 55), whose page
+        faults took 4.5 ms, against 11 for the whole batch norm."""
+        self.v, self.ct, self.threads, self.pooled = v, ct, threads, pooled
         outer, c, inner = v.shape
         self.count = outer * inner
         self.by_rows, self.blocks = block_plan(
@@ -497,11 +502,10 @@ class Moments:
         False, having kept nothing, to leave the block to the forms above.
         """
         c = self.v.shape[1]
-        # first-pass mean, rounded to the type the deviations are computed in
-        self.first = np.empty(c)
-        self.offset = np.empty(c)  # mean - first, before rounding the mean
-        self.mean = np.empty(c)
-        self.m2 = np.empty(c)
+        # first: the first-pass mean, rounded to the type the deviations are
+        # computed in; offset: mean - first, before rounding the mean
+        self.first, self.offset, self.mean, self.m2 = (
+            _memory.empty((4, c), np.float64) if self.pooled else np.empty((4, c)))
         if not self.by_rows:
 
             def column_block(i: int, scratch: Scratch) -> None:
