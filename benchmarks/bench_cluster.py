@@ -42,6 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bytecode import compile_normcli  # noqa: E402
+
 
 def make_dataset(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (256, 192)
                  ) -> None:
@@ -227,6 +230,7 @@ def main() -> None:
                         "ImageNet's photos average near 500x375)")
     args = parser.parse_args()
     repeat = 1 if args.quick else args.repeat
+    print(compile_normcli())
     normcli = [str(Path(sys.executable).parent / "normcli")]
     root = Path(tempfile.mkdtemp(prefix="normcli-bench-cluster-"))
     cluster = None

@@ -41,6 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bytecode import compile_normcli  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -122,6 +125,7 @@ def main() -> None:
     sizes = [args.images] if args.quick else [args.images, 2 * args.images]
     repeat = 1 if args.quick else args.repeat
     py = sys.executable
+    print(compile_normcli())
     print(f"dataset mean/std of JPEGs near 500x375; {os.cpu_count()} cores; medians of "
           f"{repeat}; data in {root}")
     head = (f"{'images':>6} {'MB':>5} | {'floor thr':>9} {'floor proc':>10} | {'script':>6} | "

@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bytecode import compile_normcli  # noqa: E402
+
 
 def make_dataset(folder: Path, files: int, shape: tuple[int, ...]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
@@ -126,6 +129,7 @@ def main() -> None:
     root = Path(args.dir or tempfile.mkdtemp(prefix="normcli-bench-"))
     sizes = [args.files] if args.quick else [args.files, 2 * args.files]
     repeat = 1 if args.quick else args.repeat
+    print(compile_normcli())
     print(f"normcli batchnorm over a directory; sample shape {shape} float32; "
           f"{os.cpu_count()} cores; medians of {repeat}; data in {root}")
     print("floor: a numpy script that loads every file twice and saves it once; synced: the same")
