@@ -380,6 +380,11 @@ class Moments:
             cut = head.start + max(1, (head.stop - head.start) // 8)
             self.blocks[:1] = [slice(head.start, cut), slice(cut, head.stop)]
         self.first = self.offset = self.mean = self.m2 = np.empty(0)  # see compute()
+        #: Each statistic's shift for the one pass, if a caller knows one near its
+        #: mean (batch norm per channel, from its sums around 0: see
+        #: batchnorm._two_phases); None: the mean of each row's first values.
+        #: With shifts, column blocks go straight to the one pass.
+        self.shifts: np.ndarray | None = None
 
     def block(self, i: int) -> tuple[np.ndarray, slice]:
         """Block ``i`` of the data and the slice of statistics it covers."""
@@ -448,8 +453,9 @@ class Moments:
 
     def _one_pass(self, xb: np.ndarray, sl: slice, dev: np.ndarray, scratch: Scratch) -> bool:
         """A column block's moments from one pass over its deviations ``dev``
-        (written here, in the compute type) from a shift: the mean of the first
-        :data:`_SHIFT_SAMPLE` values of each row, rounded to the compute type.
+        (written here, in the compute type) from a shift: :attr:`shifts` if
+        given, else the mean of the first :data:`_SHIFT_SAMPLE` values of each
+        row, rounded to the compute type.
         ``sum(dev)`` and ``sum(dev**2)`` (a dot product per row up to
         :data:`_DOT_ROW` values: the squares are never stored) give
         ``M2 = s2 - s1**2 / m``, as accurate as the two-pass form while the
@@ -459,10 +465,13 @@ class Moments:
         for a block beyond that limit, or whose sums overflow or are not
         finite: the two-pass form then redoes it."""
         ct = self.ct
-        m = min(xb.shape[2], _SHIFT_SAMPLE)
-        shift = np.add.reduce(xb[:, :, :m], axis=(0, 2), dtype=np.float64)
-        shift /= xb.shape[0] * m
-        first = shift.astype(ct)
+        if self.shifts is not None:
+            first = self.shifts[sl].astype(ct)
+        else:
+            m = min(xb.shape[2], _SHIFT_SAMPLE)
+            shift = np.add.reduce(xb[:, :, :m], axis=(0, 2), dtype=np.float64)
+            shift /= xb.shape[0] * m
+            first = shift.astype(ct)
         _subtract(xb, first[None, :, None], dev)
         sum_dev = self._reduce(dev, ct)
         sum_sq = self._square_sums(dev, scratch)
@@ -521,7 +530,7 @@ class Moments:
                     self._around = True
                     return
                 if (self.one_pass and xb.dtype == self.ct and (self._around or i == 0)
-                        and self._around_zero(xb, sl, scratch)):
+                        and self.shifts is None and self._around_zero(xb, sl, scratch)):
                     self._around = True
                     if normalize is not None:
                         normalize(i, sl, xb)

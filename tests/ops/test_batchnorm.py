@@ -454,18 +454,29 @@ def test_per_channel_statistics_around_zero_in_two_phases(dtype, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_per_channel_with_many_channels_far_from_zero_falls_back(dtype, monkeypatch):
     """More than an eighth of the values in channels beyond a standard deviation:
-    the blocks' own forms (one channel at a time around 0 where it can, else
-    around a shift, else two passes) give the same statistics."""
+    the two phases' sums still give every channel's mean, which the blocks'
+    one pass takes as its shift (no sums around 0 again, no sampled shift), and
+    every block's one pass holds.  The same statistics, and bits that do not
+    depend on the threads."""
     from normcli.ops import batchnorm as bn
+    from normcli.ops import moments as moments_module
 
     phases = _spy(monkeypatch, bn, "_two_phases")
+    verdicts = _spy(monkeypatch, moments_module.Moments, "_one_pass")
+    around = _spy(monkeypatch, moments_module.Moments, "_around_zero")
     rng = np.random.default_rng(8)
     x = rng.normal(size=(8, 6, 120, 120))  # a channel per block
     x[:, :3] += 50.0
     x = x.astype(dtype)
     kw = dict(per="channel", gamma=1.5, beta=-0.5)
-    _close(normcli.batch_norm(x, **kw), batch_norm_ref(x, **kw), RTOL[dtype])
-    assert phases == [False]
+    y = normcli.batch_norm(x, **kw)
+    _close(y, batch_norm_ref(x, **kw), RTOL[dtype])
+    assert phases == [False] and verdicts == [True] * 6 and around == []
+    for threads in (1, 3):
+        np.testing.assert_array_equal(normcli.batch_norm(x, threads=threads, **kw), y)
+    x[2, 4, 7, 7] = np.nan  # its channel's shift is NaN: the two-pass form, NaN kept in it
+    y = normcli.batch_norm(x, **kw)
+    assert np.isnan(y[:, 4]).all() and not np.isnan(np.delete(y, 4, axis=1)).any()
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 64, 64), (4, 3, 20, 20), (6, 1, 300, 300)])
