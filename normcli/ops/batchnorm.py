@@ -20,6 +20,7 @@ from normcli.ops._blocks import Scratch, run_blocks, serial_scratch
 from normcli.ops.arrays import check_array, check_out, compute_dtype
 from normcli.ops.moments import (
     _DOT_ROW,
+    _ONE_PASS_LIMIT,
     _ROWS,
     Moments,
     _subtract,
@@ -749,62 +750,91 @@ def _activations(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: n
     """Per activation (rows of one value), a column block in the fewest numpy
     calls, on 2-D views: the sums of x and x**2 over the batch (the conditions
     of :meth:`Moments._around_zero`), then ``x * scale + (beta - mean * scale)``
-    straight into the output for the statistics whose mean is within one
-    standard deviation of 0.  The few beyond it or not finite (a small batch
-    has some in every block: with 16 samples 198 of 131,072 in the tests) are
-    redone as :func:`_two_phases` redoes its far channels, by Moments' exact
-    two passes on a copy of their values.
+    straight into the output, every call into this thread's scratch or the
+    statistics' own arrays.
 
-    A block of 16384 statistics takes two reading passes (the sums of squares
-    by one dot product per column, the squares never stored), one multiply and
-    one add over its values, and some 15 float64 calls on 16384 statistics,
-    every one into this thread's scratch or the statistics' own arrays: on
-    (32, 96, 55, 55) float32, two threads, 11-12 ms against 16-20 for the same
-    work in twice the calls with fresh temporaries (measured while shared).
-    False for a block with more than an eighth of its statistics beyond:
-    :meth:`Moments.compute` takes it, and overwrites what this wrote of the
-    block's statistics."""
+    Where some statistics have their mean beyond a standard deviation from 0
+    (a small batch has a few in every block: with 16 samples 198 of 131,072 in
+    the tests) or are not finite, those few are redone by Moments' exact two
+    passes on a copy of their values, as :func:`_two_phases` redoes its far
+    channels.  Where more are (data far from 0, or ReLU outputs of a batch of
+    32), the whole block is taken again around the means just found, rounded
+    to the compute type: the deviations ``d = x - first``, their sums, and
+    ``d * scale + (beta - (mean - first) * scale)``, as Moments' one pass.
+
+    A block of 16384 statistics around 0 takes two reading passes (the sums of
+    squares by one dot product per column, the squares never stored), one
+    multiply and one add over its values, and some 15 float64 calls on 16384
+    statistics: on (32, 96, 55, 55) float32, two threads, 11-12 ms against
+    16-20 for the same work in twice the calls with fresh temporaries; around
+    the means, 3 passes more (measured while shared).  False for a block with
+    more than an eighth of its statistics not finite, or beyond the one pass's
+    limit: :meth:`Moments.compute` takes it, and overwrites what this wrote of
+    the block's statistics."""
     count = moments.count
     f64 = np.dtype(np.float64)
 
+    def sums(a: np.ndarray, s1: np.ndarray, s2: np.ndarray, scratch: Scratch) -> None:
+        """s1, s2 = the float64 sums over the batch of ``a`` and ``a**2``."""
+        if ct == f64:
+            np.add.reduce(a, axis=0, out=s1)
+            np.einsum("ij,ij->j", a, a, out=s2)
+        elif a.shape[0] > _ROWS:  # many rows: float64 accumulation, as Moments._reduce
+            np.add.reduce(a, axis=0, dtype=f64, out=s1)
+            sq = scratch.get("act squares", a.shape, ct)
+            np.multiply(a, a, out=sq)
+            np.add.reduce(sq, axis=0, dtype=f64, out=s2)
+        else:  # float32 sums of at most 32 rows, then float64
+            part = scratch.get("act part", s1.shape, ct)
+            np.add.reduce(a, axis=0, out=part)
+            np.copyto(s1, part)
+            np.einsum("ij,ij->j", a, a, out=part)
+            np.copyto(s2, part)
+
+    def beyond(s2: np.ndarray, m2: np.ndarray, limit: float, scratch: Scratch):
+        """The statistics whose ``s2`` exceeds ``limit * m2`` or is not finite:
+        None for none, else their indices."""
+        ok = scratch.get("act ok", s2.shape, np.dtype(np.bool_))
+        bound = scratch.get("act bound", s2.shape, f64)
+        np.multiply(m2, limit, out=bound)
+        np.less_equal(s2, bound, out=ok)
+        # (a sum of finite float32 squares' sums is finite in float64: one
+        # reduction asks whether every s2 is)
+        if ok.all() and math.isfinite(float(s2.sum())):
+            return None
+        return np.flatnonzero(~(ok & np.isfinite(s2)))
+
     def block(i: int, xb: np.ndarray, sl: slice, scratch: Scratch) -> bool:
-        rows, k = xb.shape[0], xb.shape[1]
+        k = xb.shape[1]
         x2 = xb[:, :, 0]
         s1, s2, scale, shift = (scratch.get(key, (k,), f64)
                                 for key in ("act s1", "act s2", "act scale", "act shift"))
-        if ct == f64:
-            np.add.reduce(x2, axis=0, out=s1)
-            np.einsum("ij,ij->j", x2, x2, out=s2)
-        elif rows > _ROWS:  # many rows: float64 accumulation, as Moments._reduce
-            np.add.reduce(x2, axis=0, dtype=f64, out=s1)
-            sq = scratch.get("act squares", x2.shape, ct)
-            np.multiply(x2, x2, out=sq)
-            np.add.reduce(sq, axis=0, dtype=f64, out=s2)
-        else:  # float32 sums of at most 32 rows, then float64
-            part = scratch.get("act part", (k,), ct)
-            np.add.reduce(x2, axis=0, out=part)
-            np.copyto(s1, part)
-            np.einsum("ij,ij->j", x2, x2, out=part)
-            np.copyto(s2, part)
-        mean, m2 = moments.mean[sl], moments.m2[sl]
+        sums(x2, s1, s2, scratch)
+        mean, m2, first = moments.mean[sl], moments.m2[sl], moments.first[sl]
         with np.errstate(all="ignore"):  # (NaN and Inf propagate, as in the blocks)
             np.divide(s1, count, out=mean)
             np.multiply(s1, mean, out=scale)
             np.subtract(s2, scale, out=m2)  # M2 = s2 - s1**2 / count
-            np.multiply(m2, 2.0, out=scale)
-            near = scratch.get("act near", (k,), np.dtype(np.bool_))
-            np.less_equal(s2, scale, out=near)  # s2 <= 2 * M2: within a standard deviation
-            # (a sum of finite float32 squares' sums is finite in float64: one
-            # reduction asks whether every s2 is)
-            if near.all() and math.isfinite(float(s2.sum())):
-                far = None
+            far = beyond(s2, m2, 2.0, scratch)  # s2 <= 2 * M2: within a standard deviation
+            src = x2  # what the outputs are computed from: x, or x - first
+            if far is not None and far.size > k // 32:
+                # around the means: d = x - first, whose sums give M2 with s2 near M2
+                factor = scratch.get("act factor", (k,), ct)
+                np.copyto(factor, mean, casting="same_kind")
+                np.copyto(first, factor)
+                src = scratch.get("act deviations", x2.shape, ct)
+                np.subtract(x2, factor, out=src)
+                sums(src, s1, s2, scratch)
+                np.divide(s1, count, out=scale)  # mean - first
+                np.add(first, scale, out=mean)
+                np.multiply(s1, scale, out=scale)
+                np.subtract(s2, scale, out=m2)
+                far = beyond(s2, m2, _ONE_PASS_LIMIT, scratch)
             else:
-                far = np.flatnonzero(~(near & np.isfinite(s2)))
-                if far.size > k // 8:
-                    return False
+                first[:] = 0.0
+            if far is not None and far.size > k // 8:
+                return False
             np.maximum(m2, 0.0, out=m2)
-            first = moments.first[sl]
-            first[:] = 0.0
             if far is not None:
                 sub = np.ascontiguousarray(xb[:, far, :])
                 exact = Moments(sub, ct, 1)
@@ -814,19 +844,19 @@ def _activations(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: n
             scale += eps
             np.sqrt(scale, out=scale)
             np.divide(gamma_b[sl], scale, out=scale)
-            np.subtract(mean, first, out=shift)
-            np.multiply(shift, scale, out=shift)
-            np.subtract(beta_b[sl], shift, out=shift)
             np.subtract(mean, first, out=moments.offset[sl])
+            np.multiply(moments.offset[sl], scale, out=shift)
+            np.subtract(beta_b[sl], shift, out=shift)
             factor = scratch.get("act factor", (k,), ct)
             addend = scratch.get("act addend", (k,), ct)
             np.copyto(factor, scale, casting="same_kind")
             np.copyto(addend, shift, casting="same_kind")
             ob = o[:, sl, 0]
-            # (the shift is all of -mean * scale: never negligible, see _kept_shift)
-            np.multiply(x2, factor, out=ob)
+            # (around 0 the shift is all of -mean * scale: never negligible, see
+            # _kept_shift; around the means, adding it is as the one pass does)
+            np.multiply(src, factor, out=ob)
             np.add(ob, addend, out=ob)
-            if far is not None:
+            if far is not None:  # (from x, with the exact two passes' own first)
                 ob[:, far] = _two_pass_outputs(sub, first[far], scale[far], shift[far],
                                                _output_size(gamma_b[sl], beta_b[sl], far),
                                                ct)[:, :, 0]

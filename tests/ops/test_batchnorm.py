@@ -496,10 +496,12 @@ def test_per_activation_around_zero_and_what_the_first_block_decides(dtype, monk
     over the batch and write x * scale + shift in one go
     (batchnorm._activations); the statistics beyond a standard deviation from
     0 (a batch of 16 has some in every block, here also one 40 sigma off) or
-    holding NaN are redone by Moments' exact two passes.  Whether the blocks
-    after the first are tried is what the first block found, so the bits do
-    not depend on the threads; data far from 0 (images) try it in the first
-    block only.  Every case matches the float64 reference."""
+    holding NaN are redone by Moments' exact two passes.  Data far from 0
+    (images) take each block again around the means its sums gave.  Whether
+    the blocks after the first are tried is what the first block found, so
+    the bits do not depend on the threads: where it fails (here every
+    statistic NaN) the others are not tried.  Every case matches the float64
+    reference."""
     from normcli.ops import batchnorm as bn
 
     tried: list[bool] = []
@@ -527,8 +529,20 @@ def test_per_activation_around_zero_and_what_the_first_block_decides(dtype, monk
     for threads in (1, 3):
         np.testing.assert_array_equal(normcli.batch_norm(x, threads=threads, **kw), y)
     tried.clear()
-    far = x + 200.0  # every statistic far from 0: the first block says so
-    _close(normcli.batch_norm(far, **kw), batch_norm_ref(far, **kw), RTOL[dtype])
+    far = x + 200.0  # every statistic far from 0: every block around its means
+    y = normcli.batch_norm(far, **kw)
+    _close(y, batch_norm_ref(far, **kw), RTOL[dtype])
+    assert len(tried) > 2 and all(tried)
+    for threads in (1, 3):
+        np.testing.assert_array_equal(normcli.batch_norm(far, threads=threads, **kw), y)
+    relu = np.maximum(x + dtype(0.3), 0)  # many statistics beyond, many near
+    y = normcli.batch_norm(relu, **kw)
+    _close(y, batch_norm_ref(relu, **kw), RTOL[dtype])
+    np.testing.assert_array_equal(normcli.batch_norm(relu, threads=3, **kw), y)
+    tried.clear()
+    lost = x.copy()
+    lost[0] = np.nan  # every statistic NaN: the first block says so
+    assert np.isnan(normcli.batch_norm(lost, **kw)).all()
     assert tried == [False]
     x[3, 2, 1, 1] = np.nan
     y = normcli.batch_norm(x, **kw)
