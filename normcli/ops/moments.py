@@ -519,8 +519,10 @@ class Moments:
         c = self.v.shape[1]
         # first: the first-pass mean, rounded to the type the deviations are
         # computed in; offset: mean - first, before rounding the mean
+        # (four arrays unless pooled: a caller may keep some and drop the others)
         self.first, self.offset, self.mean, self.m2 = (
-            _memory.empty((4, c), np.float64) if self.pooled else np.empty((4, c)))
+            _memory.empty((4, c), np.float64) if self.pooled
+            else [np.empty(c) for _ in range(4)])
         if not self.by_rows:
 
             def column_block(i: int, scratch: Scratch) -> None:
