@@ -338,10 +338,12 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
     """The benchmark's cases for float32 data of ``shape`` (N, C, H, W)."""
     x = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     relu = np.maximum(x, 0)
+    # pixel-like data: a mean of 0.45 and a spread of 0.25, far from 0 for batch norm
+    pixels = x * np.float32(0.25) + np.float32(0.45)
     x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     n_batch = shape[0]
     x2 = x.reshape(n_batch, -1)
-    inputs = {"normal": x, "relu": relu}
+    inputs = {"normal": x, "relu": relu, "pixels": pixels}
     stats = batch_stats(x, per="channel")
     mean32, var32 = stats.mean.astype(np.float32), stats.var.astype(np.float32)
     seed_lrn = {"k": K, "alpha": ALPHA, "beta": BETA, "threads": threads}
@@ -442,6 +444,23 @@ def build_cases(shape: tuple[int, ...], threads: int, seed: int = 0) -> list[Cas
         lambda: batch_norm(x_cl, per="channel", eps=EPS, channels_last=True, threads=threads),
         x_cl, peers(lambda: F.batch_norm(xt_cl, None, None, training=True, eps=EPS),
                     as_ours=to_nhwc), tol=TOL_BN))
+
+    # Batch norm's other paths: data that is not centred (ReLU outputs, pixels)
+    # leaves the around-0 forms of the headline cases.
+    for data in ("relu", "pixels"):
+        a = inputs[data]
+        cases.append(Case(
+            "BN on other data", "per channel (batch stats)", data,
+            lambda a=a: batch_norm(a, per="channel", eps=EPS, threads=threads), a,
+            peers(lambda data=data: F.batch_norm(xt[data], None, None, training=True, eps=EPS),
+                  lambda a=a: ort_batch_norm(a, threads)), tol=TOL_BN))
+        cases.append(Case(
+            "BN on other data", "per activation", data,
+            lambda a=a: batch_norm(a, per="activation", eps=EPS, threads=threads), a,
+            peers(lambda data=data: F.batch_norm(xt[data].reshape(n_batch, -1), None, None,
+                                                 training=True, eps=EPS),
+                  lambda a=a: ort_batch_norm(a.reshape(n_batch, -1), threads),
+                  as_ours=lambda r: r.reshape(shape)), tol=TOL_BN))
     return cases
 
 
