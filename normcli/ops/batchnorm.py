@@ -550,9 +550,10 @@ def batch_norm(
     if not moments.by_rows and arr.dtype == ct and inner <= _DOT_ROW:
         if _two_phases(moments, o, gamma_b, beta_b, eps, ct, threads):
             return out
-        if moments.one_pass and moments.shifts is None:
-            first_try = (_activations(moments, o, gamma_b, beta_b, eps, ct) if inner == 1
-                         else _one_channel(moments, o, gamma_b, beta_b, eps, ct))
+        if moments.one_pass and inner == 1:
+            first_try = _activations(moments, o, gamma_b, beta_b, eps, ct)
+        elif moments.one_pass and moments.shifts is not None:
+            first_try = _one_channel(moments, o, gamma_b, beta_b, eps, ct)
     moments.compute(normalize, o, first_try)
     check_overflow(arr, moments.m2)
     return out
@@ -709,36 +710,48 @@ def _spelled_out(column: np.ndarray, inner: int, key: str) -> np.ndarray:
 
 def _one_channel(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: np.ndarray,
                  eps: float, ct: np.dtype):
-    """A block of one channel (large channels) in a few numpy calls: the sums of
-    x and x**2 around 0 (as :meth:`Moments._around_zero`, whose conditions it
-    keeps), the coefficients in Python floats (the same float64 operations
-    that the arrays' arithmetic does, so the same bits), and
-    ``x * scale + (beta - mean * scale)`` straight into the output.  Per-block
-    numpy calls on one-element arrays cost more than the arithmetic here
-    (about 45 of them, ~1 us each, against ~70 us of work), and they hold the GIL.
-    False, having kept nothing, for several channels or any block that is not
-    within one standard deviation of 0: :meth:`Moments.compute` takes it."""
+    """A block of one channel (large channels) around its shift in
+    ``moments.shifts`` (the mean :func:`_two_phases` found) in a few numpy
+    calls: ``d = x - shift`` straight into the output, the sums of d and d**2,
+    the coefficients in Python floats, and ``d * scale + (beta - (mean -
+    shift) * scale)`` in place.  These are the operations of
+    :meth:`Moments._one_pass` and batch norm's ``normalize`` (Python floats
+    are the same float64 arithmetic, so the same bits), whose checks it keeps.
+    Per-block numpy calls on one-element arrays cost more than the arithmetic
+    here (about 40 of them, 1-3 us each, against ~70 us of work), and they hold
+    the GIL.  False for several channels or a block beyond the one pass's
+    limit (or not finite): :meth:`Moments.compute` takes it, and overwrites
+    the output it wrote."""
     count = moments.count
     kind = ct.type
+    shifts = moments.shifts
+    negligible = float(np.finfo(ct).eps) / 8  # (see _shift)
 
     def block(i: int, xb: np.ndarray, sl: slice, scratch: Scratch) -> bool:
         if xb.shape[1] != 1:
             return False
-        s1 = float(moments._reduce(xb, ct)[0])
-        s2 = float(np.einsum("ijk,ijk->ij", xb, xb).sum(axis=0, dtype=np.float64)[0])
-        m2 = s2 - s1 * s1 / count
-        if not (s2 <= 2.0 * m2 and math.isfinite(s2)):
-            return False
         c = sl.start
-        mean = s1 / count
+        first = kind(shifts[c])
+        ob = o[:, sl, :]
+        np.subtract(xb, first, out=ob)
+        t1 = float(moments._reduce(ob, ct)[0])
+        t2 = float(np.einsum("ijk,ijk->ij", ob, ob).sum(axis=0, dtype=np.float64)[0])
+        m2 = t2 - t1 * t1 / count
+        if not (math.isfinite(t2) and t2 <= _ONE_PASS_LIMIT * m2):
+            return False
+        first = float(first)
+        offset = t1 / count
+        mean = first + offset
         m2 = max(m2, 0.0)
-        moments.first[c], moments.offset[c], moments.mean[c], moments.m2[c] = 0.0, mean, mean, m2
+        moments.first[c], moments.offset[c], moments.mean[c], moments.m2[c] = (
+            first, offset, mean, m2)
         g, b = float(gamma_b[c]), float(beta_b[c])
         scale = g / math.sqrt(m2 / count + eps)
-        shift = b - mean * scale
-        ob = o[:, sl, :]
-        np.multiply(xb, kind(scale), out=ob)
-        if shift != 0.0:  # (all of -mean * scale: never negligible, see _kept_shift)
+        shift = b - (mean - first) * scale
+        np.multiply(ob, kind(scale), out=ob)
+        # (a shift of 0: all of -mean * scale, never negligible, see _kept_shift)
+        if (not abs(shift) <= negligible * (abs(g) + abs(b)) if first != 0.0
+                else shift != 0.0):
             np.add(ob, kind(shift), out=ob)
         return True
 

@@ -454,16 +454,30 @@ def test_per_channel_statistics_around_zero_in_two_phases(dtype, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_per_channel_with_many_channels_far_from_zero_falls_back(dtype, monkeypatch):
     """More than an eighth of the values in channels beyond a standard deviation:
-    the two phases' sums still give every channel's mean, which the blocks'
-    one pass takes as its shift (no sums around 0 again, no sampled shift), and
-    every block's one pass holds.  The same statistics, and bits that do not
-    depend on the threads."""
+    the two phases' sums still give every channel's mean, which each block
+    takes as its one pass's shift (no sums around 0 again, no sampled shift):
+    a channel per block (batchnorm._one_channel), or Moments' one pass for
+    blocks of several.  Every block's one pass holds; the same statistics, and
+    bits that do not depend on the threads."""
     from normcli.ops import batchnorm as bn
     from normcli.ops import moments as moments_module
 
     phases = _spy(monkeypatch, bn, "_two_phases")
     verdicts = _spy(monkeypatch, moments_module.Moments, "_one_pass")
     around = _spy(monkeypatch, moments_module.Moments, "_around_zero")
+    channels: list[bool] = []
+    real = bn._one_channel
+
+    def one_channel(*args):
+        block = real(*args)
+
+        def recorded(*a):
+            channels.append(block(*a))
+            return channels[-1]
+
+        return recorded
+
+    monkeypatch.setattr(bn, "_one_channel", one_channel)
     rng = np.random.default_rng(8)
     x = rng.normal(size=(8, 6, 120, 120))  # a channel per block
     x[:, :3] += 50.0
@@ -471,9 +485,13 @@ def test_per_channel_with_many_channels_far_from_zero_falls_back(dtype, monkeypa
     kw = dict(per="channel", gamma=1.5, beta=-0.5)
     y = normcli.batch_norm(x, **kw)
     _close(y, batch_norm_ref(x, **kw), RTOL[dtype])
-    assert phases == [False] and verdicts == [True] * 6 and around == []
+    assert phases == [False] and channels == [True] * 6 and verdicts == around == []
     for threads in (1, 3):
         np.testing.assert_array_equal(normcli.batch_norm(x, threads=threads, **kw), y)
+    small = x.reshape(8, 24, 60, 60)  # blocks of several channels: Moments' one pass
+    kw["gamma"] = 0.5
+    _close(normcli.batch_norm(small, **kw), batch_norm_ref(small, **kw), RTOL[dtype])
+    assert verdicts and all(verdicts) and around == []
     x[2, 4, 7, 7] = np.nan  # its channel's shift is NaN: the two-pass form, NaN kept in it
     y = normcli.batch_norm(x, **kw)
     assert np.isnan(y[:, 4]).all() and not np.isnan(np.delete(y, 4, axis=1)).any()
