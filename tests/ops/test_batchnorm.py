@@ -234,6 +234,42 @@ def test_property_gamma_sqrt_var_beta_mean_gives_input_back(data):
     np.testing.assert_allclose(y, x, rtol=1e-9, atol=1e-9 * (np.abs(x).max() + 1))
 
 
+@st.composite
+def block_batches(draw):
+    """Float32 and float64 batches large enough for the blocked forms (several
+    blocks per activation, one-channel and several-channel blocks per channel),
+    of data centred on 0, ReLU'd, pixel-like, or far off, with a few outliers."""
+    n = draw(st.integers(2, 40))
+    c = draw(st.integers(1, 12))
+    hw = draw(st.sampled_from([(1, 1), (8, 8), (40, 64), (128, 128)]))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, c, *hw))
+    kind = draw(st.sampled_from(["centred", "relu", "pixels", "far"]))
+    if kind == "relu":
+        x = np.maximum(x + 0.3, 0)
+    elif kind == "pixels":
+        x = x * 0.25 + 0.45
+    elif kind == "far":
+        x = x * draw(st.sampled_from([1e-3, 1.0, 50.0])) + draw(st.floats(-1e3, 1e3))
+    for _ in range(draw(st.integers(0, 3))):  # outliers
+        x[tuple(int(rng.integers(d)) for d in x.shape)] += draw(st.floats(-1e3, 1e3))
+    return x.astype(dtype), draw(st.sampled_from(["activation", "channel"]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(block_batches())
+def test_property_blocked_forms_match_the_reference_whatever_the_threads(data):
+    """Every form a block can take (around 0, around the two phases' means, around
+    a sampled shift, two passes, the exact redo of a few statistics) matches the
+    float64 reference, and the bits do not depend on the threads."""
+    x, per = data
+    y = normcli.batch_norm(x, per=per, gamma=0.75, beta=0.5)
+    _close(y, batch_norm_ref(x, per=per, gamma=0.75, beta=0.5), RTOL[x.dtype.type])
+    np.testing.assert_array_equal(normcli.batch_norm(x, per=per, gamma=0.75, beta=0.5,
+                                                     threads=3), y)
+
+
 @SETTINGS
 @given(batches(), st.floats(1e-8, 1.0))
 def test_property_stored_stats_equal_training_mode(data, eps):
