@@ -243,11 +243,14 @@ class BatchNormalizer:
             with np.errstate(over="ignore", invalid="ignore"):
                 if self._fused:
                     first = None
-                    shift = self._beta - self._mean * self._scale
+                    shift = np.multiply(self._mean, self._scale)
+                    np.subtract(self._beta, shift, out=shift)
                 else:
                     first = self._mean.astype(ct)
-                    # x - first is exact where it matters
-                    shift = self._beta - (self._mean - first) * self._scale
+                    # x - first is exact where it matters; one temporary, in place
+                    shift = np.subtract(self._mean, first)
+                    shift *= self._scale
+                    np.subtract(self._beta, shift, out=shift)
                     first = first[None, :, None]
                 check_range(self.params, ct)
                 self._cache[ct] = (
@@ -365,9 +368,17 @@ def _shift(shift: np.ndarray, size: np.ndarray, ct: np.dtype) -> np.ndarray | No
     adding it would move no output by more than that (and mostly not at all)."""
     negligible = np.finfo(ct).eps / 8
     with np.errstate(invalid="ignore"):
-        if np.all(np.abs(shift) <= negligible * size):
-            return None
-    return shift.astype(ct)[None, :, None]
+        # in pieces: for many statistics, full-size temporaries made the peak of
+        # a streamed batch norm (two float64 arrays of the statistics' size)
+        for i in range(0, shift.size, _JUDGED):
+            part = np.abs(shift[i:i + _JUDGED])
+            if not np.all(part <= np.multiply(size[i:i + _JUDGED], negligible)):
+                return shift.astype(ct)[None, :, None]
+    return None
+
+
+#: Statistics whose shifts :func:`_shift` judges at a time.
+_JUDGED = 1 << 15
 
 
 def _kept_shift(shift: np.ndarray, ct: np.dtype) -> np.ndarray | None:
