@@ -570,26 +570,71 @@ def run_scaling(shape: tuple[int, ...], repeat: int, rounds: int) -> dict[str, o
 # --------------------------------------------------------------------------- per call
 
 
+def small_floors(x: np.ndarray, mean: np.ndarray, var: np.ndarray
+                 ) -> tuple[Callable[[], object], Callable[[], object]]:
+    """The numpy calls alone of normcli's small-input forms, no Python between
+    them: what the per-call targets leave for validation and dispatch on this
+    machine.  Batch norm with given statistics: ``x * scale + shift`` with
+    spelled-out coefficient rows, into a new array.  LRN inter (the seed's
+    beta 0.75, C = 16): the squares and their largest (the range check), the
+    band product that gives ``k + alpha' * window sums``, the power as two
+    square roots and a product, the division, into a new array."""
+    n, c, h, w = x.shape
+    v = x.reshape(n, c, h * w)
+    scale = (1.0 / np.sqrt(var + EPS)).astype(np.float32)
+    rows_scale = np.ascontiguousarray(np.broadcast_to(scale[None, :, None], v.shape))
+    rows_shift = np.ascontiguousarray(np.broadcast_to(
+        (-mean * scale).astype(np.float32)[None, :, None], v.shape))
+
+    def bn() -> np.ndarray:
+        out = np.empty_like(v)
+        np.multiply(v, rows_scale, out=out)
+        np.add(out, rows_shift, out=out)
+        return out
+
+    z = np.ones((n, c + 1, h * w), np.float32)  # [squares; ones]
+    i = np.arange(c)
+    band = (abs(i[:, None] - i[None, :]) <= 2).astype(np.float32) * np.float32(ALPHA)  # (seed)
+    coef = np.concatenate([band, np.full((c, 1), K, np.float32)], axis=1)
+    d, tmp = np.empty_like(v), np.empty_like(v)
+
+    def lrn_floor() -> np.ndarray:
+        np.multiply(v, v, out=z[:, :c])
+        float(z[:, :c].max())
+        np.matmul(coef, z, out=d)
+        np.sqrt(d, out=tmp)
+        np.sqrt(tmp, out=d)
+        np.multiply(d, tmp, out=d)
+        out = np.empty_like(v)
+        np.divide(v, d, out=out)
+        return out
+
+    return bn, lrn_floor
+
+
 def run_small(threads: int, repeat: int) -> list[dict[str, object]]:
     """Microseconds per call on a small input, where validation and dispatch dominate."""
     x = np.random.default_rng(1).standard_normal(SMALL_SHAPE, dtype=np.float32)
     stats = batch_stats(x, per="channel")
     mean32, var32 = stats.mean.astype(np.float32), stats.var.astype(np.float32)
+    floor_bn, floor_lrn = small_floors(x, stats.mean, stats.var)
     rows = []
     specs = [
         ("BN given mean/var", 30.0,
          lambda: batch_norm(x, per="channel", eps=EPS, mean=stats.mean, var=stats.var),
+         floor_bn,
          (lambda xt: (lambda: F.batch_norm(xt, torch.from_numpy(mean32),
                                            torch.from_numpy(var32), training=False,
                                            eps=EPS))),
          lambda: ort_batch_norm(x, threads, mean32, var32)),
         ("LRN inter seed n=5", 60.0,
          lambda: lrn(x, mode="inter", n=5, k=K, alpha=ALPHA, beta=BETA),
+         floor_lrn,
          (lambda xt: (lambda: torch_lrn_inter(xt, 5))),
          lambda: ort_lrn(x, 5, threads)),
     ]
-    for name, target, ours, torch_make, ort_make in specs:
-        funcs: dict[str, Callable[[], object]] = {"normcli": ours}
+    for name, target, ours, floor, torch_make, ort_make in specs:
+        funcs: dict[str, Callable[[], object]] = {"normcli": ours, "numpy": floor}
         if torch is not None:
             funcs["torch"] = torch_make(torch.from_numpy(x))
         if ort is not None:
@@ -691,12 +736,13 @@ def print_report(env: dict[str, object], results: list[dict[str, object]],
             print(f"  {op:<30}{row['one_ms']:>8.2f}{row['two_ms']:>8.2f}"
                   f"{row['speedup']:>7.2f}x{mark}")
     print()
-    print(f"per call on float32 {SMALL_SHAPE}, microseconds (median)")
-    print(f"  {'case':<28}{'normcli':>9}{'torch':>9}{'onnxrt':>9}{'target':>9}")
+    print(f"per call on float32 {SMALL_SHAPE}, microseconds (median); numpy = the numpy "
+          "calls alone of normcli's form (small_floors)")
+    print(f"  {'case':<28}{'normcli':>9}{'numpy':>9}{'torch':>9}{'onnxrt':>9}{'target':>9}")
     for row in small:
         us = row["us"]
         cells = "".join(f"{us[p]:>9.1f}" if p in us else f"{'n/a':>9}"
-                        for p in ("normcli", *PEERS))
+                        for p in ("normcli", "numpy", *PEERS))
         print(f"  {row['case']:<28}{cells}{'<=' + format(row['target_us'], 'g'):>9}"
               f"  {row['verdict']}")
     print()
