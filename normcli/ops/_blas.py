@@ -28,8 +28,8 @@ _saved: int | None = None
 
 
 @lru_cache(maxsize=1)
-def _openblas() -> tuple[object, object] | None:
-    """(get, set) of the OpenBLAS loaded in this process, or None."""
+def _library() -> object | None:
+    """The OpenBLAS library loaded in this process (by numpy), or None."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
@@ -40,10 +40,51 @@ def _openblas() -> tuple[object, object] | None:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for get, set_ in _SYMBOLS:
-            if hasattr(lib, get) and hasattr(lib, set_):
-                return getattr(lib, get), getattr(lib, set_)
+        if any(hasattr(lib, get) for get, _ in _SYMBOLS):
+            return lib
     return None
+
+
+@lru_cache(maxsize=1)
+def _openblas() -> tuple[object, object] | None:
+    """(get, set) of the OpenBLAS loaded in this process, or None."""
+    lib = _library()
+    for get, set_ in _SYMBOLS if lib is not None else ():
+        if hasattr(lib, get) and hasattr(lib, set_):
+            return getattr(lib, get), getattr(lib, set_)
+    return None
+
+
+_CONFIG = ("scipy_openblas_get_config64_", "scipy_openblas_get_config",
+           "openblas_get_config64_", "openblas_get_config")
+
+
+@lru_cache(maxsize=1)
+def arithmetic() -> str:
+    """What decides the last bits of a band product (LRN's window sums) here: numpy's
+    version and its BLAS, with the kernels OpenBLAS chose for this CPU.
+
+    OpenBLAS picks its kernels per CPU at start-up (``DYNAMIC_ARCH``), and they
+    sum a product's terms in different orders: LRN outputs that a band product
+    gives differed in the last bit between its Haswell and Sandybridge kernels
+    (``OPENBLAS_CORETYPE``) on the same machine.  Batch norm and the statistics
+    call no BLAS.  Read by the cluster engine on each worker, to say where a
+    worker's LRN may differ from a local run's.
+    """
+    import numpy as np
+
+    config = None
+    lib = _library()
+    for name in _CONFIG if lib is not None else ():
+        if hasattr(lib, name):
+            func = getattr(lib, name)
+            func.restype = ctypes.c_char_p
+            try:
+                config = func().decode("ascii", "replace").strip()
+            except Exception:  # noqa: BLE001 (a foreign library: say nothing of it)
+                config = None
+            break
+    return f"numpy {np.__version__}, {' '.join((config or 'a BLAS other than OpenBLAS').split())}"
 
 
 @contextlib.contextmanager

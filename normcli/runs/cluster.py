@@ -420,6 +420,19 @@ class ClusterEngine(Engine):
         """One thread per kernel call on a worker, always (bits independent of the cluster)."""
         return 1
 
+    def unlike_here(self) -> list[str]:
+        """The workers (connected now) whose numpy or BLAS kernels are not this
+        process's, with theirs: one round trip to every worker."""
+        from normcli.ops._blas import arithmetic
+
+        here = arithmetic()
+        try:
+            there = self.client.run(arithmetic, on_error="return")
+        except Exception:  # noqa: BLE001 (the run itself will say what is wrong)
+            return []
+        return [f"{worker}: {what}" for worker, what in sorted(there.items())
+                if isinstance(what, str) and what != here]
+
     def _bounds(self, count: int) -> list[int]:
         return shard_bounds(count, self.jobs, self.shard)
 

@@ -24,6 +24,10 @@ from normcli.runs.outputs import OutputPlan, ResultWriter
 from normcli.runs.progress import Stage
 from normcli.runs.report import InputReport, Report
 
+#: The note of a run whose workers compute band products with other BLAS kernels.
+UNLIKE_NOTE = ("workers whose BLAS kernels are not this machine's (LRN's window sums by band "
+               "products may differ from a local run's in the last bit)")
+
 __all__ = ["lrn", "stats", "run_each"]
 
 Inputs = Sequence[str | os.PathLike[str]]
@@ -98,7 +102,7 @@ def lrn(
                   **({"channel_axis": opts.channel_axis} if opts.channel_axis is not None
                      else {})}
     return run_each("lrn", inputs, transform, opts, description=p.describe(), params=params_doc,
-                    progress=progress, preview=preview, image_pixels="input")
+                    progress=progress, preview=preview, image_pixels="input", band_products=True)
 
 
 def stats(inputs: Inputs, *, per: str | None = None,
@@ -180,6 +184,7 @@ def run_each(
     progress: Progress | None = None,
     preview=None,
     image_pixels: str | None = None,
+    band_products: bool = False,
 ) -> Report:
     """Run ``transform(x, threads)`` on every input independently; write and report.
 
@@ -223,6 +228,8 @@ def run_each(
                           if plan is not None else None)
             todo = [i for i in range(len(sources)) if journal is None or i not in journal.done]
             threads = engine.kernel_threads(len(sources))
+            # (LRN's band products are BLAS's: their last bits are its kernels')
+            unlike = engine.unlike_here() if band_products else []
 
             def one(i: int) -> tuple[InputReport, int, tuple[str, ...]]:
                 source = sources[i]
@@ -262,6 +269,8 @@ def run_each(
             if writer is not None:
                 writer.commit()
     notes = Notes()
+    for where in unlike:
+        notes.add(UNLIKE_NOTE, where)
     for k, r in enumerate(done):
         if not isinstance(r, Failure):
             for note in r[2]:

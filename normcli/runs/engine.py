@@ -75,6 +75,12 @@ class Engine:
         the bits never depend on the number of jobs)."""
         return self.jobs if count == 1 else 1
 
+    def unlike_here(self) -> list[str]:
+        """Where the engine's calls run with other BLAS kernels than this process's
+        (``"WHERE: WHAT"``, see :func:`normcli.ops._blas.arithmetic`): there LRN's
+        band products may round differently.  Here: nowhere."""
+        return []
+
 
 class ThreadEngine(Engine):
     """Worker threads of this process (``jobs`` of them, the caller included).

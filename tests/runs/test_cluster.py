@@ -22,6 +22,7 @@ from PIL import Image
 
 from normcli import runs
 from normcli.errors import InputError
+from normcli.runs.each import UNLIKE_NOTE
 
 START_TIMEOUT = 30.0
 
@@ -48,7 +49,8 @@ def _stop(procs) -> None:
 class Cluster:
     """A scheduler and ``workers`` worker processes (one thread each, no nanny)."""
 
-    def __init__(self, root: Path, workers: int = 2, env: dict | None = None) -> None:
+    def __init__(self, root: Path, workers: int = 2, env: dict | None = None,
+                 worker_envs: list[dict] | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.file = root / "scheduler.json"
         self.log = open(root / "cluster.log", "wb")  # noqa: SIM115 (closed by close())
@@ -66,10 +68,11 @@ class Cluster:
                 assert time.monotonic() < deadline, "the scheduler did not start"
                 assert self.procs[0].poll() is None, "the scheduler exited"
                 time.sleep(0.05)
-            for _ in range(workers):
+            for k in range(workers):
                 w = _start(["distributed.cli.dask_worker", "--scheduler-file", str(self.file),
                             "--nthreads", "1", "--nworkers", "1", "--no-nanny",
-                            "--host", "127.0.0.1", "--no-dashboard"], cwd, self.log)
+                            "--host", "127.0.0.1", "--no-dashboard"], cwd, self.log,
+                           {**(env or {}), **(worker_envs[k] if worker_envs else {})})
                 self.procs.append(w)
                 self.workers.append(w)
             from distributed import Client
@@ -135,6 +138,7 @@ def test_statistics_and_outputs_are_those_of_one_job(cluster, photos, tmp_path):
     lrn_far = runs.lrn([photos], output=f"{tmp_path / 'lrn2'}/", scheduler=cluster.address,
                        summaries=False)
     assert _files(tmp_path / "lrn2") == _files(tmp_path / "lrn1")
+    assert UNLIKE_NOTE not in lrn_far.notes  # (workers with this machine's BLAS kernels)
     assert lrn_far.written == [w.replace("lrn1", "lrn2") for w in lrn_one.written]
     first = photos / "p0000.jpg"  # one input into one file
     runs.lrn([first], output=tmp_path / "a.png", jobs=1)
@@ -182,6 +186,33 @@ def _kill_when(stage_name: str, after: int, proc: subprocess.Popen):
             os.kill(proc.pid, signal.SIGKILL)
 
     return progress, fired
+
+
+def test_a_worker_with_other_blas_kernels_is_named_in_a_note(tmp_path, photos):
+    """OpenBLAS picks its kernels per CPU, and LRN's band products round by them: a
+    worker made to pick others (``OPENBLAS_CORETYPE``), as on a machine of another
+    kind, is named with its kernels in the LRN run's note.  Batch norm and the
+    statistics call no BLAS: no note."""
+    from normcli.ops._blas import arithmetic
+
+    other = {"OPENBLAS_CORETYPE": "Prescott"}  # (SSE3: any x86-64 runs it)
+    probe = subprocess.run(
+        [sys.executable, "-c", "from normcli.ops._blas import arithmetic; print(arithmetic())"],
+        env={**os.environ, **other}, capture_output=True, text=True, check=True,
+        timeout=60).stdout.strip()
+    if probe == arithmetic():
+        pytest.skip("OPENBLAS_CORETYPE changes nothing here (no OpenBLAS, or not x86-64)")
+    c = Cluster(tmp_path / "mixed", worker_envs=[{}, other])
+    try:
+        report = runs.lrn([photos], output=f"{tmp_path / 'out'}/", scheduler=c.address,
+                          summaries=False)
+        stats = runs.stats([photos], per="channel", scheduler=c.address)
+    finally:
+        c.close()
+    (where,) = report.notes[UNLIKE_NOTE]
+    assert where.startswith("tcp://127.0.0.1:") and where.endswith(f": {probe}")
+    assert UNLIKE_NOTE not in stats.notes
+    assert len(report.written) == 60
 
 
 def test_a_worker_killed_mid_run_is_replaced_by_dask_s_retry(tmp_path, photos):
