@@ -13,6 +13,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     """``normcli ...`` and ``python -m normcli ...``."""
+    _stand_in_for_closed_streams()
     try:
         from normcli.runs import signals
 
@@ -22,3 +23,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("normcli: interrupted\n")
         sys.exit(130)
     run(argv)
+
+
+def _stand_in_for_closed_streams() -> None:
+    """A standard input or output that was closed (``<&-``, ``>&-``; Python then
+    leaves ``sys.stdin`` or ``sys.stdout`` None) is replaced by a stream that
+    fails only when used, with one line that names it: a run whose inputs and
+    outputs are files does not need them."""
+    if sys.stdin is None or sys.stdout is None:
+        from normcli.cli._closed import closed_input, closed_output
+
+        if sys.stdin is None:
+            sys.stdin = closed_input()
+        if sys.stdout is None:
+            sys.stdout = closed_output()

@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _interrupted[0] = f": {e.hint}"
         signals.terminated.set()
+    except NormcliError as e:  # (a closed standard stream used outside a run: --help >&-)
+        from normcli.render.text import printable
+
+        sys.stderr.write(f"normcli: error: {printable(str(e))}\n")
+        status = 1
     except click.ClickException as e:
         from normcli.render.text import printable
 

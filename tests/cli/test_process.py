@@ -150,6 +150,45 @@ def test_closed_pipe_ends_quietly(tmp_path):
     assert temp_files(tmp_path) == []
 
 
+def _closing(fd: str, cwd: Path, *args) -> subprocess.CompletedProcess:
+    """normcli ARGS with standard input (``fd`` "0") or output ("1") closed, as
+    by ``<&-`` or ``>&-`` in a shell (cron jobs, daemons)."""
+    return subprocess.run(["sh", "-c", f'exec "$@" {fd}>&-' if fd == "1" else 'exec "$@" <&-',
+                           "sh", *NORMCLI, *map(str, args)], cwd=cwd, timeout=TIMEOUT,
+                          stdin=subprocess.DEVNULL if fd == "1" else None,
+                          stdout=subprocess.DEVNULL if fd == "0" else None,
+                          stderr=subprocess.PIPE)
+
+
+@posix_only
+@pytest.mark.parametrize("args", [["stats", "x.npy", "-q"], ["lrn", "x.npy", "-o", "y.npy", "-q"],
+                                  ["batchnorm", "x.npy", "-o", "z.npy", "-q"],
+                                  ["explain", "lrn", "x.npy", "--at", "0,0,0"]])
+def test_a_closed_stdin_matters_only_to_an_input_that_is_stdin(tmp_path, args):
+    """Python leaves ``sys.stdin`` None when fd 0 is closed: reading it for file
+    inputs was a traceback (AttributeError)."""
+    np.save(tmp_path / "x.npy", np.ones((2, 3, 3), np.float32))
+    result = _closing("0", tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    for args in (["stats", "-"], ["stats", "--files-from", "-"]):
+        result = _closing("0", tmp_path, *args)
+        assert (result.returncode, result.stderr) == (
+            1, b"normcli: error: -: standard input is closed\n")
+
+
+@posix_only
+def test_a_closed_stdout_is_one_line_when_the_result_goes_there(tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((2, 3, 3), np.float32))
+    for args in (["stats", "x.npy"], ["stats", "x.npy", "--json"], ["lrn", "x.npy", "-o", "-"],
+                 ["--help"], ["conventions"]):
+        result = _closing("1", tmp_path, *args)
+        assert (result.returncode, result.stderr) == (
+            1, b"normcli: error: -: standard output is closed\n"), args
+    result = _closing("1", tmp_path, "lrn", "x.npy", "-o", "y.npy", "-q")  # (nothing for stdout)
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.npy"]
+
+
 @posix_only
 def test_stdout_terminal_refused(tmp_path):
     import pty
