@@ -55,6 +55,7 @@ def choose_last(length: int, lo: int, hi: int, dtype: np.dtype, after: float = _
 def band(length: int, lo: int, hi: int, dtype: str) -> np.ndarray:
     """The 0/1 matrix ``B`` with ``(s @ B.T)[..., i] = sum(s[..., i - lo : i + hi + 1])``
     (clipped): read-only, remembered per shape."""
+    lo, hi = min(lo, length), min(hi, length)  # (wider is the same band; and fits int64)
     i = np.arange(length)
     band = ((i[None, :] >= i[:, None] - lo) & (i[None, :] <= i[:, None] + hi)).astype(dtype)
     band.setflags(write=False)

@@ -334,8 +334,11 @@ cudnn, caffe
                              param="n", value=n)
     n = int(n)
     allowed = f"{conv.name} allows {conv.restrictions()}"
+    if n > N_LIMIT:  # (the frameworks' own limit: a window's size is a 64-bit integer)
+        raise ParameterError(f"n={_short(n)} is beyond a 64-bit integer (at most {N_LIMIT}); "
+                             f"{allowed}", param="n", value=n)
     if n < conv.n_min or (conv.n_max is not None and n > conv.n_max):
-        raise ParameterError(f"n={n} is out of range; {allowed}", param="n", value=n)
+        raise ParameterError(f"n={_short(n)} is out of range; {allowed}", param="n", value=n)
     if conv.n_odd and n % 2 == 0:
         raise ParameterError(f"n={n} must be odd in the {conv.name} convention; {allowed}",
                              param="n", value=n)
@@ -372,6 +375,18 @@ cudnn, caffe
         alpha_eff=alpha / conv.alpha_divisor(mode, n),
         k_eff=k_eff,
     )
+
+
+#: The largest window parameter: 2**63 - 1, a 64-bit integer's (the frameworks'
+#: window sizes are C integers; wider than the data, a window is the whole axis).
+N_LIMIT = (1 << 63) - 1
+
+
+def _short(n: int) -> str:
+    """``n`` in full, or its number of digits when it is long."""
+    if n.bit_length() <= 256:
+        return str(n)
+    return f"{'-' if n < 0 else ''}(a number of about {int(n.bit_length() * 0.30103) + 1} digits)"
 
 
 def _is_integral(value: object) -> bool:

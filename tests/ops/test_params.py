@@ -103,3 +103,22 @@ def test_an_empty_batch_gives_an_empty_output():
     assert e.value.param == "gamma"
     with pytest.raises(ParameterError):
         batch_stats(np.ones((0, 3)))
+
+
+@pytest.mark.parametrize("convention, mode", [("seed", "inter"), ("seed", "intra"),
+                                              ("tensorflow", "inter"), ("caffe", "intra")])
+def test_windows_as_wide_as_a_64_bit_integer_are_the_whole_axis_and_wider_are_refused(
+        convention, mode):
+    """A window wider than the data is the whole axis: up to 2**63 - 1 (the
+    frameworks' C integers) it is computed, whatever the kernel (a band product's
+    matrix of offsets overflowed int64 beyond 2**63: a traceback); wider, a
+    ParameterError naming n, even for a number too long to print."""
+    x = np.random.default_rng(3).standard_normal((2, 6, 5, 7))
+    wide = lrn(x, convention=convention, mode=mode, n=(1 << 63) - 1)
+    assert np.isfinite(wide).all() and wide.shape == x.shape
+    if convention in ("seed", "tensorflow"):  # (alpha undivided: the same as any n that covers all)
+        assert np.array_equal(wide, lrn(x, convention=convention, mode=mode, n=31))
+    for n in (1 << 63, 10**5000):
+        with pytest.raises(ParameterError, match="beyond a 64-bit integer") as e:
+            lrn(x, convention=convention, mode=mode, n=n)
+        assert e.value.param == "n"
