@@ -247,6 +247,10 @@ class BatchNormalizer:
                     np.subtract(self._beta, shift, out=shift)
                 else:
                     first = self._mean.astype(ct)
+                    # A finite mean beyond ct's range (1e39 for float32 data) would
+                    # subtract Inf: there the form is the fused one, x * scale + shift,
+                    # whose shift (about -mean * scale) holds all that ct can of y.
+                    first[np.isinf(first) & np.isfinite(self._mean)] = 0
                     # x - first is exact where it matters; one temporary, in place
                     shift = np.subtract(self._mean, first)
                     shift *= self._scale

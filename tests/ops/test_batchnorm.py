@@ -601,3 +601,18 @@ def test_per_activation_around_zero_and_what_the_first_block_decides(dtype, monk
     x[3, 2, 1, 1] = np.nan
     y = normcli.batch_norm(x, **kw)
     assert np.isnan(y[:, 2, 1, 1]).all() and np.isnan(y).sum() == x.shape[0]
+
+
+@pytest.mark.parametrize("mean, var", [(1e39, 1e39), (-3e38, 1e30), (1e300, 1e300)])
+def test_stored_means_beyond_float32_on_float32_data_give_the_rounded_result(mean, var):
+    """Float64 statistics whose mean float32 cannot hold, on float32 data: the mean
+    rounded to float32 was Inf, and (x - Inf) * scale + (beta + Inf * scale) gave
+    NaN everywhere, silently.  The result, about -mean / std, is what float32 holds
+    (or +-Inf where even that overflows, as IEEE rounds)."""
+    x = np.random.default_rng(5).random((6, 4, 8, 8), dtype=np.float32)
+    stats_mean, stats_var = np.full(4, mean), np.full(4, var)
+    y = normcli.batch_norm(x, per="channel", mean=stats_mean, var=stats_var)
+    with np.errstate(over="ignore"):
+        want = ((x.astype(np.float64) - mean) / np.sqrt(var + 1e-5)).astype(np.float32)
+    assert y.dtype == np.float32 and not np.isnan(y).any()
+    np.testing.assert_allclose(y, want, rtol=2e-7)
