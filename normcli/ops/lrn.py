@@ -365,7 +365,8 @@ def _small(shape: tuple[int, ...], p: LRNParams, ct: np.dtype,
     if small is None or small.p is not p:
         if len(kept) >= _KEPT_SMALL:
             del kept[next(iter(kept))]
-        small = kept[key] = _Small(shape, p, ct, axes)
+        with np.errstate(all="ignore"):  # (an alpha' beyond ct: its blocks go wider)
+            small = kept[key] = _Small(shape, p, ct, axes)
     if small.busy:
         return None
     return small

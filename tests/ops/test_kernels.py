@@ -312,3 +312,17 @@ def test_given_statistics_spelled_out_per_value_give_the_same_bits(shape, monkey
     np.testing.assert_array_equal(spelled, normcli.batch_norm(x, **kw))
     np.testing.assert_array_equal(other, normcli.batch_norm(x, per="channel", mean=s.mean + 1,
                                                             var=s.var))
+
+
+@pytest.mark.parametrize("alpha", [1e39, 1e308])
+@pytest.mark.parametrize("shape", [(1, 16, 40, 40), (4, 8, 8)])
+def test_an_alpha_beyond_float32_on_small_float32_inputs_warns_nothing(alpha, shape):
+    """The small-input plan rounded alpha' into float32 (Inf) to build its band
+    product, with numpy's overflow warnings on stderr (the suite makes them
+    errors); its blocks then go wider, and the results are the reference's."""
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    x[..., 0, 0] = 0.0
+    y = normcli.lrn(x, alpha=alpha)
+    # (float32 holds results down to its smallest normal; below, they round to 0)
+    np.testing.assert_allclose(y, lrn_ref(x, alpha=alpha), rtol=1e-6,
+                               atol=float(np.finfo(np.float32).tiny))
