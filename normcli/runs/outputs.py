@@ -288,7 +288,13 @@ class ResultWriter:
                 self._stage(plan.path, stacked)
             else:
                 self._put_in_place()
-                write_npy_stream(plan.stdout(), stacked)
+                try:
+                    write_npy_stream(plan.stdout(), stacked)
+                except BrokenPipeError:
+                    raise  # (a reader that stopped reading: the command line ends quietly)
+                except OSError as e:  # a full disk under a redirection: name the stream
+                    raise OutputError(STDOUT_LABEL, (e.strerror or str(e)).strip()
+                                      or type(e).__name__) from None
                 return
         self._put_in_place()
 

@@ -189,6 +189,16 @@ def test_a_closed_stdout_is_one_line_when_the_result_goes_there(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.npy"]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_under_stdout_names_stdout(tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((2, 3, 3), np.float32))
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([*NORMCLI, "lrn", "x.npy", "-o", "-", "-q"], cwd=tmp_path,
+                                stdout=full, stderr=subprocess.PIPE, timeout=TIMEOUT)
+    assert (result.returncode, result.stderr) == (
+        1, b"normcli: error: <stdout>: No space left on device\n")
+
+
 @posix_only
 def test_stdout_terminal_refused(tmp_path):
     import pty
