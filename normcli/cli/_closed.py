@@ -19,23 +19,24 @@ def _closed_output() -> OutputError:
     return OutputError("-", "standard output is closed")
 
 
-class _BinaryInput(io.RawIOBase):
+class _Binary(io.RawIOBase):
+    """The binary stream: readable (a closed input) or writable (a closed output)."""
+
+    def __init__(self, reading: bool) -> None:
+        super().__init__()
+        self._reading = reading
+
     def readable(self) -> bool:
-        return True
+        return self._reading
+
+    def writable(self) -> bool:
+        return not self._reading
 
     def isatty(self) -> bool:
         return False
 
     def readinto(self, buffer) -> int:
         raise _closed_input()
-
-
-class _BinaryOutput(io.RawIOBase):
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False
 
     def write(self, data) -> int:
         raise _closed_output()
@@ -73,9 +74,9 @@ class _Text(io.TextIOBase):
 
 def closed_input() -> io.TextIOBase:
     """A text stream (with ``.buffer``) whose every read is the error."""
-    return _Text(_BinaryInput())
+    return _Text(_Binary(reading=True))
 
 
 def closed_output() -> io.TextIOBase:
     """A text stream (with ``.buffer``) whose every write is the error."""
-    return _Text(_BinaryOutput())
+    return _Text(_Binary(reading=False))
