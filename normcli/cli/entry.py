@@ -13,7 +13,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     """``normcli ...`` and ``python -m normcli ...``."""
-    _stand_in_for_closed_streams()
+    _standard_streams()
     try:
         from normcli.runs import signals
 
@@ -25,15 +25,14 @@ def main(argv: list[str] | None = None) -> None:
     run(argv)
 
 
-def _stand_in_for_closed_streams() -> None:
+def _standard_streams() -> None:
     """A standard input or output that was closed (``<&-``, ``>&-``; Python then
     leaves ``sys.stdin`` or ``sys.stdout`` None) is replaced by a stream that
     fails only when used, with one line that names it: a run whose inputs and
-    outputs are files does not need them."""
-    if sys.stdin is None or sys.stdout is None:
-        from normcli.cli._closed import closed_input, closed_output
+    outputs are files does not need them.  An open standard output's failed
+    writes name it (:func:`normcli.cli._streams.named_output`)."""
+    from normcli.cli._streams import closed_input, closed_output, named_output
 
-        if sys.stdin is None:
-            sys.stdin = closed_input()
-        if sys.stdout is None:
-            sys.stdout = closed_output()
+    if sys.stdin is None:
+        sys.stdin = closed_input()
+    sys.stdout = closed_output() if sys.stdout is None else named_output(sys.stdout)

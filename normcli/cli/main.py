@@ -77,8 +77,26 @@ class NormcliGroup(OptionsBeforeCommand):
                 raise  # click ends quietly on a closed pipe
             if os.environ.get("NORMCLI_DEBUG"):
                 raise
-            where = f"{e.filename}: " if e.filename else ""
-            raise DataError(f"{where}{e.strerror or e}") from None
+            raise DataError(_os_error_line(e)) from None
+
+
+def _os_error_line(e: OSError) -> str:
+    """What a failed system call says, after the file it names (``<stdout>`` for
+    standard output: :mod:`normcli.cli._streams`)."""
+    return f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
+
+
+def _quiet_stdout() -> None:
+    """After a failed run, standard output that cannot take what it still holds
+    (a full disk) gets it into /dev/null instead: Python's own flush at exit would
+    print a traceback ("Exception ignored ...") and exit 120."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 EPILOG = """\b
@@ -141,10 +159,15 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         status = e.exit_code
     except OSError as e:
-        if e.errno != errno.EPIPE:
+        status = 1
+        if e.errno == errno.EPIPE:  # a closed pipe ends quietly (stdout can take nothing more)
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (flushed at exit)
+        elif os.environ.get("NORMCLI_DEBUG"):
             raise
-        status = 1  # a closed pipe ends quietly (stdout can take nothing more)
-        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (flushed at exit)
+        else:  # (help or version into a full disk: --help > /dev/full)
+            sys.stderr.write(f"normcli: error: {_os_error_line(e)}\n")
+    if status:
+        _quiet_stdout()
     if signals.terminated.is_set():  # (not os._exit: threads must remove their files)
         status = signals.exit_status()
         if status == 130:

@@ -190,10 +190,19 @@ def test_a_closed_stdout_is_one_line_when_the_result_goes_there(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
-def test_a_full_disk_under_stdout_names_stdout(tmp_path):
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize("args", [["lrn", "x.npy", "-o", "-", "-q"], ["stats", "x.npy"],
+                                  ["stats", "x.npy", "--json"], ["conventions"], ["--help"],
+                                  ["lrn", "--help"], ["--version"],
+                                  ["explain", "lrn", "x.npy", "--at", "0,0,0"]])
+def test_a_full_disk_under_stdout_names_stdout(tmp_path, args, unbuffered):
+    """Every result that goes to stdout: the binary array, the table, JSON, help
+    (``--help`` was a traceback; the table said only "No space left on device"),
+    with Python's stdout buffered or not, and no traceback from its last flush."""
     np.save(tmp_path / "x.npy", np.ones((2, 3, 3), np.float32))
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
     with open("/dev/full", "wb") as full:
-        result = subprocess.run([*NORMCLI, "lrn", "x.npy", "-o", "-", "-q"], cwd=tmp_path,
+        result = subprocess.run([*NORMCLI, *args], cwd=tmp_path, env=env,
                                 stdout=full, stderr=subprocess.PIPE, timeout=TIMEOUT)
     assert (result.returncode, result.stderr) == (
         1, b"normcli: error: <stdout>: No space left on device\n")

@@ -1,7 +1,10 @@
-"""Stand-ins for a closed standard input or output (see :mod:`normcli.cli.entry`).
+"""Standard streams whose errors name them (see :mod:`normcli.cli.entry`).
 
-Each fails when it is used, with the error that names it, and holds nothing
-back: there is nothing to flush when the program ends.
+A closed standard input or output gets a stand-in that fails when it is used,
+with the error that names it, and holds nothing back: there is nothing to
+flush when the program ends.  An open standard output is rebuilt over a file
+whose failed writes name ``<stdout>`` (the table of ``stats`` into a full
+disk said only "No space left on device").
 """
 
 from __future__ import annotations
@@ -80,3 +83,35 @@ def closed_input() -> io.TextIOBase:
 def closed_output() -> io.TextIOBase:
     """A text stream (with ``.buffer``) whose every write is the error."""
     return _Text(_Binary(reading=False))
+
+
+class _NamedStdout(io.FileIO):
+    """File descriptor 1, whose failed writes name ``<stdout>``."""
+
+    def write(self, data) -> int:
+        try:
+            return super().write(data)
+        except OSError as e:
+            if not e.filename:
+                e.filename = "<stdout>"
+            raise
+
+
+def named_output(stream: io.TextIOWrapper) -> io.TextIOWrapper:
+    """``stream`` (Python's ``sys.stdout``) rebuilt with its encoding, errors and
+    buffering over :class:`_NamedStdout`; ``stream`` itself where it is not a
+    plain file over descriptor 1 (a test's capture, an embedding program's)."""
+    try:
+        if (not isinstance(stream, io.TextIOWrapper) or stream.fileno() != 1
+                or not isinstance(getattr(stream.buffer, "raw", stream.buffer), io.FileIO)):
+            return stream  # (a Windows console's stream is not a FileIO)
+    except (OSError, ValueError, AttributeError):
+        return stream
+    raw = _NamedStdout(1, "w", closefd=False)
+    raw.name = "<stdout>"
+    buffered = isinstance(stream.buffer, io.BufferedWriter)  # (not with python -u)
+    stream.flush()
+    return io.TextIOWrapper(io.BufferedWriter(raw) if buffered else raw,
+                            encoding=stream.encoding, errors=stream.errors,
+                            line_buffering=stream.line_buffering,
+                            write_through=stream.write_through)
