@@ -113,7 +113,7 @@ def parse_prototxt(text: str, *, source: object = "<prototxt>") -> Message:
         text_value = _scalar(kind, value)
         pos += 1
         while kind == "string" and pos < len(tokens) and tokens[pos][0] == "string":
-            text_value += _scalar("string", tokens[pos][1])  # "a" "b" concatenates
+            text_value = _Quoted(text_value + _scalar("string", tokens[pos][1]))  # "a" "b"
             pos += 1
         current.append((key, text_value))
     if len(stack) > 1:
@@ -121,8 +121,12 @@ def parse_prototxt(text: str, *, source: object = "<prototxt>") -> Message:
     return stack[0][0]
 
 
+class _Quoted(str):
+    """A scalar written as a quoted string: Caffe refuses it for a number."""
+
+
 def _scalar(kind: str, value: str) -> str:
-    return value[1:-1] if kind == "string" else value
+    return _Quoted(value[1:-1]) if kind == "string" else value
 
 
 def _tokens(text: str, source: object) -> list[tuple[str, str, int]]:
@@ -163,16 +167,48 @@ def read_caffe_layers(path: str | os.PathLike[str], *, max_bytes: int | None = N
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputError(path, f"not UTF-8 text (byte {e.start}); not a prototxt") from None
-    net = parse_prototxt(text, source=path)
+    net = parse_prototxt(text.removeprefix("\ufeff"), source=path)  # (a byte-order mark)
     layers = [v for k, v in net if k in ("layer", "layers") and isinstance(v, list)]
+    if not layers and any(k == "node" for k, _ in net):
+        raise InputError(path, "holds node { } messages, not Caffe's layer { }: a TensorFlow "
+                         "graph, not a Caffe network definition")
     out: list[ModelLayer] = []
     for i, layer in enumerate(layers):
+        where = f"{path}: layer {_name(layer, i)!r}"
+        for key in ("name", "type", "lrn_param", "batch_norm_param"):
+            _single(layer, key, where)
         kind = _text(_get(layer, "type", ""))
-        if kind.upper() in ("LRN",):
+        if kind == "LRN":  # (Caffe's layer types are case-sensitive: "lrn" is no layer)
             out.append(_lrn_layer(layer, i, path))
-        elif kind in ("BatchNorm",):
+        elif kind == "BatchNorm":
             out.append(_bn_layer(layer, i, path, layers))
     return out
+
+
+#: The fields of Caffe's LRNParameter and BatchNormParameter (caffe.proto).
+_FIELDS = {"lrn_param": ("local_size", "alpha", "beta", "norm_region", "k", "engine"),
+           "batch_norm_param": ("use_global_stats", "moving_average_fraction", "eps")}
+
+
+def _single(msg: Message, key: str, where: str) -> None:
+    """Refuse a field that is not repeated in caffe.proto given more than once
+    (protobuf's text format refuses it; the first was silently taken)."""
+    if sum(k == key for k, _ in msg) > 1:
+        raise InputError(where, f"{key} is given more than once")
+
+
+def _param(layer: Message, key: str, where: str) -> Message:
+    """The layer's ``key`` message, every field of it known and given once: a
+    misspelt field (``locl_size``) would leave its default in place unseen."""
+    param = _get(layer, key, [])
+    if not isinstance(param, list):
+        raise InputError(where, f"{key} is not a message")
+    for field, _ in param:
+        if field not in _FIELDS[key]:
+            raise InputError(where, f"{key} has no field {field!r} (Caffe's: "
+                             f"{', '.join(_FIELDS[key])})")
+        _single(param, field, f"{where}: {key}")
+    return param
 
 
 def lrn_from_caffe(path: str | os.PathLike[str], layer: str) -> LRNParams:
@@ -195,7 +231,11 @@ def _number(value: object, where: str, key: str, kind=float):
         return None
     if not isinstance(value, str):
         raise InputError(where, f"{key} is a message, not a number")
-    text = value.rstrip("fF") if kind is float else value
+    if isinstance(value, _Quoted):
+        raise InputError(where, f"{key}: \"{value}\" is a quoted string, not a number")
+    # (a float may end in f, as 0.5f; inf and -inf end in f too)
+    text = value[:-1] if kind is float and value[-1:] in "fF" and value[-3:].lower() != "inf" \
+        else value
     try:
         number = kind(text)
     except ValueError:
@@ -211,9 +251,7 @@ def _name(layer: Message, i: int) -> str:
 def _lrn_layer(layer: Message, i: int, path) -> ModelLayer:
     name = _name(layer, i)
     where = f"{path}: layer {name!r}"
-    param = _get(layer, "lrn_param", [])
-    if not isinstance(param, list):
-        raise InputError(where, "lrn_param is not a message")
+    param = _param(layer, "lrn_param", where)
     size = _number(_get(param, "local_size"), where, "local_size", int)
     alpha = _number(_get(param, "alpha"), where, "alpha")
     beta = _number(_get(param, "beta"), where, "beta")
@@ -244,9 +282,7 @@ def _lrn_layer(layer: Message, i: int, path) -> ModelLayer:
 def _bn_layer(layer: Message, i: int, path, layers: list) -> ModelLayer:
     name = _name(layer, i)
     where = f"{path}: layer {name!r}"
-    param = _get(layer, "batch_norm_param", [])
-    if not isinstance(param, list):
-        raise InputError(where, "batch_norm_param is not a message")
+    param = _param(layer, "batch_norm_param", where)
     eps = _number(_get(param, "eps"), where, "eps")
     eps = 1e-5 if eps is None else eps
     fraction = _number(_get(param, "moving_average_fraction"), where,

@@ -131,6 +131,14 @@ def test_bounded_against_hostile_input(tmp_path, monkeypatch):
     ("lrn_param { local_size: five }", "not an integer"),
     ("lrn_param { alpha: -1 }", "alpha=-1 is out of range"),
     ("lrn_param { norm_region: SIDEWAYS }", "not ACROSS_CHANNELS"),
+    # what Caffe refuses was read silently: a typo left the default size of 5, the
+    # first of two values was taken, a quoted number read as one; 'inf' lost its f
+    ("lrn_param { locl_size: 3 }", "lrn_param has no field 'locl_size'"),
+    ("lrn_param { local_size: 3 local_size: 7 }", "local_size is given more than once"),
+    ("lrn_param { local_size: [3, 5] }", "local_size is given more than once"),
+    ('lrn_param { local_size: "5" }', 'local_size: "5" is a quoted string'),
+    ("lrn_param { beta: inf }", "beta=inf"),
+    ("lrn_param { k: 1 } lrn_param { k: 2 }", "lrn_param is given more than once"),
 ])
 def test_bad_lrn_layers(tmp_path, param, match):
     path = tmp_path / "n.prototxt"
@@ -152,6 +160,22 @@ def test_bad_batchnorm_layers(tmp_path):
     path.write_text('layer { name: "b" type: "BatchNorm" batch_norm_param '
                     '{ use_global_stats: false } }')
     assert batchnorm_from_caffe(path, "b").statistics == "batch"
+    path.write_text('layer { name: "b" type: "BatchNorm" batch_norm_param { epsilon: 1 } }')
+    with pytest.raises(InputError, match="batch_norm_param has no field 'epsilon'"):
+        read_caffe_layers(path)
+
+
+def test_what_is_not_caffe_or_not_quite_text(tmp_path):
+    """A TensorFlow graph said "no LRN or batch-norm layer" (exit 0); a byte-order
+    mark was an unexpected character; Caffe's layer types are case-sensitive."""
+    path = tmp_path / "n.prototxt"
+    path.write_text('node { name: "lrn" op: "LRN" attr { key: "depth_radius" } }')
+    with pytest.raises(InputError, match="a TensorFlow graph, not a Caffe network"):
+        read_caffe_layers(path)
+    path.write_text('\ufefflayer { name: "n" type: "LRN" lrn_param { local_size: 3 } }')
+    assert read_caffe_layers(path)[0].lrn.n == 3
+    path.write_text('layer { name: "n" type: "lrn" lrn_param { local_size: 3 } }')
+    assert read_caffe_layers(path) == []
 
 
 COUNTS: Counter = Counter()  # bad inputs tried, for the run's robustness summary
