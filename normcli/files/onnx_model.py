@@ -130,9 +130,11 @@ def _walk(graph, outer: dict, depth: int, reader, layers, opset: int, count) -> 
                 _walk(sub, consts, depth + 1, reader, layers, opset, count)
 
 
-def _attributes(node, reader) -> dict[str, object]:
+def _attributes(node, reader, where: str) -> dict[str, object]:
     out: dict[str, object] = {}
     for attr in node.attribute:
+        if attr.name in out:  # (onnx's checker and onnxruntime refuse it; the last was taken)
+            raise InputError(where, f"attribute {attr.name} is given more than once")
         kinds = {1: ("f", float), 2: ("i", int), 3: ("s", bytes)}
         if attr.type in kinds:
             field_name, kind = kinds[attr.type]
@@ -151,6 +153,14 @@ def _number(attrs: dict, key: str, default: float, where: str) -> float:
     return float(value)
 
 
+def _switch(attrs: dict, key: str, default: int, where: str) -> int:
+    """An integer attribute that is 0 or 1 (``spatial``, ``training_mode``)."""
+    value = attrs.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
+        raise InputError(where, f"attribute {key} is {value!r}; it must be the integer 0 or 1")
+    return value
+
+
 def _name(node) -> str:
     if node.name:
         return node.name
@@ -160,10 +170,12 @@ def _name(node) -> str:
 def _layer(node, consts, reader, opset: int) -> ModelLayer:
     name = _name(node)
     where = f"{reader.path}: node {name!r}"
-    attrs = _attributes(node, reader)
+    attrs = _attributes(node, reader, where)
     if node.op_type == "LRN":
         if "size" not in attrs:
             raise InputError(where, "LRN without its required size attribute")
+        if not isinstance(attrs["size"], int):  # (onnxruntime reads it as an integer or fails)
+            raise InputError(where, f"attribute size is {attrs['size']!r}, not an integer")
         try:
             p = resolve_lrn(convention="onnx", n=attrs["size"], k=attrs.get("bias", 1.0),
                             alpha=attrs.get("alpha", 1e-4), beta=attrs.get("beta", 0.75))
@@ -191,8 +203,8 @@ def _layer(node, consts, reader, opset: int) -> ModelLayer:
     if np.any(arrays["var"] < 0):
         raise InputError(where, "var holds negative values")
     eps = _number(attrs, "epsilon", 1e-5, where)
-    spatial = int(_number(attrs, "spatial", 1, where)) if opset <= 8 else 1
-    training = int(_number(attrs, "training_mode", 0, where)) if opset >= 14 else 0
+    spatial = _switch(attrs, "spatial", 1, where) if opset <= 8 else 1
+    training = _switch(attrs, "training_mode", 0, where) if opset >= 14 else 0
     momentum = _number(attrs, "momentum", 0.9, where)
     per = "channel" if spatial else "activation"
     if per == "channel" and arrays["scale"].ndim != 1:

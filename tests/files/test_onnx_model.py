@@ -285,5 +285,38 @@ def test_a_batchnorm_attribute_of_another_type_is_the_file_s_error(tmp_path, key
     if key == "epsilon":
         del bn.attribute[0]
     path = _save(tmp_path, _model([bn], {"X": (2, 3, 2, 2)}, inits, opset=15))
-    with pytest.raises(InputError, match=f"attribute {key} is 'fast', not a number"):
+    problem = "it must be the integer 0 or 1" if key == "training_mode" else "not a number"
+    with pytest.raises(InputError, match=f"attribute {key} is 'fast'[,;] {problem}"):
         read_onnx_layers(path)
+
+
+@pytest.mark.parametrize("opset,key,value,match", [
+    (15, "training_mode", float("inf"), "training_mode is inf; it must be the integer 0 or 1"),
+    (15, "training_mode", float("nan"), "training_mode is nan; it must be"),
+    (15, "training_mode", 2, "training_mode is 2; it must be"),
+    (7, "spatial", float("nan"), "spatial is nan; it must be"),
+    (7, "spatial", 0.5, "spatial is 0.5; it must be"),
+    (15, "epsilon", 1e-3, "attribute epsilon is given more than once"),
+])
+def test_batchnorm_switches_and_repeated_attributes(tmp_path, opset, key, value, match):
+    """An inf or NaN switch was a traceback (int(inf)); 2 was training mode, 0.5 per
+    activation; a repeated attribute took the last (onnx's checker refuses it)."""
+    rng = np.random.default_rng(6)
+    bn, inits, _ = _bn_model(rng, 3, eps=1e-5, shape=(3,))
+    bn.attribute.append(helper.make_attribute(key, value))
+    path = _save(tmp_path, _model([bn], {"X": (2, 3, 2, 2)}, inits, opset=opset))
+    with pytest.raises(InputError, match=match) as e:
+        read_onnx_layers(path)
+    assert "node 'bn1'" in str(e.value)
+
+
+def test_lrn_size_must_be_an_integer_attribute(tmp_path):
+    for size, match in ((5.0, "attribute size is 5.0, not an integer"),
+                        (None, "attribute size is given more than once")):
+        node = helper.make_node("LRN", ["X"], ["Y"], name="n1", size=3)
+        node.attribute.append(helper.make_attribute("size", 5 if size is None else size))
+        if size is not None:
+            del node.attribute[0]
+        path = _save(tmp_path, _model([node], {"X": (1, 4, 3, 3)}))
+        with pytest.raises(InputError, match=match):
+            read_onnx_layers(path)
