@@ -6,11 +6,13 @@ or stdout as the command decides); the JSON twins are the results' own
 :class:`normcli.ops.translate.TranslateResult`,
 :class:`normcli.files.models.ModelLayer`) and :func:`bn_conventions_data`.
 User-supplied names (layer names from a model file) go through
-:func:`rich.markup.escape` or plain :class:`~rich.text.Text`.
+:func:`rich.markup.escape` or plain :class:`~rich.text.Text`, with their control
+characters shown as escapes (:func:`normcli.render.text.printable`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rich import box
@@ -20,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from normcli.errors import ParameterError
+from normcli.render.text import printable
 
 __all__ = ["identify_view", "translate_view", "layers_view", "layers_data",
            "bn_conventions_table", "bn_conventions_data", "all_conventions_view"]
@@ -164,16 +167,16 @@ def layers_view(layers: Sequence, *, source: str = "", equivalents: bool = True
 
     parts: list[RenderableType] = []
     if not layers:
-        return Text(f"{source}: no LRN or batch-norm layer" if source else
+        return Text(f"{printable(source)}: no LRN or batch-norm layer" if source else
                     "no LRN or batch-norm layer")
-    table = Table(title=escape(source) or None, title_justify="left", box=box.SIMPLE_HEAD,
-                  show_edge=False, pad_edge=False)
+    table = Table(title=escape(printable(source)) or None, title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for name in ("layer", "op", "parameters", "notes"):
         table.add_column(name, overflow="fold", ratio=1 if name in ("parameters", "notes")
                          else None)
     for layer in layers:
-        table.add_row(Text(layer.name), Text(layer.op), _layer_params(layer),
-                      Text("; ".join(layer.notes)))
+        table.add_row(Text(printable(layer.name)), Text(layer.op), _layer_params(layer),
+                      Text(printable("; ".join(layer.notes))))
     parts.append(table)
     if equivalents:
         for layer in layers:
@@ -182,10 +185,11 @@ def layers_view(layers: Sequence, *, source: str = "", equivalents: bool = True
             try:
                 result = translate_params(layer.lrn)
             except ParameterError as e:  # (a window too wide to check)
-                parts.append(Text.assemble(("\n" + layer.name, "bold"),
+                parts.append(Text.assemble(("\n" + printable(layer.name), "bold"),
                                            f" in every convention: not shown: n={e.problem}"))
                 continue
-            parts.append(Text.assemble(("\n" + layer.name, "bold"), " in every convention:"))
+            parts.append(Text.assemble(("\n" + printable(layer.name), "bold"),
+                                       " in every convention:"))
             parts.append(translate_view(result))
     return Group(*parts)
 
@@ -203,8 +207,20 @@ def layers_data(layers: Sequence, *, source: str = "") -> dict[str, object]:
                 d["equivalents"] = translate_params(layer.lrn).to_dict()["translations"]
             except ParameterError as e:  # (a window too wide to check)
                 d["equivalents"], d["equivalents_problem"] = None, f"n={e.problem}"
-        out.append(d)
+        out.append(_json_safe(d))
     return {"model": source, "layers": out}
+
+
+def _json_safe(value: object) -> object:
+    """``value`` with every NaN or infinity None (JSON's null): a model's attributes
+    may hold them (``momentum: nan``), which JSON cannot."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _layer_params(layer) -> Text:

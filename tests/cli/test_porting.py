@@ -93,6 +93,23 @@ def test_layers_of_a_caffe_prototxt(invoke, tmp_path):
                     "Caffe's .prototxt)")
 
 
+def test_layers_shows_a_name_s_control_characters_as_escapes(invoke, tmp_path):
+    """A node named with an escape sequence and a newline sent them to the terminal."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("LRN", ["X"], ["Y"], name="evil\x1b[31mRED\n2nd", size=3)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "X", TensorProto.FLOAT, None)], [helper.make_tensor_value_info(
+            "Y", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              tmp_path / "evil.onnx")
+    result = invoke("layers", "evil.onnx")
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\n2nd" not in result.stdout
+    assert "evil\\x1b[31mRED\\n2nd" in result.stdout.replace("\n", "")
+
+
 @pytest.mark.parametrize("size", [3, 5])
 def test_lrn_from_an_onnx_node_equals_onnxruntime(invoke, save, tmp_path, size):
     onnx = pytest.importorskip("onnx")
