@@ -898,8 +898,17 @@ def check_range(p: BNParams, ct: np.dtype) -> None:
     the outputs are about ``gamma * z + beta`` for normalized values ``z`` of a
     few units, so every one of them would be infinite (``gamma=1e308`` on
     float32 data).  (Outputs that overflow for an extreme ``z`` are IEEE's
-    business, as in every framework.)"""
+    business, as in every framework.)  And an ``eps`` so small that ``1 /
+    sqrt(eps)`` is beyond that range (below 8.6e-78 for float32): a statistic
+    without variance (a constant channel, a position that a ReLU zeroes in
+    every sample) would have an infinite scale, and its outputs, 0 * inf, NaN."""
     big = float(np.finfo(ct).max)
+    tiny = 1.0 / big / big
+    if p.eps < tiny:
+        problem = (f"{p.eps:g} is below {tiny:.3g}: 1/sqrt(eps) is beyond {ct}'s range, the "
+                   "type the outputs are computed in, and a statistic without variance "
+                   "would give NaN")
+        raise ParameterError(f"eps={problem}", param="eps", value=p.eps, problem=problem)
     for name in ("gamma", "beta"):
         value = getattr(p, name)
         largest = float(np.max(np.abs(value)))

@@ -616,3 +616,18 @@ def test_stored_means_beyond_float32_on_float32_data_give_the_rounded_result(mea
         want = ((x.astype(np.float64) - mean) / np.sqrt(var + 1e-5)).astype(np.float32)
     assert y.dtype == np.float32 and not np.isnan(y).any()
     np.testing.assert_allclose(y, want, rtol=2e-7)
+
+
+def test_an_eps_whose_inverse_root_overflows_the_compute_type_is_refused():
+    """eps=1e-80 on float32 data: a constant channel's scale 1/sqrt(eps) was Inf in
+    float32 and its outputs 0 * Inf = NaN (found by a hostile-input review)."""
+    x = np.random.default_rng(0).random((4, 3, 2, 2)).astype(np.float32)
+    x[:, 1] = 0.5
+    for kwargs in ({}, {"mean": np.full(3, 0.5), "var": np.zeros(3)}):
+        with pytest.raises(normcli.errors.ParameterError,
+                           match=r"eps=1e-80 is below 8\.6\d*e-78: 1/sqrt"):
+            normcli.batch_norm(x, per="channel", eps=1e-80, **kwargs)
+    y = normcli.batch_norm(x, per="channel", eps=1e-77)  # (the smallest that float32 holds)
+    assert np.isfinite(y).all() and (y[:, 1] == 0).all()
+    y = normcli.batch_norm(x.astype(np.float64), per="channel", eps=1e-300)  # float64 holds it
+    assert np.isfinite(y).all() and (y[:, 1] == 0).all()
