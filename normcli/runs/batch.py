@@ -15,6 +15,7 @@ Several inputs are the samples of one batch, which is never held in memory:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -188,7 +189,7 @@ def batchnorm(
     if save_stats is not None and stats is not None:
         raise UsageError("--save-stats and --stats exclude each other: fit statistics on one "
                          "run, apply them on another", param="save_stats", value=save_stats)
-    with signals.handled():
+    with signals.handled(), _blamed_on_model(model, from_onnx, layer):
         if opts.resume and stats is None:
             raise UsageError("--resume needs work done input by input: lrn, or batchnorm "
                              "--stats FILE (batch statistics need every input again)",
@@ -608,3 +609,17 @@ def _same_shape(source: Source, x: np.ndarray, shape: tuple[int, ...], first: So
     if x.shape != shape:
         raise InputError(source.label, f"has shape {x.shape} but {first.label} has {shape}; "
                          "the samples of a batch need one shape")
+
+
+@contextlib.contextmanager
+def _blamed_on_model(model, from_onnx, layer: str | None):
+    """An ONNX layer's scale or B beyond the data's range (refused once the data's
+    type is known) is the model file's error, not a ``--gamma`` flag's."""
+    try:
+        yield
+    except ParameterError as e:
+        if model is None or from_onnx is None or e.param not in ("gamma", "beta"):
+            raise
+        name = "scale" if e.param == "gamma" else "B"
+        raise InputError(os.fspath(from_onnx), f"layer {layer!r}: its {name} "
+                         f"{e.problem}") from None

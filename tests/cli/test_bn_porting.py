@@ -176,13 +176,15 @@ def test_bad_running_files_exit_1_and_write_nothing(invoke, save, tmp_path):
     assert not (tmp_path / "y.npy").exists()
 
 
-def _onnx_bn(tmp_path, rng, c, *, training=False, eps=1e-5, momentum=None):
+def _onnx_bn(tmp_path, rng, c, *, training=False, eps=1e-5, momentum=None,
+             dtype=np.float32, **given):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     arrays = {"scale": rng.uniform(0.5, 2, c), "B": rng.normal(size=c),
               "mean": rng.normal(size=c), "var": rng.uniform(0.2, 3, c)}
-    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in arrays.items()]
+    arrays.update({k: np.full(c, v) for k, v in given.items()})
+    inits = [numpy_helper.from_array(a.astype(dtype), n) for n, a in arrays.items()]
     attrs = {"epsilon": eps, **({"momentum": momentum} if momentum is not None else {})}
     outputs = ["Y", "running_mean", "running_var"] if training else ["Y"]
     node = helper.make_node("BatchNormalization", ["X", *arrays], outputs, name="bn1",
@@ -250,6 +252,30 @@ def test_a_model_s_bad_momentum_is_the_model_s_error_not_a_flag_s(invoke, save, 
                                  "bn1", "--update-stats", "r.npz"))
     assert line.startswith("normcli: error: m.onnx: layer 'bn1': its momentum ")
     assert not (tmp_path / "r.npz").exists()
+
+
+def test_a_model_s_scale_beyond_the_data_s_type_is_the_model_s_error(invoke, save, tmp_path):
+    """(It was a usage error, exit 2, on a --gamma flag nobody gave.)"""
+    _onnx_bn(tmp_path, np.random.default_rng(2), 2, dtype=np.float64, scale=1e300)
+    save("x.npy", np.ones((3, 2), np.float32))
+    line = one_line_error(invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node",
+                                 "bn1", "-o", "y.npy"))
+    assert line.startswith("normcli: error: m.onnx: layer 'bn1': its scale holding 1e+300 is "
+                           "beyond float32's range"), line
+    assert not (tmp_path / "y.npy").exists()
+    save("x.npy", np.ones((3, 2)))  # (float64 data holds it)
+    assert invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node", "bn1", "-o",
+                  "y.npy", "-q").exit_code == 0
+
+
+def test_layers_json_of_a_model_holding_nan(invoke, tmp_path):
+    """JSON has no NaN: ``layers --json`` of a node whose momentum is NaN was a
+    ValueError; it is null there."""
+    _onnx_bn(tmp_path, np.random.default_rng(2), 2, momentum=float("nan"))
+    result = invoke("layers", "m.onnx", "--json")
+    assert result.exit_code == 0, result.stderr
+    (layer,) = json.loads(result.stdout)["layers"]
+    assert layer["attributes"]["momentum"] is None
 
 
 def test_a_model_layer_s_settings_are_not_given_twice(invoke, save, tmp_path):
