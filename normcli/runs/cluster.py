@@ -91,9 +91,10 @@ def connect(address: str):
                 host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=50)
             client = distributed.Client(cluster, set_as_default=False)
         elif "://" in address:
+            _check_address(address, None)
             client = distributed.Client(address, timeout=10, set_as_default=False)
         elif os.path.isfile(address):
-            client = distributed.Client(scheduler_file=address, timeout=10,
+            client = distributed.Client(_scheduler_file(address), timeout=10,
                                         set_as_default=False)
         else:
             raise UsageError(f"--scheduler {address!r}: give local, tcp://HOST:PORT or a "
@@ -103,6 +104,50 @@ def connect(address: str):
             cluster.close()
         raise ClusterError(address, f"cannot reach the scheduler: {e}".rstrip(": ")) from None
     return client, cluster
+
+
+#: A scheduler file (``dask scheduler --scheduler-file``) is a few hundred bytes.
+_SCHEDULER_FILE_BYTES = 1 << 20
+
+
+def _scheduler_file(path: str) -> str:
+    """The address in a scheduler file, checked (a file that is not one was a
+    traceback after Dask's 20 s wait)."""
+    import json
+
+    from normcli.files.npy import read_bounded
+
+    raw = read_bounded(path, _SCHEDULER_FILE_BYTES, what="a scheduler file")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ClusterError(path, f"not a scheduler file (JSON): {e}") from None
+    address = doc.get("address") if isinstance(doc, dict) else None
+    if not isinstance(address, str):
+        raise ClusterError(path, 'not a scheduler file: no "address" string in it')
+    _check_address(address, path)
+    return address
+
+
+def _check_address(address: str, source: str | None) -> None:
+    """Refuse an address Dask cannot parse (an unknown scheme, no port) before a
+    client is made: a usage error for ``--scheduler URL``, the file's for an
+    address read from ``source``.  Host names are not looked up here."""
+    from distributed.comm import parse_address, registry
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, location = parse_address(address, strict=True)
+        registry.get_backend(scheme)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            port = parse_host_port(location)[1]
+            if not 0 < int(port) < 65536:
+                raise ValueError(f"port {port} is not in 1..65535")
+    except ValueError as e:
+        problem = f"{address!r} is not a scheduler address: {e}"
+        if source is not None:
+            raise ClusterError(source, problem) from None
+        raise UsageError(f"--scheduler {problem}", param="scheduler", value=address) from None
 
 
 def _worker_name() -> str:

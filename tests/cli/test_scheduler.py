@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 from clihelp import one_line_error, usage_error
 
 
@@ -37,3 +38,33 @@ def test_neither_import_nor_help_imports_dask():
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--scheduler ADDRESS" in result.stdout
+
+
+def test_an_address_dask_cannot_parse_is_refused_before_connecting(invoke, save, tmp_path):
+    """An unknown scheme, no port, a bad port: a traceback after Dask's 20 s wait."""
+    import time
+
+    save("x.npy", np.ones((2, 3), np.float32))
+    start = time.monotonic()
+    for address, said in (("foo://x:1", "unknown address scheme 'foo'"),
+                          ("tcp://", "missing port number"),
+                          ("tcp://[::1", "invalid address"),
+                          ("tcp://127.0.0.1:notaport", "notaport"),
+                          ("tcp://127.0.0.1:99999", "port 99999 is not in 1..65535")):
+        line = usage_error(invoke("stats", "x.npy", "--scheduler", address))
+        assert f"--scheduler {address!r} is not a scheduler address: " in line, line
+        assert said in line, line
+    assert time.monotonic() - start < 10
+
+
+def test_a_scheduler_file_that_is_not_one_names_the_file(invoke, save, tmp_path):
+    save("x.npy", np.ones((2, 3), np.float32))
+    for content, said in (("{garbage", "not a scheduler file (JSON)"),
+                          ("[]", 'no "address" string in it'),
+                          ('{"address": 5}', 'no "address" string in it'),
+                          ("", "not a scheduler file (JSON)"),
+                          ('{"address": "foo://x:1"}', "is not a scheduler address")):
+        (tmp_path / "s.json").write_text(content)
+        line = one_line_error(invoke("stats", "x.npy", "--scheduler", "s.json"))
+        assert line.startswith("normcli: error: s.json: "), line
+        assert said in line, line
