@@ -143,9 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, click.Abort):
         signals.terminated.set()
     except SystemExit as e:  # a termination signal's; a resumable run adds how far it got
-        if not getattr(e, "hint", None):
+        hint = getattr(e, "hint", None)
+        if not (hint or signals.terminated.is_set()):
             raise
-        _interrupted[0] = f": {e.hint}"
+        if hint:
+            _interrupted[0] = f": {hint}"
         signals.terminated.set()
     except NormcliError as e:  # (a closed standard stream used outside a run: --help >&-)
         from normcli.render.text import printable
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         status = signals.exit_status()
         if status == 130:
             sys.stderr.write(f"normcli: interrupted{_interrupted[0]}\n")
-        elif _interrupted[0]:  # (a resumable run says how far it got, whatever the signal)
+        else:  # (one line for every signal; a resumable run says how far it got)
             import signal
 
             name = signal.Signals(status - 128).name

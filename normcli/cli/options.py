@@ -91,7 +91,8 @@ def io_options(*, writes: bool = True) -> Callable:
                      "soon after may lose them."),
         click.option("--dtype", type=click.Choice(["float16", "float32", "float64"]),
                      help="Type of the arrays written [default: float input keeps its type; "
-                     "bool, 8- and 16-bit integers give float32, wider integers float64]."),
+                     "bool, 8- and 16-bit integers give float32, wider integers float64]. "
+                     "The computing type stays: float16/float32 input computes in float32."),
         click.option("--png-bits", type=click.Choice(["8", "16"]), default="8",
                      show_default=True, callback=lambda ctx, param, value: int(value),
                      help="Bit depth of PNG output."),

@@ -66,7 +66,6 @@ class RunOptions:
         its type, bool and 8/16-bit integers give float32, wider integers
         float64; :func:`normcli.ops.arrays.output_dtype`).  The computing type
         stays: float16/float32 compute in float32, everything else in float64.
-        Read image pixels as stored integers instead of floats in [0, 1].
     color : {"rgb", "gray"}, optional
         Convert every image to RGB or to gray first (see
         :mod:`normcli.files.images`).
