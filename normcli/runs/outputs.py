@@ -301,7 +301,7 @@ class ResultWriter:
     def _put_in_place(self) -> None:
         self.staged.sync()
         signals.check()  # an interrupt whose exception was swallowed somewhere
-        with signals.deferred():  # all the renames, or (before them) none
+        with signals.deferred("every output was put in place first"):  # all, or none
             self.staged.commit()
 
 

@@ -53,20 +53,29 @@ def _raise(signum: int) -> None:
 
 
 @contextlib.contextmanager
-def deferred() -> Iterator[None]:
+def deferred(done: str | None = None) -> Iterator[None]:
     """A section the signals do not break: one that comes meanwhile is raised
     when the section ends (putting the staged outputs in place: all of them,
-    rather than some).  Python runs signal handlers in the main thread only,
-    so this holds whichever thread the signal was delivered to."""
+    rather than some), saying ``done`` (what the section did, when it ended
+    normally: the last line must not read as if nothing was written).  Python
+    runs signal handlers in the main thread only, so this holds whichever
+    thread the signal was delivered to."""
     _deferring[0] += 1
+    finished = False
     try:
         yield
+        finished = True
     finally:
         _deferring[0] -= 1
         if not _deferring[0] and _pending:
             signum = _pending[0]
             _pending.clear()
-            _raise(signum)
+            if done is None or not finished:
+                _raise(signum)
+            try:
+                _raise(signum)
+            except (KeyboardInterrupt, SystemExit) as e:
+                raise with_hint(e, done) from None
 
 
 def _default(signum: int) -> bool:

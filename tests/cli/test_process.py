@@ -367,3 +367,30 @@ def test_interrupt_while_numpy_writes_exits_130(invoke, save, tmp_path, monkeypa
     assert result.exit_code == 130, repr(result.exception)
     assert calls[0] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+@posix_only
+@pytest.mark.parametrize("signame, rc, said", [
+    ("SIGINT", 130, "normcli: interrupted: every output was put in place first"),
+    ("SIGTERM", 143, "normcli: stopped by SIGTERM: every output was put in place first")])
+def test_a_signal_during_the_renames_says_the_outputs_are_in_place(tmp_path, signame, rc, said):
+    """The signal is held until the last rename; the last line said "interrupted" (or,
+    for SIGTERM, nothing) as if nothing had been written."""
+    for i in range(3):
+        np.save(tmp_path / f"x{i}.npy", np.ones((2, 3, 3), np.float32))
+    code = (
+        "import os, signal, sys\n"
+        "from normcli.files.atomic import StagedWrites\n"
+        "commit = StagedWrites.commit\n"
+        "def signalled(self):\n"
+        f"    os.kill(os.getpid(), signal.{signame})\n"
+        "    commit(self)\n"
+        "StagedWrites.commit = signalled\n"
+        "from normcli.cli.entry import main\n"
+        "main(sys.argv[1:])\n")
+    result = subprocess.run([sys.executable, "-c", code, "lrn", "x0.npy", "x1.npy", "x2.npy",
+                             "-o", "out/", "-q"], cwd=tmp_path, capture_output=True,
+                            timeout=TIMEOUT)
+    assert (result.returncode, result.stderr.decode()) == (rc, said + "\n")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x0.npy", "x1.npy",
+                                                                   "x2.npy"]
