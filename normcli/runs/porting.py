@@ -156,6 +156,9 @@ def identify(inputs: Sequence[str | os.PathLike[str]], outputs: Sequence[str | o
     from normcli.ops.identify import identify as identify_op
 
     options = RunOptions(channels_last=channels_last, raw_png=raw_png, allow_nonfinite=True)
+    if sum(os.fspath(p) == "-" for p in [*inputs, *outputs]) > 1:
+        raise UsageError("- (standard input) can be read once: give the input or the output "
+                         "as a file", param="inputs", value="-")
     x, x_label, _ = load_stack(inputs, options)
     y, y_label, _ = load_stack(outputs, options)
     if x.shape != y.shape:

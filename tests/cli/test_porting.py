@@ -55,6 +55,12 @@ def test_identify_shapes_must_agree(invoke, pair, save):
     assert line.startswith("normcli: error: small.npy: has shape (1, 12, 10, 10) but x.npy")
 
 
+def test_identify_reads_standard_input_once(invoke):
+    """``identify - -`` said "<stdin>: not a .npy file (empty)" of the second read."""
+    assert usage_error(invoke("identify", "-", "-")) == (
+        "Error: - (standard input) can be read once: give the input or the output as a file")
+
+
 def test_translate_caffe_to_tensorflow(invoke):
     result = invoke("translate", "--from", "Caffe", "--local-size", "5", "--alpha", "1e-4",
                     "--to", "tensorflow", "--json")
