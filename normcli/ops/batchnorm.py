@@ -257,12 +257,34 @@ class BatchNormalizer:
                     np.subtract(self._beta, shift, out=shift)
                     first = first[None, :, None]
                 check_range(self.params, ct)
+                self._check_mean_range(ct)
                 self._cache[ct] = (
                     first,
                     self._scale.astype(ct)[None, :, None],
                     _shift(shift, self._size, ct),
                 )
         return self._cache[ct]
+
+    def _check_mean_range(self, ct: np.dtype) -> None:
+        """Refuse stored means so far beyond the range of ``ct`` that every output of
+        their statistic would be infinite, whatever its input: ``(|mean| - max) *
+        |scale| > max + |beta|`` (a float64 mean of 1e300 on float32 data; a mean
+        of 1e39 with a variance to match gives finite outputs, and is kept)."""
+        big = float(np.finfo(ct).max)
+        if big >= float(np.finfo(np.float64).max):
+            return  # (a finite float64 mean is within float64's range)
+        beta = np.abs(self._beta)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for i in range(0, self._mean.size, _JUDGED):  # (in pieces: see _shift)
+                part = slice(i, i + _JUDGED)
+                far = (np.abs(self._mean[part]) - big) * np.abs(self._scale[part])
+                if np.any(far > big + (beta[part] if beta.ndim else beta)):
+                    largest = float(np.max(np.abs(self._mean)))
+                    problem = (f"holding {largest:.3g} is beyond {ct}'s range ({big:.3g}), the "
+                               "type the outputs are computed in: every output of its "
+                               "statistic would be infinite")
+                    raise ParameterError(f"mean {problem}", param="mean", value=self._mean,
+                                         problem=problem)
 
     def __call__(self, x: object, *, threads: int | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:

@@ -189,7 +189,7 @@ def batchnorm(
     if save_stats is not None and stats is not None:
         raise UsageError("--save-stats and --stats exclude each other: fit statistics on one "
                          "run, apply them on another", param="save_stats", value=save_stats)
-    with signals.handled(), _blamed_on_model(model, from_onnx, layer):
+    with signals.handled(), _blamed_on_files(model, from_onnx, layer, stats):
         if opts.resume and stats is None:
             raise UsageError("--resume needs work done input by input: lrn, or batchnorm "
                              "--stats FILE (batch statistics need every input again)",
@@ -612,14 +612,18 @@ def _same_shape(source: Source, x: np.ndarray, shape: tuple[int, ...], first: So
 
 
 @contextlib.contextmanager
-def _blamed_on_model(model, from_onnx, layer: str | None):
-    """An ONNX layer's scale or B beyond the data's range (refused once the data's
-    type is known) is the model file's error, not a ``--gamma`` flag's."""
+def _blamed_on_files(model, from_onnx, layer: str | None, stats):
+    """Statistics or an ONNX layer's scale or B beyond the data's range (refused
+    once the data's type is known) are the error of the file they came from (the
+    ``--stats`` file, the model), not of a ``--gamma`` flag's."""
     try:
         yield
     except ParameterError as e:
-        if model is None or from_onnx is None or e.param not in ("gamma", "beta"):
+        if e.param in ("mean", "var") and is_path(stats):
+            raise InputError(os.fspath(stats), f"its {e.param} {e.problem}") from None
+        if model is None or from_onnx is None or e.param not in ("gamma", "beta", "mean",
+                                                                   "var"):
             raise
-        name = "scale" if e.param == "gamma" else "B"
+        name = {"gamma": "scale", "beta": "B"}.get(e.param, e.param)
         raise InputError(os.fspath(from_onnx), f"layer {layer!r}: its {name} "
                          f"{e.problem}") from None

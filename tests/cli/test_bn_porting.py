@@ -268,6 +268,23 @@ def test_a_model_s_scale_beyond_the_data_s_type_is_the_model_s_error(invoke, sav
                   "y.npy", "-q").exit_code == 0
 
 
+def test_statistics_whose_every_output_overflows_name_their_file(invoke, save, tmp_path):
+    """A --stats file or a model whose mean (1e300, float64) no float32 output can hold
+    gave -Inf everywhere, exit 0."""
+    save("x.npy", np.full((3, 2), 0.5, np.float32))
+    np.savez(tmp_path / "s.npz", mean=np.full(2, 1e300), var=np.ones(2), count=np.array(8),
+             per=np.array("channel"))
+    line = one_line_error(invoke("batchnorm", "x.npy", "--per", "channel", "--stats", "s.npz",
+                                 "-o", "y.npy"))
+    assert line.startswith("normcli: error: s.npz: its mean holding 1e+300 is beyond "
+                           "float32's range"), line
+    _onnx_bn(tmp_path, np.random.default_rng(2), 2, dtype=np.float64, mean=1e300)
+    line = one_line_error(invoke("batchnorm", "x.npy", "--from-onnx", "m.onnx", "--node",
+                                 "bn1", "-o", "y.npy"))
+    assert line.startswith("normcli: error: m.onnx: layer 'bn1': its mean holding 1e+300"), line
+    assert not (tmp_path / "y.npy").exists()
+
+
 def test_layers_json_of_a_model_holding_nan(invoke, tmp_path):
     """JSON has no NaN: ``layers --json`` of a node whose momentum is NaN was a
     ValueError; it is null there."""

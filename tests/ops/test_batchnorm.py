@@ -603,12 +603,12 @@ def test_per_activation_around_zero_and_what_the_first_block_decides(dtype, monk
     assert np.isnan(y[:, 2, 1, 1]).all() and np.isnan(y).sum() == x.shape[0]
 
 
-@pytest.mark.parametrize("mean, var", [(1e39, 1e39), (-3e38, 1e30), (1e300, 1e300)])
+@pytest.mark.parametrize("mean, var", [(1e39, 1e39), (-3e38, 1e30), (1e150, 1e260)])
 def test_stored_means_beyond_float32_on_float32_data_give_the_rounded_result(mean, var):
     """Float64 statistics whose mean float32 cannot hold, on float32 data: the mean
     rounded to float32 was Inf, and (x - Inf) * scale + (beta + Inf * scale) gave
     NaN everywhere, silently.  The result, about -mean / std, is what float32 holds
-    (or +-Inf where even that overflows, as IEEE rounds)."""
+    (where every output would overflow, the statistics are refused: the next test)."""
     x = np.random.default_rng(5).random((6, 4, 8, 8), dtype=np.float32)
     stats_mean, stats_var = np.full(4, mean), np.full(4, var)
     y = normcli.batch_norm(x, per="channel", mean=stats_mean, var=stats_var)
@@ -631,3 +631,18 @@ def test_an_eps_whose_inverse_root_overflows_the_compute_type_is_refused():
     assert np.isfinite(y).all() and (y[:, 1] == 0).all()
     y = normcli.batch_norm(x.astype(np.float64), per="channel", eps=1e-300)  # float64 holds it
     assert np.isfinite(y).all() and (y[:, 1] == 0).all()
+
+
+def test_stored_means_whose_every_output_overflows_are_refused():
+    """A float64 mean of 1e300 on float32 data made every output of its statistic
+    -Inf, exit 0; a mean beyond float32 with a variance to match stays finite."""
+    x = np.full((2, 3, 2, 2), 0.5, np.float32)
+    for var in (np.ones(3), np.full(3, 1e300)):  # (1e300 / sqrt(1e300) is beyond it too)
+        with pytest.raises(normcli.errors.ParameterError,
+                           match=r"mean holding 1e\+300 is beyond float32's range"):
+            normcli.batch_norm(x, per="channel", mean=np.array([0.0, 1e300, 0.0]), var=var)
+    y = normcli.batch_norm(x, per="channel", mean=np.full(3, 1e39), var=np.full(3, 1e78))
+    assert np.isfinite(y).all()
+    y = normcli.batch_norm(x.astype(np.float64), per="channel", mean=np.full(3, 1e300),
+                           var=np.ones(3))  # (float64 holds every output)
+    assert np.isfinite(y).all()
