@@ -14,10 +14,40 @@ import numpy as np
 from normcli.errors import ParameterError
 from normcli.ops import _memory
 
-__all__ = ["compute_dtype", "output_dtype", "OUTPUT_DTYPES", "check_array", "check_out"]
+__all__ = ["compute_dtype", "output_dtype", "OUTPUT_DTYPES", "check_array", "check_out",
+           "check_flag", "check_threads"]
 
 #: The types a result may be asked for in (``--dtype``).
 OUTPUT_DTYPES = ("float16", "float32", "float64")
+
+
+def check_flag(value: object, name: str) -> bool:
+    """``value`` if it is a bool (numpy's too); anything else is refused: a string
+    such as ``"no"`` is true to Python, and was taken as True.
+
+    >>> check_flag("no", "channels_last")
+    Traceback (most recent call last):
+    ...
+    normcli.errors.ParameterError: channels_last='no' must be True or False
+    """
+    if value is True or value is False:
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise ParameterError(f"{name}={value!r} must be True or False", param=name, value=value)
+
+
+def check_threads(threads: object) -> int | None:
+    """``threads`` as an int >= 1, or None (the default: ``NORMCLI_THREADS`` or the
+    usable cores); anything else is refused, whatever the data's size (a small
+    input, done in the calling thread, never looked at it)."""
+    if threads is None:
+        return None
+    if (isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer))
+            or threads < 1):
+        raise ParameterError(f"threads={threads!r} must be a whole number >= 1, or None for "
+                             "the default", param="threads", value=threads)
+    return int(threads)
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -83,7 +113,14 @@ def check_array(x: object, *, name: str = "x", min_ndim: int = 2) -> np.ndarray:
                 and dtype.itemsize <= 8 and arr.flags.c_contiguous):
             return arr
     else:
-        arr = np.asarray(x)
+        if isinstance(x, np.ma.MaskedArray):  # (np.asarray drops the mask, silently)
+            raise ParameterError(f"{name} is a masked array, whose mask would be ignored: "
+                                 f"give {name}.filled(value) or the unmasked data",
+                                 param=name, value=x)
+        try:
+            arr = np.asarray(x)
+        except ValueError as e:  # a ragged nested list
+            raise ParameterError(f"{name} is not an array: {e}", param=name, value=x) from None
     if arr.dtype.kind not in "biuf":
         _refuse(name, arr, f"has dtype {arr.dtype}; use bool, integer or floating-point data")
     if arr.ndim < min_ndim:
@@ -119,7 +156,8 @@ writeable; got a float64 array of shape (2, 2) (not C-contiguous)
     """
     if out is None:  # (large results in recycled memory: see normcli.ops._memory)
         return _memory.empty(arr.shape, dtype)
-    if not isinstance(out, np.ndarray):
+    if not (type(out) is np.ndarray or isinstance(out, np.memmap)):
+        # (a subclass such as np.matrix stays 2-D when the kernels reshape it)
         _refuse_out(out, arr, dtype, f"got {type(out).__name__}")
     if (out.shape != arr.shape or out.dtype != dtype or not out.flags.c_contiguous
             or not out.flags.writeable):

@@ -228,7 +228,7 @@ def get_convention(name: str) -> Convention:
     >>> get_convention("PyTorch").name, get_convention("TF").name
     ('pytorch', 'tensorflow')
     """
-    key = name.strip().lower() if isinstance(name, str) else name
+    key = name.strip().lower() if isinstance(name, str) else None
     try:
         return CONVENTIONS[CONVENTION_ALIASES.get(key, key)]
     except (KeyError, TypeError):
@@ -314,7 +314,7 @@ def resolve_lrn(
 cudnn, caffe
     """
     conv = get_convention(convention)
-    if mode not in ("inter", "intra"):
+    if not isinstance(mode, str) or mode not in ("inter", "intra"):
         raise ParameterError(f"mode={mode!r} is not known; use 'inter' or 'intra'",
                              param="mode", value=mode)
     if not conv.has_intra and mode == "intra":
@@ -414,8 +414,9 @@ def lrn_params(params: LRNParams | None, **given: object) -> LRNParams:
                              f"{type(params).__name__}", param="params", value=params)
     own = {"mode": params.mode, "convention": params.convention.name}
     defaults = {"mode": "inter", "convention": "seed"}
-    also = [name for name, value in given.items()
-            if value is not None and value not in (defaults.get(name), own.get(name))]
+    # (a setting equal to its default cannot be told from one left out)
+    also = [name for name, value in given.items() if value is not None and not (
+        isinstance(value, str) and value in (defaults.get(name), own.get(name)))]
     if also:
         raise ParameterError(f"give params or {', '.join(also)}, not both", param="params",
                              value=params)

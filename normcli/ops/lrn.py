@@ -11,7 +11,7 @@ import numpy as np
 from normcli.ops._blocks import Scratch, run_blocks
 from normcli.ops._blocks import serial_scratch as _scratch
 from normcli.ops._windows import _BAND_COST_PER_ROW, _now, band, choose_last, tree_passes, tree_sum
-from normcli.ops.arrays import check_array, check_out, compute_dtype
+from normcli.ops.arrays import check_array, check_flag, check_out, check_threads, compute_dtype
 from normcli.ops.conventions import LRNParams, lrn_params
 
 __all__ = ["lrn", "lrn_blocks_plan"]
@@ -109,6 +109,7 @@ def lrn(
     params = lrn_params(params, mode=mode, convention=convention, n=n, k=k, alpha=alpha,
                         beta=beta)
     arr = check_array(x)
+    channels_last, threads = check_flag(channels_last, "channels_last"), check_threads(threads)
     ct = compute_dtype(arr.dtype)
     out = check_out(out, arr, ct)
     if arr.size == 0:

@@ -18,7 +18,7 @@ import numpy as np
 from normcli.errors import ParameterError
 from normcli.ops import _memory
 from normcli.ops._blocks import Scratch, run_blocks
-from normcli.ops.arrays import check_array
+from normcli.ops.arrays import check_array, check_flag, check_threads
 
 __all__ = [
     "BatchStats",
@@ -162,7 +162,8 @@ class RunningStats:
     def __init__(self, *, per: str = "activation", channels_last: bool = False,
                  threads: int | None = None) -> None:
         check_per(per)
-        self.per, self.channels_last, self.threads = per, channels_last, threads
+        self.per, self.channels_last = per, check_flag(channels_last, "channels_last")
+        self.threads = check_threads(threads)
         self.count = 0
         self.shape: tuple[int, ...] | None = None
         self._shift: np.ndarray | None = None  # the first piece's mean
@@ -234,6 +235,14 @@ class RunningStats:
         """The statistics of both, as a new object (neither is changed): the
         update of :meth:`add`, around this one's shift.  The pieces of ``other``
         are taken as coming after this one's."""
+        if not isinstance(other, RunningStats):
+            raise ParameterError(f"other is a {type(other).__name__}, not RunningStats",
+                                 param="other", value=other)
+        if other.per != self.per or other.channels_last != self.channels_last:
+            # (checked even where one side is empty: its result would take either's)
+            raise ParameterError(f"cannot merge statistics per {other.per} into per {self.per}"
+                                 + (" (one channels last)" if other.per == self.per else ""),
+                                 param="other", value=other)
         if other._shift is None or self._shift is None:
             src = self if other._shift is None else other
             out = RunningStats(per=src.per, channels_last=src.channels_last, threads=src.threads)
@@ -290,7 +299,7 @@ def stats_shape(shape: tuple[int, ...], per: str, channels_last: bool = False) -
 
 def check_per(per: object) -> str:
     """``per`` if it is one of :data:`PER`, else a :class:`ParameterError`."""
-    if per not in PER:
+    if not isinstance(per, str) or per not in PER:
         raise ParameterError(f"per={per!r} is not known; use 'activation' or 'channel'",
                              param="per", value=per)
     return per
@@ -750,6 +759,7 @@ def batch_stats(
     """
     check_per(per)
     arr = check_array(x)
+    channels_last, threads = check_flag(channels_last, "channels_last"), check_threads(threads)
     if arr.size == 0:
         raise ParameterError(f"x has shape {arr.shape}: an empty batch has no statistics",
                              param="x", value=arr)

@@ -122,3 +122,76 @@ def test_windows_as_wide_as_a_64_bit_integer_are_the_whole_axis_and_wider_are_re
         with pytest.raises(ParameterError, match="beyond a 64-bit integer") as e:
             lrn(x, convention=convention, mode=mode, n=n)
         assert e.value.param == "n"
+
+
+# What a library review found: arguments that were taken for something else, or
+# failed deep inside with another exception than a ParameterError naming them.
+X4 = np.ones((2, 3, 4, 4), np.float32)
+_CALLS = {
+    "lrn": lambda **kw: lrn(X4, **kw),
+    "batch_norm": lambda **kw: batch_norm(X4, **kw),
+    "batch_stats": lambda **kw: batch_stats(X4, **kw),
+    "normalizer": lambda **kw: BatchNormalizer(np.zeros((3, 4, 4)), np.ones((3, 4, 4)))(
+        X4, **kw),
+}
+
+
+@pytest.mark.parametrize("call", list(_CALLS))
+@pytest.mark.parametrize("kw, param", [
+    ({"threads": "x"}, "threads"), ({"threads": 0}, "threads"), ({"threads": -1}, "threads"),
+    ({"threads": 1.5}, "threads"), ({"threads": True}, "threads"), ({"threads": [2]}, "threads"),
+    ({"threads": float("nan")}, "threads"),
+    ({"channels_last": "no"}, "channels_last"), ({"channels_last": [True]}, "channels_last"),
+    ({"channels_last": 1}, "channels_last"),
+])
+def test_threads_and_flags_are_checked_whatever_the_size(call, kw, param):
+    """``channels_last="no"`` was True; a bad ``threads`` was refused only by inputs
+    large enough to use threads, and then as a TypeError or OverflowError."""
+    if call == "normalizer" and param == "channels_last":
+        with pytest.raises(ParameterError) as e:
+            BatchNormalizer(np.zeros(3), np.ones(3), per="channel", **kw)
+    else:
+        with pytest.raises(ParameterError) as e:
+            _CALLS[call](**kw)
+    assert e.value.param == param
+    _CALLS[call](threads=np.int64(2))  # (numpy ints are ints)
+
+
+@pytest.mark.parametrize("kw, param", [
+    ({"mode": np.array(["inter"])}, "mode"), ({"mode": np.array(["inter", "x"])}, "mode"),
+    ({"convention": np.array(["seed"])}, "convention"),
+    ({"params": resolve_lrn(), "n": np.array([1, 2])}, "params"),
+    ({"params": resolve_lrn(), "mode": np.array(["inter"])}, "params"),
+])
+def test_array_valued_lrn_settings_are_refused(kw, param):
+    """(an ambiguous truth value, or unhashable, from deep inside)"""
+    with pytest.raises(ParameterError) as e:
+        lrn(X4, **kw)
+    assert e.value.param == param
+
+
+def test_what_is_not_an_array_is_refused_naming_it():
+    with pytest.raises(ParameterError, match="x is not an array") as e:
+        lrn([[1.0, 2.0], [3.0]])
+    assert e.value.param == "x"
+    with pytest.raises(ParameterError, match="masked array, whose mask would be ignored"):
+        batch_stats(np.ma.masked_array(np.ones((2, 3)), mask=[[1, 0, 0], [0, 0, 0]]))
+    with pytest.raises(ParameterError, match="per=array"):
+        batch_stats(np.ones((2, 3)), per=np.array(["channel"]))
+    with pytest.warns(PendingDeprecationWarning), pytest.raises(ParameterError) as e:
+        batch_norm(np.ones((2, 3)), out=np.matrix(np.empty((2, 3))))  # (stays 2-D: reshaped)
+    assert e.value.param == "out"
+    with pytest.raises(ParameterError, match="give both mean and var"):
+        batch_norm(np.ones((0, 3)), mean=np.zeros(3))  # (checked before an empty batch returns)
+
+
+def test_running_stats_merge_only_their_own_kind():
+    """Merging into an empty side took the other's per silently; a non-RunningStats
+    was an AttributeError."""
+    channel, activation = RunningStats(per="channel"), RunningStats()
+    activation.add(np.ones((2, 3)))
+    with pytest.raises(ParameterError, match="cannot merge statistics per activation into "
+                       "per channel"):
+        channel.merged(activation)
+    with pytest.raises(ParameterError, match="other is a str"):
+        activation.merged("x")
