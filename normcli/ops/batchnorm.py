@@ -17,7 +17,7 @@ import numpy as np
 
 from normcli.errors import ParameterError
 from normcli.ops._blocks import Scratch, run_blocks, serial_scratch
-from normcli.ops.arrays import check_array, check_out, compute_dtype
+from normcli.ops.arrays import check_array, check_flag, check_out, check_threads, compute_dtype
 from normcli.ops.moments import (
     _DOT_ROW,
     _ONE_PASS_LIMIT,
@@ -205,7 +205,8 @@ class BatchNormalizer:
         (``--allow-nonfinite``), which then propagate to the outputs as in
         :func:`batch_norm`."""
         p = bn_params(params, per=per, eps=eps, gamma=gamma, beta=beta)
-        self.params, self.per, self.channels_last = p, p.per, channels_last
+        self.params, self.per = p, p.per
+        self.channels_last = check_flag(channels_last, "channels_last")
         self.shape = tuple(np.shape(mean)) if shape is None else tuple(shape)
         # broadcast views: a scalar gamma or beta is never copied to the full shape
         mean_b = _broadcast(_parameter(mean, "mean", finite=finite_stats), "mean", self.shape)
@@ -257,6 +258,7 @@ class BatchNormalizer:
                     np.subtract(self._beta, shift, out=shift)
                     first = first[None, :, None]
                 check_range(self.params, ct)
+                check_scale(self._scale, ct)
                 self._check_mean_range(ct)
                 self._cache[ct] = (
                     first,
@@ -291,6 +293,7 @@ class BatchNormalizer:
         """Normalize ``x``; into ``out`` (of x's shape and compute dtype) if given,
         which may be ``x`` itself."""
         arr = check_array(x)
+        threads = check_threads(threads)
         shape = stats_shape(arr.shape, self.per, self.channels_last)
         if shape != self.shape:
             _refuse_x(arr, f"has shape {arr.shape}, whose statistics per {self.per} have "
@@ -525,13 +528,14 @@ def batch_norm(
     p = bn_params(params, per=per, eps=eps, gamma=gamma, beta=beta)
     per, eps = p.per, p.eps
     arr = check_array(x)
+    channels_last, threads = check_flag(channels_last, "channels_last"), check_threads(threads)
     shape = stats_shape(arr.shape, per, channels_last)
-    if arr.size == 0:  # as PyTorch and TensorFlow: an empty batch gives an empty output
-        p.broadcast(shape)  # (the settings must still fit the statistics)
-        return check_out(out, arr, compute_dtype(arr.dtype))
     if (mean is None) != (var is None):
         raise ParameterError("give both mean and var (stored statistics), or neither",
                              param="mean" if var is None else "var", value=None)
+    if arr.size == 0:  # as PyTorch and TensorFlow: an empty batch gives an empty output
+        p.broadcast(shape)  # (the settings must still fit the statistics)
+        return check_out(out, arr, compute_dtype(arr.dtype))
     if mean is not None:
         return _normalizer(mean, var, p, channels_last, shape)._apply(arr, threads, out)
     gamma_b, beta_b = (a.reshape(-1) for a in p.broadcast(shape))
@@ -586,6 +590,7 @@ def batch_norm(
     first_try = None
     if not moments.by_rows and arr.dtype == ct and inner <= _DOT_ROW:
         if _two_phases(moments, o, gamma_b, beta_b, eps, ct, threads):
+            _check_batch_scale(p, gamma_b, moments, ct)
             return out
         if moments.one_pass and inner == 1:
             first_try = _activations(moments, o, gamma_b, beta_b, eps, ct)
@@ -593,7 +598,41 @@ def batch_norm(
             first_try = _one_channel(moments, o, gamma_b, beta_b, eps, ct)
     moments.compute(normalize, o, first_try)
     check_overflow(arr, moments.m2)
+    _check_batch_scale(p, gamma_b, moments, ct)
     return out
+
+
+def check_scale(scale: np.ndarray, ct: np.dtype) -> None:
+    """Refuse scales ``gamma / sqrt(var + eps)`` (float64) beyond the range of the
+    compute type ``ct``: the outputs, about ``gamma * z`` for normalized values
+    ``z``, may well be finite, but the scale rounds to Inf and the fused form's
+    ``x * Inf + shift`` gives NaN (gamma=1e38 over a variance of 1e-4 on float32
+    data).  NaN scales (``--allow-nonfinite``) propagate."""
+    big = float(np.finfo(ct).max)
+    with np.errstate(invalid="ignore"):
+        for i in range(0, scale.size, _JUDGED):  # (in pieces: see _shift)
+            part = np.abs(scale.reshape(-1)[i:i + _JUDGED])
+            if np.any(part > big):
+                largest = float(np.max(np.abs(scale)))
+                problem = (f"over sqrt(var + eps) reaches {largest:.3g} for some statistic, "
+                           f"beyond {ct}'s range ({big:.3g}), the type the outputs are "
+                           "computed in: give a smaller gamma or a larger eps")
+                raise ParameterError(f"gamma {problem}", param="gamma", value=scale,
+                                     problem=problem)
+
+
+def _check_batch_scale(p: BNParams, gamma_b: np.ndarray, moments: Moments,
+                       ct: np.dtype) -> None:
+    """:func:`check_scale` of the batch's statistics, once they are known (the outputs
+    are written meanwhile: an error leaves them to be thrown away).  Asked only of a
+    gamma that could overflow at all: ``|gamma| / sqrt(eps)`` beyond the range."""
+    big = float(np.finfo(ct).max)
+    with np.errstate(over="ignore"):
+        if not float(np.max(np.abs(p.gamma))) / math.sqrt(p.eps) > big:
+            return
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        scale = np.abs(gamma_b) / np.sqrt(moments.m2 / moments.count + p.eps)
+    check_scale(scale, ct)
 
 
 def _two_phases(moments: Moments, o: np.ndarray, gamma_b: np.ndarray, beta_b: np.ndarray,
