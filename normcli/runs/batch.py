@@ -52,7 +52,7 @@ from normcli.runs.inputs import (
     read_unchecked,
 )
 from normcli.runs.layout import channel_axis_of, from_channels_last, to_channels_last
-from normcli.runs.options import Progress, RunOptions
+from normcli.runs.options import Progress, RunOptions, checked_path
 from normcli.runs.outputs import OutputPlan, ResultWriter, parameter_source
 from normcli.runs.parameters import (
     batchnorm_settings,
@@ -62,7 +62,7 @@ from normcli.runs.parameters import (
     with_saved_stats,
 )
 from normcli.runs.porting import bn_model, from_model
-from normcli.runs.progress import Stage
+from normcli.runs.progress import Stage, check_progress
 from normcli.runs.report import InputReport, Report
 from normcli.runs.running import RunningUpdate, bn_defaults, named_convention
 
@@ -156,6 +156,13 @@ def batchnorm(
         With ``stats``: the statistics used; ``saved_stats``: where they went.
     """
     opts = RunOptions(output=output, **options)
+    check_progress(progress)
+    for name, value in (("stats", stats), ("update_stats", update_stats)):
+        if value is not None and not (is_path(value) or (name == "stats"
+                                                         and isinstance(value, BatchStats))):
+            raise ParameterError(f"{name}={value!r} must be "
+                                 + ("BatchStats or " if name == "stats" else "")
+                                 + "the path of a .npz file", param=name, value=value)
     model = bn_model(from_onnx=from_onnx, from_caffe=from_caffe, layer=layer)
     given_stats = "(given)"
     if model is not None:
@@ -214,7 +221,7 @@ def batchnorm(
         if preview is not None:
             plan.reserve(preview.path, "preview")
         if save_stats is not None:
-            save_stats = os.fspath(save_stats)
+            save_stats = checked_path(save_stats, "save_stats")
             plan.reserve(save_stats, "save_stats")
         if update is not None:
             plan.reserve(update.path, "update_stats", replace=True)

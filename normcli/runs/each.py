@@ -19,9 +19,9 @@ from normcli.runs.engine import engine_for
 from normcli.runs.hints import Hints
 from normcli.runs.inputs import check_memory, choose_jobs, data_error, open_inputs, read_input
 from normcli.runs.layout import channel_axis_of, from_channels_last, to_channels_last
-from normcli.runs.options import Progress, RunOptions
+from normcli.runs.options import Progress, RunOptions, checked_path
 from normcli.runs.outputs import OutputPlan, ResultWriter
-from normcli.runs.progress import Stage
+from normcli.runs.progress import Stage, check_progress
 from normcli.runs.report import InputReport, Report
 
 #: The note of a run whose workers compute band products with other BLAS kernels.
@@ -85,6 +85,7 @@ def lrn(
     """
     p = lrn_params(params, mode=mode, convention=convention, n=n, k=k, alpha=alpha, beta=beta)
     opts = RunOptions(output=output, **options)
+    check_progress(progress)
 
     def transform(x: np.ndarray, threads: int | None) -> np.ndarray:
         if opts.channel_axis is None:
@@ -118,6 +119,7 @@ def stats(inputs: Inputs, *, per: str | None = None,
     to this ``.npz`` (what ``batchnorm(stats=...)`` reads).  ``options`` as
     for :func:`lrn`, without the output ones."""
     opts = RunOptions(**{**options, "allow_nonfinite": True})  # counted, never refused
+    check_progress(progress)
     if opts.output is not None:
         raise ParameterError(f"output={opts.output!r}: stats writes nothing", param="output",
                              value=opts.output)
@@ -125,7 +127,7 @@ def stats(inputs: Inputs, *, per: str | None = None,
         problem = f"{per!r}: stats gives per-channel statistics (per='channel') or none"
         raise ParameterError(f"per={problem}", param="per", value=per, problem=problem)
     if save_stats is not None:
-        save_stats = os.fspath(save_stats)
+        save_stats = checked_path(save_stats, "save_stats")
         if per is None:
             raise ParameterError("save_stats needs per='channel' (--per channel)",
                                  param="save_stats", value=save_stats,

@@ -46,8 +46,16 @@ def open_inputs(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     (a ``str`` or ``os.PathLike``) is one input, not a sequence of characters."""
     if isinstance(inputs, (str, bytes, os.PathLike)):
         inputs = [inputs]
+    try:
+        inputs = list(inputs)
+    except TypeError:
+        inputs = [inputs]  # (refused below, by its type)
+    for path in inputs:
+        if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+            raise ParameterError(f"inputs hold {path!r}, not a path (str or os.PathLike)",
+                                 param="inputs", value=path)
     stdin = options.stdin if options.stdin is not None else sys.stdin.buffer
-    found = walk_inputs(list(inputs), recursive=options.recursive,
+    found = walk_inputs(inputs, recursive=options.recursive,
                         files_from=options.files_from, null=options.null, stdin=stdin)
     sources = []
     for s in found.sources:

@@ -27,6 +27,19 @@ COLORS = ("rgb", "gray")
 PIXEL_MAPS = ("input", "centred", "stretch")
 
 
+def checked_path(value: object, name: str) -> str:
+    """``value`` as a path string, or a :class:`ParameterError` naming ``name``."""
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise ParameterError(f"{name}={value!r} must be a path (str or os.PathLike)",
+                             param=name, value=value)
+    return os.fspath(value)
+
+
+#: The settings that are True or False.
+_FLAGS = ("force", "sync", "channels_last", "allow_nonfinite", "raw_png", "include_alpha",
+          "recursive", "null", "keep_going", "resume", "summaries")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How a run reads its inputs and writes its outputs.
@@ -139,6 +152,21 @@ class RunOptions:
     stdout: BinaryIO | None = None
 
     def __post_init__(self) -> None:
+        for name in _FLAGS:  # ("no" is true to Python: force="no" replaced outputs)
+            value = getattr(self, name)
+            if not (value is True or value is False or (
+                    type(value).__module__ == "numpy" and type(value).__name__ in ("bool_",
+                                                                                   "bool"))):
+                raise ParameterError(f"{name}={value!r} must be True or False", param=name,
+                                     value=value)
+            object.__setattr__(self, name, bool(value))
+        for name in ("output", "files_from"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, checked_path(getattr(self, name), name))
+        if self.histograms is not None and (isinstance(self.histograms, bool) or not isinstance(
+                self.histograms, int) or self.histograms < 0):
+            raise ParameterError(f"histograms={self.histograms!r} must be an int >= 0, or None",
+                                 param="histograms", value=self.histograms)
         if self.out_format not in (None, *OUT_FORMATS):
             raise ParameterError(
                 f"out_format={self.out_format!r} is not one of {', '.join(OUT_FORMATS)}",
@@ -157,7 +185,8 @@ class RunOptions:
                 raise UsageError("--channel-axis and --channels-last exclude each other: "
                                  "--channel-axis -1 is channels last", param="channel_axis",
                                  value=self.channel_axis)
-        if self.png_bits not in (8, 16):
+        if isinstance(self.png_bits, bool) or not isinstance(self.png_bits, int) or (
+                self.png_bits not in (8, 16)):
             raise ParameterError(f"png_bits={self.png_bits!r} must be 8 or 16",
                                  param="png_bits", value=self.png_bits)
         dtype = getattr(self.dtype, "name", self.dtype)  # (a numpy dtype, too)
@@ -174,10 +203,6 @@ class RunOptions:
             raise ParameterError(f"scheduler={self.scheduler!r} must be local, "
                                  "tcp://HOST:PORT or a scheduler file", param="scheduler",
                                  value=self.scheduler)
-        if self.output is not None:
-            object.__setattr__(self, "output", os.fspath(self.output))
-        if self.files_from is not None:
-            object.__setattr__(self, "files_from", os.fspath(self.files_from))
 
     def __getstate__(self) -> dict:  # (pickled for cluster workers: no streams)
         return {**self.__dict__, "stdin": None, "stdout": None}

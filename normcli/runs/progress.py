@@ -9,6 +9,16 @@ from normcli.runs.options import Progress
 __all__ = ["Stage"]
 
 
+def check_progress(progress: object) -> None:
+    """Refuse a ``progress`` that cannot be called, before any work (it was found
+    only when the first stage began)."""
+    if progress is not None and not callable(progress):
+        from normcli.errors import ParameterError
+
+        raise ParameterError(f"progress={progress!r} must be a callable: progress(stage, done, "
+                             "total, nbytes)", param="progress", value=progress)
+
+
 class Stage:
     """Counts the inputs done and the bytes read in one stage of a run.
 

@@ -277,3 +277,38 @@ def test_one_path_is_one_input_not_a_sequence_of_characters(tmp_path, as_path):
     assert np.array_equal(one.dataset.mean, listed.dataset.mean)
     report = runs.lrn(as_path(tmp_path / "d" / "s0.npy"), output=f"{tmp_path}/o/")
     assert [r.label for r in report.inputs] == [str(tmp_path / "d" / "s0.npy")]
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    ({"force": "no"}, "force"), ({"channels_last": "no"}, "channels_last"),
+    ({"sync": 0}, "sync"), ({"keep_going": "yes"}, "keep_going"),
+    ({"histograms": "x"}, "histograms"), ({"png_bits": 8.0}, "png_bits"),
+    ({"output": 3}, "output"), ({"output": b"out/"}, "output"), ({"progress": 3}, "progress"),
+])
+def test_run_settings_of_the_wrong_type_are_refused_before_anything(tmp_path, kwargs, param):
+    """``force="no"`` replaced an existing output (any string is true to Python); the
+    others were TypeErrors from deep inside, some mid-run."""
+    np.save(tmp_path / "a.npy", np.ones((2, 3, 3), np.float32))
+    (tmp_path / "out.npy").write_bytes(b"keep")
+    kwargs = {"output": str(tmp_path / "out.npy"), **kwargs}
+    with pytest.raises(ParameterError) as e:
+        runs.lrn([str(tmp_path / "a.npy")], **kwargs)
+    assert e.value.param == param
+    assert (tmp_path / "out.npy").read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("inputs", [3, None, [3], [None], [b"a.npy"], b"a.npy",
+                                    np.ones((2, 3))])
+def test_inputs_that_are_not_paths_are_refused_naming_them(tmp_path, inputs):
+    with pytest.raises(ParameterError) as e:
+        runs.stats(inputs)
+    assert e.value.param == "inputs"
+
+
+def test_batchnorm_stats_of_the_wrong_type(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((2, 3), np.float32))
+    for name in ("stats", "update_stats", "save_stats"):
+        with pytest.raises(ParameterError) as e:
+            runs.batchnorm([str(tmp_path / "a.npy")], output=str(tmp_path / "o.npy"),
+                           **{name: 3})
+        assert e.value.param == name
