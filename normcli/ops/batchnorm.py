@@ -107,6 +107,8 @@ def resolve_batchnorm(
 
 def _eps(eps: object) -> float:
     try:
+        if isinstance(eps, (str, bytes, bool, np.bool_)):  # ("1e-3" and True are no numbers)
+            raise TypeError
         value = float(eps)
     except (TypeError, ValueError):
         raise ParameterError(f"eps={eps!r} must be a number > 0", param="eps", value=eps,

@@ -345,6 +345,10 @@ cudnn, caffe
     for name, value, lowest in (("k", k, conv.k_min), ("alpha", alpha, 0.0),
                                 ("beta", beta, conv.beta_min)):
         try:
+            if isinstance(value, (str, bytes, bool)) or (  # ("3" and True are no numbers)
+                    type(value).__module__ == "numpy" and type(value).__name__ in ("bool",
+                                                                                   "bool_")):
+                raise TypeError
             number = float(value)
         except (TypeError, ValueError):
             raise ParameterError(f"{name}={value!r} must be a number; {allowed}",

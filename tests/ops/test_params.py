@@ -195,3 +195,17 @@ def test_running_stats_merge_only_their_own_kind():
         channel.merged(activation)
     with pytest.raises(ParameterError, match="other is a str"):
         activation.merged("x")
+
+
+@pytest.mark.parametrize("kw", [{"k": "3"}, {"alpha": True}, {"beta": np.True_}, {"k": b"2"}])
+def test_strings_and_bools_are_no_lrn_numbers(kw):
+    """float() read "3" as 3 and True as 1, while n=True was refused."""
+    with pytest.raises(ParameterError, match="must be a number") as e:
+        lrn(X4, **kw)
+    assert e.value.param == next(iter(kw))
+
+
+@pytest.mark.parametrize("eps", ["1e-3", True])
+def test_strings_and_bools_are_no_eps(eps):
+    with pytest.raises(ParameterError, match="must be a number > 0"):
+        batch_norm(X4, eps=eps)
