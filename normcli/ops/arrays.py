@@ -11,30 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from normcli.checks import is_bool
 from normcli.errors import ParameterError
 from normcli.ops import _memory
 
 __all__ = ["compute_dtype", "output_dtype", "OUTPUT_DTYPES", "check_array", "check_out",
-           "check_flag", "check_threads"]
+           "check_threads"]
 
 #: The types a result may be asked for in (``--dtype``).
 OUTPUT_DTYPES = ("float16", "float32", "float64")
-
-
-def check_flag(value: object, name: str) -> bool:
-    """``value`` if it is a bool (numpy's too); anything else is refused: a string
-    such as ``"no"`` is true to Python, and was taken as True.
-
-    >>> check_flag("no", "channels_last")
-    Traceback (most recent call last):
-    ...
-    normcli.errors.ParameterError: channels_last='no' must be True or False
-    """
-    if value is True or value is False:
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    raise ParameterError(f"{name}={value!r} must be True or False", param=name, value=value)
 
 
 def check_threads(threads: object) -> int | None:
@@ -43,8 +28,7 @@ def check_threads(threads: object) -> int | None:
     input, done in the calling thread, never looked at it)."""
     if threads is None:
         return None
-    if (isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer))
-            or threads < 1):
+    if is_bool(threads) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ParameterError(f"threads={threads!r} must be a whole number >= 1, or None for "
                              "the default", param="threads", value=threads)
     return int(threads)

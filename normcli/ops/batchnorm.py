@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from normcli.checks import check_flag, is_bool
 from normcli.errors import ParameterError
 from normcli.ops._blocks import Scratch, run_blocks, serial_scratch
-from normcli.ops.arrays import check_array, check_flag, check_out, check_threads, compute_dtype
+from normcli.ops.arrays import check_array, check_out, check_threads, compute_dtype
 from normcli.ops.moments import (
     _DOT_ROW,
     _ONE_PASS_LIMIT,
@@ -107,7 +108,7 @@ def resolve_batchnorm(
 
 def _eps(eps: object) -> float:
     try:
-        if isinstance(eps, (str, bytes, bool, np.bool_)):  # ("1e-3" and True are no numbers)
+        if isinstance(eps, (str, bytes)) or is_bool(eps):  # ("1e-3" and True are no numbers)
             raise TypeError
         value = float(eps)
     except (TypeError, ValueError):

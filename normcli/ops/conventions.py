@@ -27,6 +27,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from normcli.checks import is_bool
 from normcli.errors import ParameterError
 
 __all__ = [
@@ -345,9 +346,7 @@ cudnn, caffe
     for name, value, lowest in (("k", k, conv.k_min), ("alpha", alpha, 0.0),
                                 ("beta", beta, conv.beta_min)):
         try:
-            if isinstance(value, (str, bytes, bool)) or (  # ("3" and True are no numbers)
-                    type(value).__module__ == "numpy" and type(value).__name__ in ("bool",
-                                                                                   "bool_")):
+            if isinstance(value, (str, bytes)) or is_bool(value):  # ("3", True: no numbers)
                 raise TypeError
             number = float(value)
         except (TypeError, ValueError):

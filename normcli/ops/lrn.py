@@ -8,10 +8,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from normcli.checks import check_flag
 from normcli.ops._blocks import Scratch, run_blocks
 from normcli.ops._blocks import serial_scratch as _scratch
 from normcli.ops._windows import _BAND_COST_PER_ROW, _now, band, choose_last, tree_passes, tree_sum
-from normcli.ops.arrays import check_array, check_flag, check_out, check_threads, compute_dtype
+from normcli.ops.arrays import check_array, check_out, check_threads, compute_dtype
 from normcli.ops.conventions import LRNParams, lrn_params
 
 __all__ = ["lrn", "lrn_blocks_plan"]

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from normcli.checks import check_flag
 from normcli.errors import ParameterError
 from normcli.ops import _memory
 from normcli.ops._blocks import Scratch, run_blocks
-from normcli.ops.arrays import check_array, check_flag, check_threads
+from normcli.ops.arrays import check_array, check_threads
 
 __all__ = [
     "BatchStats",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from normcli.checks import check_flag
 from normcli.errors import ParameterError, UsageError
 
 __all__ = ["RunOptions", "Progress", "OUT_FORMATS", "COLORS", "PIXEL_MAPS"]
@@ -153,13 +154,7 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         for name in _FLAGS:  # ("no" is true to Python: force="no" replaced outputs)
-            value = getattr(self, name)
-            if not (value is True or value is False or (
-                    type(value).__module__ == "numpy" and type(value).__name__ in ("bool_",
-                                                                                   "bool"))):
-                raise ParameterError(f"{name}={value!r} must be True or False", param=name,
-                                     value=value)
-            object.__setattr__(self, name, bool(value))
+            object.__setattr__(self, name, check_flag(getattr(self, name), name))
         for name in ("output", "files_from"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, checked_path(getattr(self, name), name))

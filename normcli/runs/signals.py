@@ -47,9 +47,13 @@ def _stop(signum, frame) -> None:
 
 
 def _raise(signum: int) -> None:
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise SystemExit(128 + signum)
+    raise _stopping(signum)
+
+
+def _stopping(signum: int) -> BaseException:
+    """The exception a signal raises: ``KeyboardInterrupt`` for Ctrl-C, else
+    ``SystemExit(128 + signum)``."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
@@ -70,12 +74,8 @@ def deferred(done: str | None = None) -> Iterator[None]:
         if not _deferring[0] and _pending:
             signum = _pending[0]
             _pending.clear()
-            if done is None or not finished:
-                _raise(signum)
-            try:
-                _raise(signum)
-            except (KeyboardInterrupt, SystemExit) as e:
-                raise with_hint(e, done) from None
+            error = _stopping(signum)
+            raise with_hint(error, done) if done is not None and finished else error
 
 
 def _default(signum: int) -> bool:
