@@ -19,10 +19,11 @@ def main(argv: list[str] | None = None) -> None:
 
         signals.install()
         from normcli.cli.main import main as run
-    except KeyboardInterrupt:
+
+        run(argv)  # (it turns every interrupt into its exit status, once its handlers are in)
+    except KeyboardInterrupt:  # (before they are: while importing, or setting them up)
         sys.stderr.write("normcli: interrupted\n")
         sys.exit(130)
-    run(argv)
 
 
 def _standard_streams() -> None:

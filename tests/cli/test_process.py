@@ -394,3 +394,24 @@ def test_a_signal_during_the_renames_says_the_outputs_are_in_place(tmp_path, sig
     assert (result.returncode, result.stderr.decode()) == (rc, said + "\n")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x0.npy", "x1.npy",
                                                                    "x2.npy"]
+
+
+@posix_only
+def test_ctrl_c_while_the_command_line_sets_itself_up_is_one_line(tmp_path):
+    """Ctrl-C after the entry point's handlers but before the command line's own
+    ``try`` (setting BLAS's threads, installing the handlers again) was a
+    traceback; found by test_hardening's signals at random moments."""
+    code = ("import sys\n"
+            "from normcli.runs import signals\n"
+            "real, calls = signals.install, []\n"
+            "def install():\n"
+            "    calls.append(1)\n"
+            "    if len(calls) == 2:\n"
+            "        raise KeyboardInterrupt  # (the command line's own, in its set-up)\n"
+            "    real()\n"
+            "signals.install = install\n"
+            "from normcli.cli.entry import main\n"
+            "main(['--version'])\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            timeout=TIMEOUT)
+    assert (result.returncode, result.stderr) == (130, b"normcli: interrupted\n")
